@@ -1,0 +1,257 @@
+// Package config turns a holdfast YAML file into plain structs: it decodes,
+// rejects unknown keys, fills in defaults and validates, and every error it
+// reports names the file, the line and the key.
+//
+// The structs below hold the configuration after defaults were applied by
+// [Load] or [Parse]: a zero field in a struct built by hand means the default
+// written in its comment only where the comment says so.
+package config
+
+import "time"
+
+// Config is one whole holdfast configuration.
+type Config struct {
+	// File is the path the configuration was loaded from ("" when parsed
+	// from bytes without a name). Not a YAML key.
+	File string `yaml:"-"`
+
+	// Listen lists the client-facing listeners. Default: one plain HTTP
+	// listener on ":8080".
+	Listen []Listener `yaml:"listen"`
+	// Admin is the admin listener (metrics, API, dashboard).
+	Admin Admin `yaml:"admin"`
+	// Routes map requests to upstreams. The longest matching path prefix
+	// wins among routes whose host matches; a route without host matches any.
+	Routes []Route `yaml:"routes"`
+	// Upstreams are the named pools of servers, in file order.
+	Upstreams []*Upstream `yaml:"upstreams"`
+
+	// TrustedProxies lists CIDRs (or single addresses) whose
+	// X-Forwarded-* and Forwarded headers are believed. Default: none, so
+	// those headers from clients are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ExposeDetails puts internal addresses and error text into error
+	// responses sent to clients. Default false: they go to the log only.
+	ExposeDetails bool `yaml:"expose_details"`
+
+	// Client holds the limits applied to client connections and requests.
+	Client ClientLimits `yaml:"client"`
+	// AccessLog configures the JSON access log.
+	AccessLog AccessLog `yaml:"access_log"`
+	// Shutdown configures graceful shutdown.
+	Shutdown Shutdown `yaml:"shutdown"`
+}
+
+// Listener is one client-facing listening socket.
+type Listener struct {
+	// Addr is host:port to listen on, e.g. ":8080" or "127.0.0.1:8443".
+	Addr string `yaml:"addr"`
+	// TLS, when set, makes this an HTTPS listener.
+	TLS *TLS `yaml:"tls"`
+	// HTTP2 enables HTTP/2 on a TLS listener. Default true.
+	HTTP2 *bool `yaml:"http2"`
+}
+
+// TLS names a certificate and key in PEM files, relative to the config file.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Addr is where the admin listener binds. Default "" (off). Should stay
+	// on loopback.
+	Addr string `yaml:"addr"`
+	// TokenFile holds the bearer token required for state-changing calls.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Route sends matching requests to an upstream.
+type Route struct {
+	// Match selects requests.
+	Match Match `yaml:"match"`
+	// Upstream names the pool in Upstreams. Required.
+	Upstream string `yaml:"upstream"`
+	// StripPrefix removes Match.PathPrefix from the path before proxying.
+	// Default false.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// NonIdempotent, when set, overrides the upstream's retry.non_idempotent
+	// for this route: POST and PATCH may be retried after they were sent.
+	NonIdempotent *bool `yaml:"non_idempotent"`
+	// ErrorPages replaces the gateway's error bodies for this route.
+	ErrorPages ErrorPages `yaml:"error_pages"`
+
+	// Line is the line of the route in the file, for messages. Not a key.
+	Line int `yaml:"-"`
+}
+
+// Match selects requests by host and path prefix.
+type Match struct {
+	// Host is matched against the request's Host without port,
+	// case-insensitively. "" matches every host; "*.example.com" matches
+	// one or more labels before example.com.
+	Host string `yaml:"host"`
+	// PathPrefix is matched against the request path. Default "/".
+	PathPrefix string `yaml:"path_prefix"`
+}
+
+// ErrorPages names template files for the gateway's own error bodies. Each is
+// a Go text/template receiving the fields of the problem document.
+type ErrorPages struct {
+	HTML string `yaml:"html"` // default: built in
+	JSON string `yaml:"json"` // default: built in (RFC 9457 problem+json)
+}
+
+// Upstream is a named pool of servers.
+type Upstream struct {
+	// Name is the pool's name: the key under upstreams. Not a key itself.
+	Name string `yaml:"-"`
+	// Balance is the balancing policy: round_robin (smooth weighted, nginx's),
+	// least_conn, p2c (power of two random choices) or hash. Default
+	// round_robin.
+	Balance string `yaml:"balance"`
+	// Hash is the key of the hash policy: "client_ip" (default),
+	// "header:NAME" or "cookie:NAME".
+	Hash string `yaml:"hash"`
+	// Servers are the pool's members. At least one is required.
+	Servers []Server `yaml:"servers"`
+	// Timeouts bound each attempt.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Retry is the "next upstream" policy.
+	Retry Retry `yaml:"retry"`
+	// Passive configures passive health (ejection on failures).
+	Passive Passive `yaml:"passive"`
+	// Health configures active health checks.
+	Health Health `yaml:"health"`
+
+	// Line is the line of the pool in the file, for messages. Not a key.
+	Line int `yaml:"-"`
+}
+
+// Server is one member of a pool.
+type Server struct {
+	// URL is the server's base URL: scheme http or https, host and port.
+	// A path is not allowed.
+	URL string `yaml:"url"`
+	// Weight is the server's share in weighted policies. Default 1.
+	Weight int `yaml:"weight"`
+	// MaxFails failures within FailTimeout eject the server. 0 disables
+	// passive ejection for it. Default 1 (as nginx).
+	MaxFails *int `yaml:"max_fails"`
+	// FailTimeout is the window for counting failures and the first
+	// ejection time. Default 10s (as nginx).
+	FailTimeout time.Duration `yaml:"fail_timeout"`
+	// Backup servers take traffic only when no primary is available.
+	Backup bool `yaml:"backup"`
+
+	// Line is the line of the server in the file, for messages. Not a key.
+	Line int `yaml:"-"`
+}
+
+// Timeouts bound the phases of one attempt.
+type Timeouts struct {
+	// Connect bounds DNS resolution plus the TCP (and TLS) handshake.
+	// Default 5s.
+	Connect time.Duration `yaml:"connect"`
+	// Send bounds writing the request (between two successful writes).
+	// Default 60s.
+	Send time.Duration `yaml:"send"`
+	// Read bounds the wait for the response header after the request was
+	// written, and then each wait between two body reads. Default 60s.
+	Read time.Duration `yaml:"read"`
+	// Idle is how long a pooled upstream connection may stay unused before
+	// holdfast closes it. Default 4s: shorter than Node.js's 5s and most
+	// servers' keep-alive timeouts, so that holdfast closes first. An
+	// upstream's "Keep-Alive: timeout=N" shortens it for that server.
+	Idle time.Duration `yaml:"idle"`
+}
+
+// Retry is the "next upstream" policy of a pool, nginx's
+// proxy_next_upstream made safe.
+type Retry struct {
+	// On lists the conditions that trigger another try: error, timeout,
+	// http_502, http_503, http_504, http_429. Default
+	// [error, timeout, http_502, http_503, http_504]. An empty list written
+	// as "on: []" disables retries.
+	On []string `yaml:"on"`
+	// Tries is the most attempts per request, the first included. Default 3.
+	Tries int `yaml:"tries"`
+	// Timeout bounds all tries of one request together, backoff included.
+	// Default 0: no total bound beyond each attempt's own timeouts. Never
+	// applied to upgraded connections (WebSocket) or to a body being streamed.
+	Timeout time.Duration `yaml:"timeout"`
+	// BodyBuffer is the largest request body kept for replay. A larger body
+	// is streamed and not retried once sent. Default 1MiB.
+	BodyBuffer int64 `yaml:"body_buffer"`
+	// NonIdempotent allows retrying POST and PATCH after they were sent.
+	// Default false: they are retried only when provably never sent or when
+	// they carry an Idempotency-Key.
+	NonIdempotent bool `yaml:"non_idempotent"`
+	// Backoff is the base of the jittered wait before a retry; the wait is
+	// random in [0, min(BackoffMax, Backoff*2^n)). Default 10ms.
+	Backoff time.Duration `yaml:"backoff"`
+	// BackoffMax caps the wait before a retry. Default 250ms.
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// Budget is the largest share of requests to this pool that may be
+	// retries, in percent. Default 20.
+	Budget float64 `yaml:"budget"`
+	// BudgetMin is the retries per second always allowed whatever the
+	// share, so that a quiet pool can still retry. Default 10.
+	BudgetMin float64 `yaml:"budget_min"`
+}
+
+// Passive configures passive health: ejection on observed failures.
+type Passive struct {
+	// FailOn lists the outcomes that count as a server failure: error,
+	// timeout, http_500, http_502, http_503, http_504, http_429. Default
+	// [error, timeout, http_502, http_503, http_504]. A client's own errors
+	// never count.
+	FailOn []string `yaml:"fail_on"`
+	// MaxEjectedPercent caps the share of a pool's primary servers ejected
+	// at once. Past it, an ejected server is tried rather than answering
+	// 503 (Envoy's panic mode). Default 50.
+	MaxEjectedPercent float64 `yaml:"max_ejected_percent"`
+	// MaxEjectionTime caps the ejection time, which doubles with each
+	// consecutive ejection of the same server. Default 300s.
+	MaxEjectionTime time.Duration `yaml:"max_ejection_time"`
+}
+
+// Health configures active health checks. Active checking runs only when
+// Path is set.
+type Health struct {
+	Path     string        `yaml:"path"`     // the path to request; "" turns checks off
+	Interval time.Duration `yaml:"interval"` // default 5s
+	Timeout  time.Duration `yaml:"timeout"`  // default 2s
+	Method   string        `yaml:"method"`   // default GET
+	Status   string        `yaml:"status"`   // expected status range, default "200-399"
+	Body     string        `yaml:"body"`     // a regular expression the body must match; "" means any
+	Rise     int           `yaml:"rise"`     // successes to mark a server up, default 2
+	Fall     int           `yaml:"fall"`     // failures to mark a server down, default 3
+}
+
+// ClientLimits bound what a client may send and how slowly.
+type ClientLimits struct {
+	// MaxHeaderBytes caps the request header section. Default 64KiB; over
+	// it the answer is 431.
+	MaxHeaderBytes int64 `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps a request body. Default 0: no limit; over it the
+	// answer is 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading a request header. Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle client keep-alive connections. Default 75s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// AccessLog configures the access log.
+type AccessLog struct {
+	// Path is "stdout" (default), "stderr", "off" or a file path (appended).
+	Path string `yaml:"path"`
+}
+
+// Shutdown configures graceful shutdown on SIGTERM.
+type Shutdown struct {
+	// DrainTimeout bounds the wait for in-flight requests. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}

@@ -1,0 +1,365 @@
+// Package gateway is holdfast's composition root: it turns a configuration
+// into running listeners in front of a proxy.Handler, swaps configurations
+// atomically on reload, and drains on shutdown.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/proxy"
+	"github.com/holdfast/holdfast/internal/upstream"
+)
+
+// Options are what a Gateway needs beyond its configuration. The zero value
+// is ready for production use.
+type Options struct {
+	// Logger receives events. nil means JSON to standard error.
+	Logger *slog.Logger
+	// Resolver resolves upstream names. nil means the system resolver.
+	Resolver *net.Resolver
+	// UpstreamTLS is the base TLS configuration towards https upstreams.
+	// nil means the system roots.
+	UpstreamTLS *tls.Config
+	// AccessLog, when set, receives the access log instead of the
+	// configured access_log.path (for tests and the demo).
+	AccessLog io.Writer
+	// Events observes attempts and requests (metrics, the demo). May be nil.
+	Events proxy.Observer
+}
+
+// Gateway runs holdfast's proxy for a configuration that can be replaced
+// while it serves. Its methods are safe for concurrent use.
+type Gateway struct {
+	opts       Options
+	log        *slog.Logger
+	transports *proxy.Transports
+	registry   *upstream.Registry
+
+	handler atomic.Pointer[proxy.Handler]
+	cfg     atomic.Pointer[config.Config]
+
+	mu        sync.Mutex // serialises Listen, Reload and Shutdown
+	listeners map[string]*listener
+	logFile   *os.File
+	serveErr  chan error
+	closed    bool
+}
+
+type listener struct {
+	key  string // addr plus TLS files: a change means a new socket
+	ln   net.Listener
+	srv  *http.Server
+	cert atomic.Pointer[tls.Certificate]
+}
+
+// New builds a gateway for cfg. It does not listen yet.
+func New(cfg *config.Config, o Options) (*Gateway, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	g := &Gateway{
+		opts:       o,
+		log:        o.Logger,
+		transports: &proxy.Transports{Resolver: o.Resolver, TLSConfig: o.UpstreamTLS},
+		registry:   new(upstream.Registry),
+		listeners:  make(map[string]*listener),
+		serveErr:   make(chan error, 16),
+	}
+	h, err := g.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.handler.Store(h)
+	g.cfg.Store(cfg)
+	return g, nil
+}
+
+func (g *Gateway) build(cfg *config.Config) (*proxy.Handler, error) {
+	access, f, err := g.accessLogger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h, err := proxy.New(cfg, proxy.Options{
+		Transports: g.transports,
+		Registry:   g.registry,
+		Logger:     g.log,
+		AccessLog:  access,
+		Events:     g.opts.Events,
+	})
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, err
+	}
+	if f != nil {
+		if g.logFile != nil {
+			old := g.logFile
+			// Requests in flight on the old handler may still log: close later.
+			time.AfterFunc(time.Minute, func() { old.Close() })
+		}
+		g.logFile = f
+	}
+	return h, nil
+}
+
+func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, error) {
+	var w io.Writer
+	var f *os.File
+	switch p := cfg.AccessLog.Path; {
+	case g.opts.AccessLog != nil:
+		w = g.opts.AccessLog
+	case p == "off":
+		return nil, nil, nil
+	case p == "" || p == "stdout":
+		w = os.Stdout
+	case p == "stderr":
+		w = os.Stderr
+	default:
+		var err error
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("access_log: %w", err)
+		}
+		w = f
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), f, nil
+}
+
+// ServeHTTP serves a request with the configuration in force when it
+// arrived; a reload does not affect requests already in flight.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.handler.Load().ServeHTTP(w, r)
+}
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() *config.Config { return g.cfg.Load() }
+
+// Handler returns the proxy handler in force.
+func (g *Gateway) Handler() *proxy.Handler { return g.handler.Load() }
+
+// Listen opens the configured listeners and starts serving on them. It
+// returns once every socket is bound, or with the first bind error.
+func (g *Gateway) Listen() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.syncListeners(g.cfg.Load())
+}
+
+// Addrs returns the bound addresses of the listeners, in configuration order.
+func (g *Gateway) Addrs() []net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []net.Addr
+	for _, l := range g.cfg.Load().Listen {
+		if ln, ok := g.listeners[listenerKey(l)]; ok {
+			out = append(out, ln.ln.Addr())
+		}
+	}
+	return out
+}
+
+func listenerKey(l config.Listener) string {
+	k := l.Addr
+	if l.TLS != nil {
+		k += "|tls"
+	}
+	if l.HTTP2 != nil && !*l.HTTP2 {
+		k += "|h1"
+	}
+	return k
+}
+
+// syncListeners opens listeners new in cfg, reloads certificates of those
+// that remain, and gracefully closes those that went away.
+func (g *Gateway) syncListeners(cfg *config.Config) error {
+	want := make(map[string]config.Listener)
+	for _, l := range cfg.Listen {
+		want[listenerKey(l)] = l
+	}
+	// Load certificates first, so that a bad one leaves everything as it was.
+	certs := make(map[string]*tls.Certificate)
+	for k, l := range want {
+		if l.TLS != nil {
+			c, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key)
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", l.Addr, err)
+			}
+			certs[k] = &c
+		}
+	}
+	var opened []*listener
+	for k, l := range want {
+		if ln, ok := g.listeners[k]; ok {
+			if c := certs[k]; c != nil {
+				ln.cert.Store(c)
+			}
+			continue
+		}
+		ln, err := g.open(cfg, l, certs[k])
+		if err != nil {
+			for _, o := range opened {
+				o.ln.Close()
+			}
+			return err
+		}
+		opened = append(opened, ln)
+	}
+	for _, ln := range opened {
+		g.listeners[ln.key] = ln
+		go g.serve(ln)
+	}
+	for k, ln := range g.listeners {
+		if _, ok := want[k]; !ok {
+			delete(g.listeners, k)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
+				defer cancel()
+				_ = ln.srv.Shutdown(ctx)
+			}()
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certificate) (*listener, error) {
+	nl, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Addr, err)
+	}
+	ln := &listener{key: listenerKey(l), ln: nl}
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Client.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
+		ErrorLog:          log.New(&serverLogWriter{g.log}, "", 0),
+	}
+	ln.srv = srv
+	if cert != nil {
+		ln.cert.Store(cert)
+		tc := &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return ln.cert.Load(), nil
+			},
+		}
+		if l.HTTP2 == nil || *l.HTTP2 {
+			tc.NextProtos = []string{"h2", "http/1.1"}
+		} else {
+			tc.NextProtos = []string{"http/1.1"}
+			srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		}
+		srv.TLSConfig = tc
+	}
+	return ln, nil
+}
+
+func (g *Gateway) serve(ln *listener) {
+	var err error
+	if ln.srv.TLSConfig != nil {
+		err = ln.srv.ServeTLS(ln.ln, "", "")
+	} else {
+		err = ln.srv.Serve(ln.ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		g.log.Error("listener failed", "addr", ln.ln.Addr().String(), "err", err)
+		select {
+		case g.serveErr <- fmt.Errorf("listener %s: %w", ln.ln.Addr(), err):
+		default:
+		}
+	}
+}
+
+// Errors returns a channel that receives a listener's fatal error.
+func (g *Gateway) Errors() <-chan error { return g.serveErr }
+
+// Reload swaps in cfg atomically: requests in flight finish on the old
+// configuration, new ones use the new one, and server health carries over
+// for servers that remain. If cfg cannot be built, nothing changes and the
+// error says why.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway is shut down")
+	}
+	h, err := g.build(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.syncListeners(cfg); err != nil {
+		return err
+	}
+	g.handler.Store(h)
+	g.cfg.Store(cfg)
+	keep := make(map[string]bool)
+	for _, p := range h.Pools() {
+		for _, s := range p.Servers {
+			keep[s.URL.String()] = true
+		}
+	}
+	g.registry.Retain(keep)
+	g.transports.Retain(h.Pools())
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for requests in flight to
+// finish, until ctx ends; then it closes what is left.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	lns := make([]*listener, 0, len(g.listeners))
+	for _, ln := range g.listeners {
+		lns = append(lns, ln)
+	}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(lns))
+	for i, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ln.srv.Shutdown(ctx); err != nil {
+				errs[i] = err
+				ln.srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	g.transports.CloseIdle()
+	g.mu.Lock()
+	if g.logFile != nil {
+		g.logFile.Close()
+		g.logFile = nil
+	}
+	g.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// serverLogWriter sends net/http's own server messages (TLS handshake
+// errors, bad requests) to the event log at debug level: they are about
+// clients, not about holdfast.
+type serverLogWriter struct{ log *slog.Logger }
+
+func (w *serverLogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.log.Debug("http server", "msg", msg)
+	return len(p), nil
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/holdfast/holdfast/cause"
+)
+
+// logRequest writes the request's access-log line: one JSON object with the
+// route, status, cause, timing, sizes, request id and the attempt ledger, and
+// tells the observer.
+func (h *Handler) logRequest(r *http.Request, x *exchange) {
+	d := h.now().Sub(x.start)
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	routeName, poolName := "", ""
+	if x.route != nil {
+		routeName, poolName = x.route.name, x.route.pool.Name
+	}
+	if h.events != nil {
+		h.events.Request(routeName, x.status, x.cause, len(x.attempts), d)
+	}
+	if h.access == nil || !h.access.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 18)
+	attrs = append(attrs,
+		slog.String("request_id", x.reqID),
+		slog.String("client", r.RemoteAddr),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.String("proto", r.Proto),
+		slog.String("route", routeName),
+		slog.String("upstream", poolName),
+		slog.Int("status", x.status),
+		slog.Float64("duration_ms", ms(d)),
+		slog.Int64("bytes_in", x.bytesIn),
+		slog.Int64("bytes_out", x.bytesOut),
+		slog.Int("attempts", len(x.attempts)),
+	)
+	if x.cause != cause.None {
+		attrs = append(attrs, slog.String("cause", x.cause.String()))
+		if x.detail != "" {
+			attrs = append(attrs, slog.String("detail", x.detail))
+		}
+	}
+	if x.retrySkipped != "" && x.cause != cause.None {
+		attrs = append(attrs, slog.String("retry_skipped", x.retrySkipped))
+	}
+	if len(x.attempts) > 0 {
+		// A copy: the ledger's backing array goes back to the pool.
+		attrs = append(attrs, slog.Any("ledger", append([]attemptRecord(nil), x.attempts...)))
+	}
+	h.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}

@@ -1,0 +1,347 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/upstream"
+)
+
+// exchange is the state of one client request while it is proxied.
+type exchange struct {
+	reqID        string
+	start        time.Time
+	route        *route
+	attempts     []attemptRecord
+	attemptsBuf  [4]attemptRecord
+	tried        upstream.Tried
+	cands        [16]*upstream.Server
+	status       int
+	cause        cause.Cause
+	detail       string // explanation with addresses, for the log
+	retrySkipped string
+	bytesIn      int64
+	bytesOut     int64
+	body         bytes.Buffer
+	kept         *keptResponse
+}
+
+func (x *exchange) reset() {
+	*x = exchange{body: x.body}
+	x.body.Reset()
+	x.attempts = x.attemptsBuf[:0]
+}
+
+// attemptRecord is one line of the attempt ledger in the access log.
+type attemptRecord struct {
+	Server   string      `json:"server"`
+	Phase    cause.Phase `json:"phase"`
+	Reused   bool        `json:"reused"`
+	IdleMS   float64     `json:"idle_ms,omitempty"`
+	Written  bool        `json:"written"`
+	Cause    cause.Cause `json:"cause,omitempty"`
+	Status   int         `json:"status,omitempty"`
+	Duration float64     `json:"duration_ms"`
+	WaitMS   float64     `json:"wait_ms,omitempty"` // backoff before this attempt
+}
+
+// keptResponse is an upstream error response read in full and set aside, so
+// that if later attempts fail without any response it can still be passed
+// to the client (never a blank gateway page when the upstream said more).
+type keptResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// keptBodyMax bounds what is read of a discarded response: enough for any
+// error page, small enough that draining never costs much.
+const keptBodyMax = 64 << 10
+
+// attemptTrace follows one attempt through net/http's transport.
+type attemptTrace struct {
+	phase     atomic.Uint32
+	conn      atomic.Pointer[upConn]
+	reused    atomic.Bool
+	idle      atomic.Int64
+	startWrit atomic.Int64
+}
+
+func (t *attemptTrace) set(p cause.Phase) {
+	for {
+		cur := t.phase.Load()
+		if cur >= uint32(p) || t.phase.CompareAndSwap(cur, uint32(p)) {
+			return
+		}
+	}
+}
+
+func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { t.set(cause.PhaseResolve) },
+		ConnectStart:      func(string, string) { t.set(cause.PhaseConnect) },
+		TLSHandshakeStart: func() { t.set(cause.PhaseTLS) },
+		GotConn: func(info httptrace.GotConnInfo) {
+			t.set(cause.PhaseWrite)
+			t.reused.Store(info.Reused)
+			t.idle.Store(int64(info.IdleTime))
+			if uc := unwrapUpConn(info.Conn); uc != nil {
+				if info.Reused {
+					uc.MarkReused()
+				}
+				t.startWrit.Store(uc.Written())
+				t.conn.Store(uc)
+			}
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { t.set(cause.PhaseWait) },
+		GotFirstResponseByte: func() { t.set(cause.PhaseWait) },
+	}
+}
+
+// written reports whether any byte of the request reached the connection.
+func (t *attemptTrace) written() bool {
+	uc := t.conn.Load()
+	return uc != nil && uc.Written() > t.startWrit.Load()
+}
+
+var (
+	errTotalTimeout = errors.New("holdfast: retry.timeout reached")
+	errReadTimeout  = errors.New("holdfast: read timeout between body reads")
+)
+
+// requestBody is the client's body as the attempts see it.
+type requestBody struct {
+	buffered bool // held in full in exchange.body: replayable
+	stream   *countingReader
+	length   int64 // -1 unknown
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return nil }
+
+// replayable reports whether the body can be sent again.
+func (b *requestBody) replayable() bool {
+	return b.stream == nil || b.stream.n.Load() == 0
+}
+
+// outgoing builds the request for one attempt at server s.
+func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s *upstream.Server, hdr http.Header, body *requestBody) *http.Request {
+	path, rawPath := r.URL.Path, r.URL.RawPath
+	if x.route.strip && x.route.prefix != "/" {
+		path = stripPrefix(path, x.route.prefix)
+		if rawPath != "" {
+			rawPath = stripPrefix(rawPath, x.route.prefix)
+		}
+	}
+	u := &url.URL{Scheme: s.URL.Scheme, Host: s.URL.Host, Path: path, RawPath: rawPath, RawQuery: r.URL.RawQuery}
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     hdr,
+		Host:       r.Host,
+		Trailer:    r.Trailer,
+	}
+	switch {
+	case body.buffered:
+		b := x.body.Bytes()
+		out.ContentLength = int64(len(b))
+		if len(b) > 0 {
+			out.Body = io.NopCloser(bytes.NewReader(b))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		}
+	case body.stream != nil:
+		out.ContentLength = body.length
+		out.Body = body.stream
+	}
+	return out.WithContext(ctx)
+}
+
+func stripPrefix(p, prefix string) string {
+	p = p[len(prefix):]
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return p
+}
+
+// attempt sends one attempt and classifies its outcome. On success (any
+// response) resp is set; the caller owns its body. cancel ends the attempt's
+// context and must be called once the response is done with.
+func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Server, hdr http.Header, body *requestBody, deadline time.Time) (resp *http.Response, rec attemptRecord, actx context.Context, cancel context.CancelCauseFunc) {
+	tr := &attemptTrace{}
+	actx, cancel = context.WithCancelCause(r.Context())
+	ctx := httptrace.WithClientTrace(actx, tr.clientTrace())
+	var headerTimer *time.Timer
+	if !deadline.IsZero() {
+		headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })
+	}
+	out := h.outgoing(ctx, r, x, s, hdr, body)
+	start := h.now()
+	resp, err := p.transports[s.Index()].RoundTrip(out)
+	if headerTimer != nil {
+		headerTimer.Stop()
+	}
+	rec = attemptRecord{
+		Server:   s.String(),
+		Phase:    cause.Phase(tr.phase.Load()),
+		Reused:   tr.reused.Load(),
+		Written:  tr.written(),
+		Duration: ms(h.now().Sub(start)),
+	}
+	if rec.Reused {
+		rec.IdleMS = ms(time.Duration(tr.idle.Load()))
+	}
+	if err != nil {
+		rec.Cause = h.classify(r, actx, err, rec.Phase)
+		if rec.Cause == cause.ConnectionTerminated && rec.Reused && !rec.Written {
+			// The upstream closed a pooled connection under us: learn its
+			// idle timeout so that the next connections retire first.
+			s.State.LearnIdle(time.Duration(tr.idle.Load()), h.now())
+		}
+		x.detail = rec.Cause.Explain(s.Addr) + ": " + err.Error()
+		return nil, rec, actx, cancel
+	}
+	rec.Phase = cause.PhaseRead
+	rec.Status = resp.StatusCode
+	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
+		learnKeepAlive(s, ka, h.now())
+	}
+	return resp, rec, actx, cancel
+}
+
+// classify names the cause of an attempt's error, telling a client that went
+// away and holdfast's own timers apart from upstream failures.
+func (h *Handler) classify(r *http.Request, actx context.Context, err error, ph cause.Phase) cause.Cause {
+	if r.Context().Err() != nil {
+		return cause.ClientClosed
+	}
+	switch context.Cause(actx) {
+	case errTotalTimeout:
+		switch ph {
+		case cause.PhaseResolve:
+			return cause.DNSTimeout
+		case cause.PhaseConnect, cause.PhaseTLS:
+			return cause.ConnectionTimeout
+		case cause.PhaseRead:
+			return cause.ConnectionReadTimeout
+		}
+		return cause.HTTPResponseTimeout
+	case errReadTimeout:
+		return cause.ConnectionReadTimeout
+	}
+	var te interface{ Timeout() bool }
+	if ph <= cause.PhaseConnect && errors.As(err, &te) && te.Timeout() {
+		// A dial that ran out of its connect timeout, whether in DNS or TCP.
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return cause.DNSTimeout
+		}
+		return cause.ConnectionTimeout
+	}
+	if ph == cause.PhaseTLS {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) {
+			return cause.TLSProtocolError
+		}
+	}
+	return cause.Classify(err, ph)
+}
+
+// learnKeepAlive honours an upstream's "Keep-Alive: timeout=N": pooled
+// connections to it retire before N seconds.
+func learnKeepAlive(s *upstream.Server, v string, now time.Time) {
+	for len(v) > 0 {
+		var part string
+		if i := indexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			part, v = v, ""
+		}
+		part = trimSpace(part)
+		if len(part) > 8 && (part[:8] == "timeout=" || part[:8] == "Timeout=") {
+			if n, err := strconv.Atoi(part[8:]); err == nil && n > 0 {
+				s.State.LearnIdle(time.Duration(n)*time.Second, now)
+			}
+		}
+	}
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// backoff returns the jittered wait before retry number n (1 for the first
+// retry): uniform in [0, min(max, base*2^(n-1))), full jitter.
+func (p *pool) backoffFor(n int) time.Duration {
+	if p.backoff <= 0 {
+		return 0
+	}
+	d := p.backoff
+	for i := 1; i < n && d < p.backoffMax; i++ {
+		d *= 2
+	}
+	if p.backoffMax > 0 && d > p.backoffMax {
+		d = p.backoffMax
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// retryAfter parses a Retry-After value (delay-seconds or HTTP-date).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 and the
+// ones that by custom act like them; they describe one connection and are
+// never forwarded.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers from h, and every header named
+// in its Connection header.
+func removeHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto(strings.TrimSpace(name)); name != "" {
+				delete(h, name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func textproto(s string) string { return http.CanonicalHeaderKey(s) }
+
+// upgradeType returns the protocol a request or response asks to upgrade
+// to, or "".
+func upgradeType(h http.Header) string {
+	if !headerHasToken(h, "Connection", "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h[key] {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// trustedSet is the set of networks whose forwarding headers are believed.
+type trustedSet []netip.Prefix
+
+func (t trustedSet) contains(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// setForwarded sets X-Forwarded-For, -Proto, -Host, Forwarded and Via on the
+// outgoing header from the client request r. Headers sent by a client are
+// extended only when the client's address is trusted; otherwise they are
+// replaced, so that nobody can forge the client address upstreams see.
+func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
+	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		clientIP = r.RemoteAddr
+	}
+	addr, _ := netip.ParseAddr(clientIP)
+	trust := addr.IsValid() && trusted.contains(addr)
+
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	if trust {
+		if prior := out.Values("X-Forwarded-For"); len(prior) > 0 {
+			out.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+clientIP)
+		} else {
+			out.Set("X-Forwarded-For", clientIP)
+		}
+		if out.Get("X-Forwarded-Proto") == "" {
+			out.Set("X-Forwarded-Proto", proto)
+		}
+		if out.Get("X-Forwarded-Host") == "" {
+			out.Set("X-Forwarded-Host", r.Host)
+		}
+	} else {
+		out.Set("X-Forwarded-For", clientIP)
+		out.Set("X-Forwarded-Proto", proto)
+		out.Set("X-Forwarded-Host", r.Host)
+		out.Del("Forwarded")
+	}
+
+	elem := "for=" + forwardedNode(addr, clientIP) + ";host=" + quoteForwarded(r.Host) + ";proto=" + proto
+	if prior := out.Values("Forwarded"); len(prior) > 0 {
+		out.Set("Forwarded", strings.Join(prior, ", ")+", "+elem)
+	} else {
+		out.Set("Forwarded", elem)
+	}
+
+	via := "1.1 holdfast"
+	if r.ProtoMajor == 2 {
+		via = "2 holdfast"
+	}
+	if prior := out.Values("Via"); len(prior) > 0 {
+		out.Set("Via", strings.Join(prior, ", ")+", "+via)
+	} else {
+		out.Set("Via", via)
+	}
+}
+
+// forwardedNode formats a node for RFC 7239: IPv6 in quotes and brackets.
+func forwardedNode(a netip.Addr, raw string) string {
+	if a.IsValid() && a.Unmap().Is6() {
+		return `"[` + a.String() + `]"`
+	}
+	if a.IsValid() {
+		return a.Unmap().String()
+	}
+	return quoteForwarded(raw)
+}
+
+func quoteForwarded(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+		}
+	}
+	return s
+}
+
+// requestID returns the client's X-Request-Id when it is sane (at most 128
+// characters of letters, digits and -_.:), or a new random one.
+func requestID(h http.Header) string {
+	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && validID(v) {
+		return v
+	}
+	return newID()
+}
+
+func validID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+const hexDigits = "0123456789abcdef"
+
+func newID() string {
+	var b [16]byte
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = hexDigits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}

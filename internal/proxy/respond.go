@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+)
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// respond passes an upstream response to the client: headers without
+// hop-by-hop fields, the body streamed (flushed at once for event streams
+// and bodies of unknown length), trailers after it, and upgraded connections
+// tunnelled. It returns true when the stream must be aborted because the
+// upstream failed after the header was sent.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p *pool, resp *http.Response, actx context.Context, cancel context.CancelCauseFunc, up string) (abort bool) {
+	x.status = resp.StatusCode
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return h.tunnel(w, r, x, resp, up)
+	}
+	defer resp.Body.Close()
+
+	announced := announceTrailers(resp)
+	removeHopHeaders(resp.Header)
+	dst := w.Header()
+	for k, v := range resp.Header {
+		dst[k] = v
+	}
+	if len(announced) > 0 {
+		dst["Trailer"] = announced
+	}
+	if _, ok := dst["X-Request-Id"]; !ok {
+		dst["X-Request-Id"] = []string{x.reqID}
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
+	rc := http.NewResponseController(w)
+	if flush {
+		_ = rc.Flush()
+	}
+
+	var body io.Reader = resp.Body
+	var tr *timeoutReader
+	if p.readTO > 0 {
+		tr = &timeoutReader{r: resp.Body, d: p.readTO, cancel: cancel}
+		defer tr.stop()
+		body = tr
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			wn, werr := w.Write(buf[:n])
+			x.bytesOut += int64(wn)
+			if werr != nil {
+				x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+				return false
+			}
+			if flush {
+				if err := rc.Flush(); err != nil {
+					x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+					return false
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if r.Context().Err() != nil {
+				x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+				return false
+			}
+			c := cause.HTTPResponseIncomplete
+			if errors.Is(context.Cause(actx), errReadTimeout) {
+				c = cause.ConnectionReadTimeout
+			} else if k := cause.Classify(rerr, cause.PhaseRead); k == cause.ConnectionReadTimeout {
+				c = k
+			}
+			x.cause = c
+			x.detail = c.Explain(x.attempts[len(x.attempts)-1].Server) + ": " + rerr.Error()
+			if n := len(x.attempts); n > 0 {
+				x.attempts[n-1].Cause = c
+			}
+			return true
+		}
+	}
+	for k, v := range resp.Trailer {
+		if len(v) == 0 {
+			continue
+		}
+		if contains(announced, k) {
+			dst[k] = v
+		} else {
+			dst[http.TrailerPrefix+k] = v
+		}
+	}
+	if x.cause == cause.None && p.retryOn.status(resp.StatusCode) {
+		x.cause = cause.UpstreamStatus
+	}
+	return false
+}
+
+func announceTrailers(resp *http.Response) []string {
+	if len(resp.Trailer) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(resp.Trailer))
+	for k := range resp.Trailer {
+		out = append(out, k)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isEventStream(ct string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+}
+
+// timeoutReader cancels the attempt when one read waits longer than d: the
+// read timeout between body reads, nginx's proxy_read_timeout.
+type timeoutReader struct {
+	r      io.Reader
+	d      time.Duration
+	cancel context.CancelCauseFunc
+	t      *time.Timer
+}
+
+func (t *timeoutReader) Read(p []byte) (int, error) {
+	if t.t == nil {
+		t.t = time.AfterFunc(t.d, func() { t.cancel(errReadTimeout) })
+	} else {
+		t.t.Reset(t.d)
+	}
+	n, err := t.r.Read(p)
+	t.t.Stop()
+	return n, err
+}
+
+func (t *timeoutReader) stop() {
+	if t.t != nil {
+		t.t.Stop()
+	}
+}
+
+// tunnel completes a protocol upgrade (WebSocket and the like): it sends the
+// upstream's 101 to the client over the hijacked connection and copies
+// bytes both ways until either side closes. No total timeout applies.
+func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response, up string) bool {
+	backConn, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok || !strings.EqualFold(upgradeType(resp.Header), up) {
+		resp.Body.Close()
+		x.cause, x.status = cause.HTTPUpgradeFailed, http.StatusBadGateway
+		x.detail = "upstream switched protocols without a matching Upgrade"
+		writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+		return false
+	}
+	defer backConn.Close()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		x.cause, x.status = cause.HTTPUpgradeFailed, http.StatusBadGateway
+		x.detail = "cannot take over the client connection: " + err.Error()
+		writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+		return false
+	}
+	defer conn.Close()
+	hdr := resp.Header.Clone()
+	removeHopHeaders(hdr)
+	hdr.Set("Connection", "Upgrade")
+	hdr.Set("Upgrade", up)
+	res := &http.Response{StatusCode: http.StatusSwitchingProtocols, ProtoMajor: 1, ProtoMinor: 1, Header: hdr}
+	if err := res.Write(brw); err != nil {
+		return false
+	}
+	if err := brw.Flush(); err != nil {
+		return false
+	}
+	done := make(chan struct{}, 2)
+	cp := func(dst io.Writer, src io.Reader, n *int64) {
+		c, _ := io.Copy(dst, src)
+		*n += c
+		done <- struct{}{}
+	}
+	var in, out int64
+	// Bytes the server already buffered from the client belong upstream.
+	var src io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), conn)
+	}
+	go cp(backConn, src, &in)
+	go cp(conn, backConn, &out)
+	<-done
+	// One side is done: close both so the other copy ends too.
+	conn.Close()
+	backConn.Close()
+	<-done
+	x.bytesIn += in
+	x.bytesOut += out
+	return false
+}

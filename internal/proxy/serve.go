@@ -1,0 +1,356 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/upstream"
+)
+
+// ServeHTTP proxies one request: route, admit the body, then attempts until
+// one succeeds or no further attempt is safe, then answer and log.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := exchangePool.Get().(*exchange)
+	x.reset()
+	x.start = h.now()
+	x.reqID = requestID(r.Header)
+	defer exchangePool.Put(x)
+
+	abort := h.serve(w, r, x)
+	h.logRequest(r, x)
+	if abort {
+		// The response had started when the upstream failed: the only
+		// honest signal left is to cut the stream.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
+	x.route = h.router.match(r.Host, r.URL.Path)
+	if x.route == nil {
+		x.cause = cause.DestinationNotFound
+		x.status = http.StatusNotFound
+		x.detail = "no route for host " + r.Host + " path " + r.URL.Path
+		writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, 0, nil)
+		return false
+	}
+	p := x.route.pool
+
+	body, ok := h.admitBody(w, r, x, p)
+	if !ok {
+		return false
+	}
+
+	hdr := r.Header.Clone()
+	up := upgradeType(r.Header)
+	removeHopHeaders(hdr)
+	if up != "" {
+		hdr.Set("Connection", "Upgrade")
+		hdr.Set("Upgrade", up)
+	}
+	if headerHasToken(r.Header, "Te", "trailers") {
+		hdr.Set("Te", "trailers")
+	}
+	setForwarded(hdr, r, h.trusted)
+	hdr.Set("X-Request-Id", x.reqID)
+	if _, ok := hdr["User-Agent"]; !ok {
+		hdr["User-Agent"] = nil // do not let net/http add its own
+	}
+
+	idempotent := cause.Idempotent(r) || x.route.nonIdem
+	var deadline time.Time
+	if p.total > 0 && up == "" {
+		deadline = x.start.Add(p.total)
+	}
+	key, hasKey := h.hashKey(r, p)
+	p.Budget.Request(x.start)
+
+	var (
+		last     *upstream.Server
+		wait     time.Duration
+		lastResp *http.Response
+	)
+	for n := 1; ; n++ {
+		now := h.now()
+		s, retryAt := p.Pick(&x.tried, key, hasKey, now, x.cands[:0])
+		if s == nil {
+			if n == 1 {
+				x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
+				x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
+				ra := time.Second
+				if !retryAt.IsZero() {
+					ra = retryAt.Sub(now)
+				}
+				writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, ra, x.route.pages)
+				return false
+			}
+			x.retrySkipped = "no_server"
+			break
+		}
+		if n > 1 {
+			if s == last || x.tried.Has(s) {
+				// Going back to a server already tried: give it a moment.
+				wait = max(wait, p.backoffFor(n-1))
+			}
+			if !deadline.IsZero() && now.Add(wait).After(deadline) {
+				x.retrySkipped = "deadline"
+				break
+			}
+			if !p.Budget.Allow(now) {
+				x.retrySkipped = "budget"
+				h.log.Warn("retry skipped: retry budget of pool exhausted", "pool", p.Name, "request_id", x.reqID)
+				break
+			}
+			if wait > 0 {
+				if !sleep(r.Context(), wait) {
+					x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+					return false
+				}
+			}
+		}
+		x.tried.Add(s)
+		last = s
+		release := s.Acquire()
+		resp, rec, actx, cancel := h.attempt(r, x, p, s, hdr, body, deadline)
+		rec.WaitMS = ms(wait)
+		wait = 0
+
+		retryable := false
+		if resp != nil && p.retryOn.status(resp.StatusCode) {
+			rec.Cause = cause.UpstreamStatus
+			retryable = rec.Cause.RetryableFor(idempotent, true)
+			if d, ok := retryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
+				wait = d
+			}
+		} else if resp == nil && rec.Cause != cause.ClientClosed && p.retryOn.failure(rec.Cause) {
+			retryable = rec.Cause.RetryableFor(idempotent, rec.Written)
+		}
+		h.report(p, s, resp, rec.Cause)
+		x.attempts = append(x.attempts, rec)
+
+		if retryable && !body.replayable() {
+			retryable = false
+			x.retrySkipped = "body_too_large"
+		}
+		if retryable && n >= p.tries {
+			retryable = false
+			x.retrySkipped = "tries"
+		}
+		if h.events != nil {
+			h.events.Attempt(p.Name, s.String(), rec.Cause, rec.Status, retryable)
+		}
+
+		if !retryable {
+			if resp == nil {
+				release()
+				cancel(nil)
+				x.cause = rec.Cause
+				if x.cause == cause.ClientClosed {
+					x.status = cause.StatusClientClosed
+					return false
+				}
+				if x.kept != nil {
+					x.status = x.kept.status
+					h.writeKept(w, r, x)
+					return false
+				}
+				x.status = x.cause.Status()
+				if x.status == cause.StatusAbort {
+					x.status = http.StatusBadGateway
+				}
+				writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+				return false
+			}
+			lastResp = resp
+			abort = h.respond(w, r, x, p, resp, actx, cancel, up)
+			release()
+			cancel(nil)
+			return abort
+		}
+		if resp != nil {
+			h.keep(x, resp)
+		}
+		release()
+		cancel(nil)
+	}
+	_ = lastResp
+	// Out of attempts with no response to pass on.
+	if x.kept != nil {
+		x.status = x.kept.status
+		x.cause = cause.UpstreamStatus
+		h.writeKept(w, r, x)
+		return false
+	}
+	if n := len(x.attempts); n > 0 {
+		x.cause = x.attempts[n-1].Cause
+	}
+	x.status = x.cause.Status()
+	if x.status == cause.StatusAbort || x.status == 0 {
+		x.status = http.StatusBadGateway
+	}
+	writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+	return false
+}
+
+// admitBody reads the client's body into the replay buffer when it fits in
+// body_buffer, or prepares it to stream. It answers the client itself (413,
+// 400, or nothing for a client that left) and returns false when the request
+// cannot go on.
+func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange, p *pool) (*requestBody, bool) {
+	b := &requestBody{length: r.ContentLength}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		b.buffered = true
+		return b, true
+	}
+	if h.maxBody > 0 {
+		if r.ContentLength > h.maxBody {
+			h.clientError(w, r, x, http.StatusRequestEntityTooLarge, "request body larger than client.max_body_bytes")
+			return nil, false
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	}
+	expect := headerHasToken(r.Header, "Expect", "100-continue")
+	if expect || (r.ContentLength > p.bodyBuffer) {
+		// Stream: 100-continue must reach the upstream before the body is
+		// read, and a body over body_buffer is not held in memory.
+		b.stream = &countingReader{r: r.Body}
+		return b, true
+	}
+	lim := p.bodyBuffer
+	n, err := x.body.ReadFrom(io.LimitReader(r.Body, lim+1))
+	x.bytesIn = n
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			h.clientError(w, r, x, http.StatusRequestEntityTooLarge, "request body larger than client.max_body_bytes")
+		case r.Context().Err() != nil:
+			x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+		default:
+			h.clientError(w, r, x, http.StatusBadRequest, "reading the request body: "+err.Error())
+		}
+		return nil, false
+	}
+	if n <= lim {
+		b.buffered = true
+		return b, true
+	}
+	// Chunked and larger than body_buffer: send what was read, then the rest.
+	b.stream = &countingReader{r: io.MultiReader(bytesReader(x.body.Bytes()), r.Body)}
+	b.length = -1
+	return b, true
+}
+
+func (h *Handler) clientError(w http.ResponseWriter, r *http.Request, x *exchange, status int, detail string) {
+	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
+	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, x.route.pages)
+}
+
+// report feeds one attempt's outcome to passive health.
+func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, c cause.Cause) {
+	var hl upstream.Health
+	switch {
+	case resp != nil && p.failOn.status(resp.StatusCode):
+		hl = upstream.SoftFailure
+	case resp != nil:
+		hl = upstream.Success
+	case c == cause.ClientClosed || c == cause.HTTPRequestError:
+		hl = upstream.Neutral
+	case !p.failOn.failure(c):
+		hl = upstream.Neutral
+	case c.Safety() == cause.NeverSent && !c.IsTimeout():
+		hl = upstream.HardFailure
+	default:
+		hl = upstream.SoftFailure
+	}
+	name := c.String()
+	if resp != nil && hl == upstream.SoftFailure {
+		name = "http_" + itoa(resp.StatusCode)
+	}
+	ev, ok := p.Report(s, hl, name, h.now())
+	if !ok {
+		return
+	}
+	if ev.Capped {
+		h.log.Warn("ejection skipped: max_ejected_percent reached, server stays in rotation",
+			"pool", p.Name, "server", s.String(), "cause", name)
+	} else {
+		h.log.Warn("server ejected", "pool", p.Name, "server", s.String(), "cause", name,
+			"for", ev.Duration.String(), "consecutive", ev.Count)
+	}
+	if h.events != nil {
+		h.events.Ejected(p.Name, s.String(), ev.Duration, ev.Capped)
+	}
+}
+
+// keep reads a discarded upstream response (bounded) and sets it aside in
+// case no later attempt produces a response; the connection is then free
+// for reuse.
+func (h *Handler) keep(x *exchange, resp *http.Response) {
+	defer resp.Body.Close()
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, keptBodyMax+1))
+	if err != nil || len(buf) > keptBodyMax {
+		return
+	}
+	removeHopHeaders(resp.Header)
+	x.kept = &keptResponse{status: resp.StatusCode, header: resp.Header, body: buf}
+}
+
+func (h *Handler) writeKept(w http.ResponseWriter, r *http.Request, x *exchange) {
+	k := x.kept
+	dst := w.Header()
+	for key, v := range k.header {
+		dst[key] = v
+	}
+	dst.Set("Content-Length", itoa(len(k.body)))
+	dst.Set("Proxy-Status", "holdfast; received-status="+itoa(k.status))
+	if dst.Get("X-Request-Id") == "" {
+		dst.Set("X-Request-Id", x.reqID)
+	}
+	w.WriteHeader(k.status)
+	if r.Method != http.MethodHead {
+		n, _ := w.Write(k.body)
+		x.bytesOut = int64(n)
+	}
+}
+
+// hashKey computes the consistent-hash key of a request.
+func (h *Handler) hashKey(r *http.Request, p *pool) (uint64, bool) {
+	if p.Config.Balance != "hash" {
+		return 0, false
+	}
+	var k string
+	switch p.hashKind {
+	case hashClientIP:
+		k, _, _ = net.SplitHostPort(r.RemoteAddr)
+	case hashHeader:
+		k = r.Header.Get(p.hashName)
+	case hashCookie:
+		if c, err := r.Cookie(p.hashName); err == nil {
+			k = c.Value
+		}
+	}
+	if k == "" {
+		return 0, false
+	}
+	return upstream.HashString(k), true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/upstream"
+)
+
+// Transports keeps one http.Transport per upstream server and timeout
+// settings, so that pooled connections survive a reload for servers whose
+// settings did not change. It is safe for concurrent use.
+type Transports struct {
+	// Resolver resolves upstream names. nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	// TLSConfig is the base TLS configuration for https upstreams (root CAs
+	// for tests, for instance). nil means the system roots.
+	TLSConfig *tls.Config
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+
+	mu sync.Mutex
+	m  map[transportKey]*http.Transport
+}
+
+type transportKey struct {
+	url      string
+	timeouts config.Timeouts
+}
+
+// For returns the transport for server s of a pool with timeouts t.
+func (ts *Transports) For(s *upstream.Server, t config.Timeouts) *http.Transport {
+	k := transportKey{s.URL.String(), t}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if tr, ok := ts.m[k]; ok {
+		return tr
+	}
+	if ts.m == nil {
+		ts.m = make(map[transportKey]*http.Transport)
+	}
+	tr := ts.newTransport(s, t)
+	ts.m[k] = tr
+	return tr
+}
+
+// Retain closes and forgets the transports not used by the given pools,
+// after a reload.
+func (ts *Transports) Retain(pools []*upstream.Pool) {
+	keep := make(map[transportKey]bool)
+	for _, p := range pools {
+		for _, s := range p.Servers {
+			keep[transportKey{s.URL.String(), p.Config.Timeouts}] = true
+		}
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for k, tr := range ts.m {
+		if !keep[k] {
+			tr.CloseIdleConnections()
+			delete(ts.m, k)
+		}
+	}
+}
+
+// CloseIdle closes every pooled idle connection.
+func (ts *Transports) CloseIdle() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, tr := range ts.m {
+		tr.CloseIdleConnections()
+	}
+}
+
+func (ts *Transports) now() time.Time {
+	if ts.Now != nil {
+		return ts.Now()
+	}
+	return time.Now()
+}
+
+func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.Transport {
+	d := &net.Dialer{
+		Timeout:   t.Connect,
+		KeepAlive: 30 * time.Second,
+		Resolver:  ts.Resolver,
+	}
+	st := s.State
+	idle := t.Idle
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		uc := &upConn{Conn: c, send: t.Send, idle: idle, state: st, now: ts.now}
+		uc.lastRead.Store(ts.now().UnixNano())
+		return uc, nil
+	}
+	var tlsConf *tls.Config
+	if ts.TLSConfig != nil {
+		tlsConf = ts.TLSConfig.Clone()
+	} else {
+		tlsConf = &tls.Config{}
+	}
+	tlsConf.NextProtos = nil // HTTP/1.1 to upstreams, as nginx
+	return &http.Transport{
+		Proxy:                  nil, // never an environment proxy: holdfast is the proxy
+		DialContext:            dial,
+		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    t.Connect,
+		DisableCompression:     true,
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    1024,
+		IdleConnTimeout:        idle,
+		ResponseHeaderTimeout:  t.Read,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+		ForceAttemptHTTP2:      false,
+	}
+}
+
+// errStale is returned by upConn.Write, with nothing written, for a pooled
+// connection that must not be reused. The transport sees a write that wrote
+// nothing on a reused connection and retries the request on another
+// connection by itself, whatever the method (net/http's nothingWrittenError):
+// the request never left holdfast, so no upstream can see it twice.
+var errStale = errors.New("holdfast: pooled upstream connection retired before reuse")
+
+// upConn wraps every upstream connection. It closes the keep-alive race on
+// reuse: before the first write of a request on a connection that has
+// idled, it refuses the write (nothing written) if the connection idled
+// past the limit learned for this server, or if the peer has already closed
+// it or sent something unasked (the kernel is asked without consuming
+// anything). It also applies the send timeout to every write, and counts the
+// bytes written so that an attempt knows whether any request byte left.
+type upConn struct {
+	net.Conn
+	send  time.Duration
+	idle  time.Duration
+	state *upstream.State
+	now   func() time.Time
+
+	lastRead  atomic.Int64 // unix ns of the last read that returned data
+	written   atomic.Int64 // bytes written
+	checkNext atomic.Bool  // set when the transport hands the connection out for reuse
+}
+
+func (c *upConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(c.now().UnixNano())
+	}
+	return n, err
+}
+
+func (c *upConn) Write(p []byte) (int, error) {
+	now := c.now()
+	if c.checkNext.CompareAndSwap(true, false) {
+		// First write of a request on a pooled connection.
+		idle := time.Duration(now.UnixNano() - c.lastRead.Load())
+		if lim := c.state.IdleLimit(now); lim > 0 && idle > lim {
+			c.state.StaleRetired()
+			return 0, errStale
+		}
+		if idle > 100*time.Microsecond && peerClosed(c.Conn) {
+			c.state.StaleRetired()
+			return 0, errStale
+		}
+	}
+	if c.send > 0 {
+		if err := c.Conn.SetWriteDeadline(now.Add(c.send)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// MarkReused tells the connection that the transport handed it out again
+// from its pool: its next write starts a request and is checked first.
+func (c *upConn) MarkReused() { c.checkNext.Store(true) }
+
+// Written returns the bytes written on the connection so far.
+func (c *upConn) Written() int64 { return c.written.Load() }
+
+// IdleSince returns when the connection last received data.
+func (c *upConn) IdleSince() time.Time { return time.Unix(0, c.lastRead.Load()) }
+
+// unwrapUpConn finds the upConn under a connection handed out by the
+// transport (itself, or the raw connection of a TLS connection).
+func unwrapUpConn(c net.Conn) *upConn {
+	switch v := c.(type) {
+	case *upConn:
+		return v
+	case *tls.Conn:
+		if u, ok := v.NetConn().(*upConn); ok {
+			return u
+		}
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+// Package upstream holds pools of upstream servers: their health state,
+// passive ejection, the balancing policies that choose among them, and the
+// retry budget of each pool.
+//
+// A Pool is built from configuration and replaced whole on reload; the
+// health of a server lives in a State that a Registry hands out by URL, so
+// that it survives a reload for servers that remain.
+package upstream
+
+import (
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is one member of a pool. Its configuration fields are fixed after
+// the pool is built; its health lives in State. A Server is safe for
+// concurrent use.
+type Server struct {
+	URL    *url.URL // scheme and host only
+	Addr   string   // host:port, the port made explicit
+	Weight int      // >= 1
+	Backup bool
+
+	// MaxFails failures within FailTimeout eject the server; 0 never ejects.
+	MaxFails    int
+	FailTimeout time.Duration
+
+	State *State // health, shared across reloads
+
+	index  int          // position in the pool, for the tried set
+	active atomic.Int64 // requests in flight, for least_conn and p2c
+
+	// current is the smooth weighted round robin's running weight,
+	// guarded by the policy's mutex.
+	current int
+}
+
+// String returns the server's URL, the name used in logs and metrics.
+func (s *Server) String() string { return s.URL.String() }
+
+// Index is the server's position in its pool.
+func (s *Server) Index() int { return s.index }
+
+// Active returns the number of requests in flight to the server.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Acquire counts a request in flight; call the returned func when it ends.
+func (s *Server) Acquire() (release func()) {
+	s.active.Add(1)
+	return s.release
+}
+
+func (s *Server) release() { s.active.Add(-1) }
+
+// State is the health of one server, kept across reloads. All methods are
+// safe for concurrent use. The zero value is a healthy server.
+type State struct {
+	ejectedUntil atomic.Int64 // unix nanoseconds; 0 when not ejected
+	drained      atomic.Bool  // taken out of rotation by the operator
+
+	// idleLimit is a learned upper bound on how long a pooled connection to
+	// this server may idle before reuse (unix nanoseconds of expiry in
+	// idleLimitUntil); 0 when none was learned.
+	idleLimit      atomic.Int64
+	idleLimitUntil atomic.Int64
+
+	staleRetired atomic.Int64 // pooled connections retired at reuse
+
+	mu         sync.Mutex
+	fails      int
+	windowEnd  time.Time // end of the current failure-counting window
+	ejections  int       // consecutive ejections, for growing ejection time
+	lastReturn time.Time // when the last ejection ended
+	lastCause  string
+}
+
+// Ejected reports whether the server is ejected at now.
+func (st *State) Ejected(now time.Time) bool {
+	u := st.ejectedUntil.Load()
+	return u != 0 && now.UnixNano() < u
+}
+
+// EjectedUntil returns the end of the current ejection, or the zero time.
+func (st *State) EjectedUntil() time.Time {
+	u := st.ejectedUntil.Load()
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, u)
+}
+
+// Drained reports whether the operator took the server out of rotation.
+func (st *State) Drained() bool { return st.drained.Load() }
+
+// SetDrained takes the server out of rotation (true) or returns it (false).
+func (st *State) SetDrained(v bool) { st.drained.Store(v) }
+
+// Ejections returns the count of consecutive ejections.
+func (st *State) Ejections() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ejections
+}
+
+// LearnIdle records that the server closed a pooled connection after it had
+// idled for d: connections idle longer than three quarters of d are not
+// reused for the next minute.
+func (st *State) LearnIdle(d time.Duration, now time.Time) {
+	limit := d * 3 / 4
+	if limit < time.Millisecond {
+		limit = time.Millisecond
+	}
+	for {
+		cur := st.idleLimit.Load()
+		if cur != 0 && st.idleLimitUntil.Load() > now.UnixNano() && cur <= int64(limit) {
+			break
+		}
+		if st.idleLimit.CompareAndSwap(cur, int64(limit)) {
+			break
+		}
+	}
+	st.idleLimitUntil.Store(now.Add(time.Minute).UnixNano())
+}
+
+// IdleLimit returns the learned idle limit in force at now, or 0.
+func (st *State) IdleLimit(now time.Time) time.Duration {
+	if st.idleLimitUntil.Load() <= now.UnixNano() {
+		return 0
+	}
+	return time.Duration(st.idleLimit.Load())
+}
+
+// StaleRetired counts a pooled connection found closed or past its idle
+// limit at the moment of reuse and retired before any byte was written.
+func (st *State) StaleRetired() { st.staleRetired.Add(1) }
+
+// StaleRetiredCount returns how many pooled connections were retired at reuse.
+func (st *State) StaleRetiredCount() int64 { return st.staleRetired.Load() }
+
+// Registry hands out one State per server URL, so that health survives a
+// reload for servers that remain. It is safe for concurrent use; the zero
+// value is ready.
+type Registry struct {
+	mu     sync.Mutex
+	states map[string]*State
+}
+
+// State returns the state for key (a server URL), creating it if needed.
+func (r *Registry) State(key string) *State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.states == nil {
+		r.states = make(map[string]*State)
+	}
+	st, ok := r.states[key]
+	if !ok {
+		st = new(State)
+		r.states[key] = st
+	}
+	return st
+}
+
+// Retain forgets the states of servers not in keep, after a reload.
+func (r *Registry) Retain(keep map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.states {
+		if !keep[k] {
+			delete(r.states, k)
+		}
+	}
+}
