@@ -156,15 +156,7 @@ func Classify(err error, p Phase) Cause {
 	}
 
 	if isTermination(err) {
-		switch p {
-		case PhaseConnect:
-			return ConnectionRefused
-		case PhaseTLS:
-			return TLSProtocolError
-		case PhaseRead, PhaseDone:
-			return HTTPResponseIncomplete
-		}
-		return ConnectionTerminated
+		return terminated(p)
 	}
 
 	switch p {
@@ -234,6 +226,19 @@ func isTimeout(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// terminated names a connection closed or reset by the upstream in phase p.
+func terminated(p Phase) Cause {
+	switch p {
+	case PhaseConnect:
+		return ConnectionRefused
+	case PhaseTLS:
+		return TLSProtocolError
+	case PhaseRead, PhaseDone:
+		return HTTPResponseIncomplete
+	}
+	return ConnectionTerminated
 }
 
 func isTermination(err error) bool {
@@ -319,9 +324,18 @@ func leafCause(s string, p Phase) Cause {
 		return HTTPProtocolError
 	case has("stream error: ", "connection error: ", "http2: server sent GOAWAY"):
 		// HTTP/2 errors (h2_bundle.go) carry their code only in the text.
-		if strings.Contains(s, "PROTOCOL_ERROR") {
-			return HTTPProtocolError
+		// Go's HTTP/2 client reports a response header section over its
+		// limit mostly as a PROTOCOL_ERROR or COMPRESSION_ERROR connection
+		// error, like any other broken header block: only the rarer
+		// "response header list larger than advertised limit" above names
+		// the size. Other codes (INTERNAL_ERROR, CANCEL, a GOAWAY with
+		// NO_ERROR) mean the upstream dropped the stream or the connection.
+		for _, code := range []string{"PROTOCOL_ERROR", "COMPRESSION_ERROR", "FRAME_SIZE_ERROR", "FLOW_CONTROL_ERROR"} {
+			if strings.Contains(s, code) {
+				return HTTPProtocolError
+			}
 		}
+		return terminated(p)
 	case has("net/http: invalid header"): // transport.go, before sending
 		// The request itself cannot be sent as it is; nothing was sent.
 		return HTTPRequestError

@@ -156,8 +156,3 @@ func shutdown(g *gateway.Gateway, d time.Duration, logger *slog.Logger) error {
 	return nil
 }
 
-// demo is replaced by the demo package's command; see demo.go.
-var demo = func(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "holdfast demo: not built yet")
-	return 1
-}

@@ -271,7 +271,7 @@ func (d *decoder) validateRoutes(c *Config, pools map[string]*Upstream) {
 		switch {
 		case r.Upstream == "":
 			d.invalid(p+".upstream", nil, "required: want the name of a pool under upstreams%s", choices("", names, "defined"))
-		case pools[r.Upstream] == nil:
+		case pools[r.Upstream] == nil && !d.decodeFailed("upstreams"):
 			d.invalid(p+".upstream", nil, "unknown upstream %q%s", r.Upstream, choices(r.Upstream, names, "defined"))
 		}
 		if r.ErrorPages.HTML != "" {

@@ -166,3 +166,13 @@ func sanitizeHeader(s string) string {
 	}
 	return string(b)
 }
+
+// appendProxyStatus adds holdfast's member to a Proxy-Status list that an
+// upstream proxy may have started: RFC 9209 orders members from the origin
+// towards the client, so holdfast's goes last.
+func appendProxyStatus(h http.Header, member string) {
+	if prior := h.Get("Proxy-Status"); prior != "" {
+		member = prior + ", " + member
+	}
+	h.Set("Proxy-Status", member)
+}

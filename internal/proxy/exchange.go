@@ -218,7 +218,7 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 	}
 	if err != nil {
 		rec.Cause = h.classify(r, actx, err, rec.Phase)
-		if rec.Cause == cause.ConnectionTerminated && rec.Reused && !rec.Written {
+		if rec.Cause == cause.ConnectionTerminated && rec.Reused {
 			// The upstream closed a pooled connection under us: learn its
 			// idle timeout so that the next connections retire first.
 			s.State.LearnIdle(time.Duration(tr.idle.Load()), h.now())

@@ -41,6 +41,11 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	if _, ok := dst["X-Request-Id"]; !ok {
 		dst["X-Request-Id"] = []string{x.reqID}
 	}
+	if p.retryOn.status(resp.StatusCode) {
+		// Retries ran out on an upstream error status: say so (RFC 9209),
+		// leaving the upstream's own response otherwise untouched.
+		appendProxyStatus(dst, "holdfast; received-status="+itoa(resp.StatusCode))
+	}
 	w.WriteHeader(resp.StatusCode)
 
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))

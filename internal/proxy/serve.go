@@ -94,6 +94,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			break
 		}
 		if n > 1 {
+			if x.tried.Has(s) && x.attempts[len(x.attempts)-1].Cause == cause.TLSCertificateError {
+				// A rejected certificate will be rejected again.
+				x.retrySkipped = "no_server"
+				break
+			}
 			if s == last || x.tried.Has(s) {
 				// Going back to a server already tried: give it a moment.
 				wait = max(wait, p.backoffFor(n-1))
@@ -309,7 +314,7 @@ func (h *Handler) writeKept(w http.ResponseWriter, r *http.Request, x *exchange)
 		dst[key] = v
 	}
 	dst.Set("Content-Length", itoa(len(k.body)))
-	dst.Set("Proxy-Status", "holdfast; received-status="+itoa(k.status))
+	appendProxyStatus(dst, "holdfast; received-status="+itoa(k.status))
 	if dst.Get("X-Request-Id") == "" {
 		dst.Set("X-Request-Id", x.reqID)
 	}

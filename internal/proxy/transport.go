@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/config"
@@ -150,6 +152,7 @@ type upConn struct {
 	now   func() time.Time
 
 	lastRead  atomic.Int64 // unix ns of the last read that returned data
+	lastWrite atomic.Int64 // unix ns of the last write
 	written   atomic.Int64 // bytes written
 	checkNext atomic.Bool  // set when the transport hands the connection out for reuse
 }
@@ -158,8 +161,31 @@ func (c *upConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.lastRead.Store(c.now().UnixNano())
+	} else if err != nil && c.idleClose(err) {
+		// The upstream closed a connection that sat idle in the pool:
+		// that is its keep-alive timeout, learnt before any request races
+		// it. A close right after a response (Connection: close, or a body
+		// delimited by the close) says nothing about idling.
+		now := c.now()
+		if idle := time.Duration(now.UnixNano() - c.lastRead.Load()); idle >= minLearnIdle {
+			c.state.LearnIdle(idle, now)
+		}
 	}
 	return n, err
+}
+
+// minLearnIdle is the shortest idle time taken as an upstream's keep-alive
+// timeout.
+const minLearnIdle = 5 * time.Millisecond
+
+// idleClose reports whether err ends a connection that the upstream closed
+// while it was idle: the last thing on it was a response, not a request.
+func (c *upConn) idleClose(err error) bool {
+	lr, lw := c.lastRead.Load(), c.lastWrite.Load()
+	if lw == 0 || lr < lw {
+		return false // nothing sent yet, or a request is outstanding
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *upConn) Write(p []byte) (int, error) {
@@ -176,6 +202,7 @@ func (c *upConn) Write(p []byte) (int, error) {
 			return 0, errStale
 		}
 	}
+	c.lastWrite.Store(now.UnixNano())
 	if c.send > 0 {
 		if err := c.Conn.SetWriteDeadline(now.Add(c.send)); err != nil {
 			return 0, err

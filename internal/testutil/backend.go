@@ -36,15 +36,7 @@ func Backend(t testing.TB, h http.Handler) *Counting {
 		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	}
 	b := &Counting{seen: map[string]int{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.Requests.Add(1)
-		if id := r.Header.Get(TestIDHeader); id != "" {
-			b.mu.Lock()
-			b.seen[id]++
-			b.mu.Unlock()
-		}
-		h.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewServer(b.wrap(h))
 	t.Cleanup(srv.Close)
 	b.URL = srv.URL
 	b.Addr = srv.Listener.Addr().String()
@@ -56,4 +48,20 @@ func (b *Counting) Seen(id string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.seen[id]
+}
+
+// wrap counts requests before handing them to h (a 200 "ok" if nil).
+func (b *Counting) wrap(h http.Handler) http.Handler {
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.Requests.Add(1)
+		if id := r.Header.Get(TestIDHeader); id != "" {
+			b.mu.Lock()
+			b.seen[id]++
+			b.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -57,6 +57,11 @@ func NewPool(u *config.Upstream, reg *Registry) (*Pool, error) {
 	if len(p.primaries) == 0 {
 		return nil, fmt.Errorf("upstream %s: no primary server", u.Name)
 	}
+	if len(p.primaries) == 1 && len(p.backups) == 0 {
+		// As nginx: a lone server is never marked unavailable, since
+		// ejecting it could only turn a chance of success into a 503.
+		p.primaries[0].MaxFails = 0
+	}
 	p.Servers = append(append(p.Servers, p.primaries...), p.backups...)
 	for i, s := range p.Servers {
 		s.index = i

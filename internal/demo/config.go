@@ -1,0 +1,55 @@
+package demo
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/config"
+)
+
+// configTemplate is the demo's gateway configuration, written as a person
+// would write holdfast.yaml so that it can be read as an example: the
+// fmt verbs are the listen address and the backends' base URLs, known only
+// once the backends listen.
+//
+// The settings are chosen to make failures visible within seconds: one
+// failure ejects a server (max_fails 1) for 2s (doubling while it keeps
+// failing), a backend that does not answer within 800ms is given up on, and
+// each request may try three servers.
+const configTemplate = `# holdfast demo: one route, one pool of three misbehaving local backends.
+listen:
+  - addr: %q
+access_log:
+  path: "off"            # replaced by the demo's own access log
+shutdown:
+  drain_timeout: 5s
+routes:
+  - match: {path_prefix: /}
+    upstream: demo
+upstreams:
+  demo:
+    balance: round_robin
+    servers:
+      - {url: %q, max_fails: 1, fail_timeout: 2s}   # flaky-dies
+      - {url: %q, max_fails: 1, fail_timeout: 2s}   # flaky-502
+      - {url: %q, max_fails: 1, fail_timeout: 2s}   # slow
+    timeouts: {connect: 500ms, read: 800ms}
+    retry:
+      on: [error, timeout, http_502, http_503, http_504]
+      tries: 3
+`
+
+// readTimeout is timeouts.read in configTemplate: the slow backend's slow
+// answers must take longer than this to show a timeout.
+const readTimeout = 800 * time.Millisecond
+
+// gatewayConfig returns the demo configuration, as YAML and parsed, for a
+// gateway listening on listen in front of the given backend base URLs.
+func gatewayConfig(listen string, urls [3]string) (string, *config.Config, error) {
+	yaml := fmt.Sprintf(configTemplate, listen, urls[0], urls[1], urls[2])
+	cfg, err := config.Parse([]byte(yaml), "")
+	if err != nil {
+		return yaml, nil, fmt.Errorf("demo configuration: %w", err)
+	}
+	return yaml, cfg, nil
+}
