@@ -155,4 +155,3 @@ func shutdown(g *gateway.Gateway, d time.Duration, logger *slog.Logger) error {
 	logger.Info("stopped")
 	return nil
 }
-
