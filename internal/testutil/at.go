@@ -34,3 +34,19 @@ func BackendAt(t testing.TB, addr string, h http.Handler) *Counting {
 	b.Addr = ln.Addr().String()
 	return b
 }
+
+// KillableBackend is Backend with a kill switch: kill closes the listener
+// and every open connection at once, as a crashed process would, without
+// waiting for requests in flight.
+func KillableBackend(t testing.TB, h http.Handler) (b *Counting, kill func()) {
+	t.Helper()
+	b = &Counting{seen: map[string]int{}}
+	srv := httptest.NewServer(b.wrap(h))
+	t.Cleanup(srv.Close)
+	b.URL = srv.URL
+	b.Addr = srv.Listener.Addr().String()
+	return b, func() {
+		srv.Listener.Close()
+		srv.CloseClientConnections()
+	}
+}

@@ -125,7 +125,7 @@ func TestBigHeader(t *testing.T) {
 	t.Parallel()
 	const n = 100 << 10
 	f := BigHeader(t, n)
-	c := &http.Client{Transport: &http.Transport{}} // the default limit is 1 MiB
+	c := &http.Client{Transport: &http.Transport{}} // the default limit is 10 MiB
 	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://" + f.Addr + "/")
 	if err != nil {
