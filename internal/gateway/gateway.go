@@ -142,7 +142,13 @@ func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, erro
 // ServeHTTP serves a request with the configuration in force when it
 // arrived; a reload does not affect requests already in flight.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.handler.Load().ServeHTTP(w, r)
+	h := g.handler.Load()
+	if fc := framingOf(r.Context()); fc != nil && fc.nextAmbiguous() {
+		w.Header().Set("Connection", "close")
+		h.Reject(w, r, http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding (request smuggling shape)")
+		return
+	}
+	h.ServeHTTP(w, r)
 }
 
 // Config returns the configuration in force.
@@ -241,12 +247,22 @@ func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certific
 		return nil, fmt.Errorf("listener %s: %w", l.Addr, err)
 	}
 	ln := &listener{key: listenerKey(l), ln: nl}
+	if l.TLS == nil {
+		nl = &framingListener{Listener: nl, maxHead: int(cfg.Client.MaxHeaderBytes) + 4096}
+		ln.ln = nl
+	}
 	srv := &http.Server{
 		Handler:           g,
 		ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Client.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLogWriter{g.log}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if fc, ok := c.(*framingConn); ok {
+				return context.WithValue(ctx, framingKey{}, fc)
+			}
+			return ctx
+		},
 	}
 	ln.srv = srv
 	if cert != nil {

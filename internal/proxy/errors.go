@@ -94,7 +94,9 @@ func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status in
 	}
 	h := w.Header()
 	for k := range h {
-		delete(h, k)
+		if k != "Connection" { // a decision to close the client connection stands
+			delete(h, k)
+		}
 	}
 	h.Set("Proxy-Status", proxyStatus(c, text))
 	h.Set("X-Request-Id", reqID)

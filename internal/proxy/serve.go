@@ -252,6 +252,21 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 	return b, true
 }
 
+// Reject answers a client's request that the gateway refuses before routing
+// it (a malformed or hostile request) with status and the cause
+// http_request_error, and logs it. detail goes to the log, and to the client
+// only with expose_details.
+func (h *Handler) Reject(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	x := exchangePool.Get().(*exchange)
+	x.reset()
+	x.start = h.now()
+	x.reqID = requestID(r.Header)
+	defer exchangePool.Put(x)
+	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
+	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, nil)
+	h.logRequest(r, x)
+}
+
 func (h *Handler) clientError(w http.ResponseWriter, r *http.Request, x *exchange, status int, detail string) {
 	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
 	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, x.route.pages)
