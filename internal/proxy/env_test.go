@@ -213,3 +213,18 @@ func wantStatus(t *testing.T, r result, want int) {
 		t.Fatalf("status = %d, want %d; headers %v; body %q", r.status, want, r.header, r.body)
 	}
 }
+
+func benchHandler(b *testing.B, yaml string) *Handler {
+	b.Helper()
+	cfg, err := config.Parse([]byte(yaml), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := new(Transports)
+	h, err := New(cfg, Options{Transports: tr})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(tr.CloseIdle)
+	return h
+}
