@@ -73,7 +73,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 				x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
 				return false
 			}
-			if flush {
+			// Flush event streams at once, and anything else whenever the
+			// upstream had no more to give right now (a short read): a
+			// client then gets what exists while the upstream is slow.
+			if flush || (n < len(buf) && rerr == nil) {
 				if err := rc.Flush(); err != nil {
 					x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
 					return false
