@@ -105,7 +105,11 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 				t.conn.Store(uc)
 			}
 		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { t.set(cause.PhaseWait) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil { // called on failure too
+				t.set(cause.PhaseWait)
+			}
+		},
 		GotFirstResponseByte: func() { t.set(cause.PhaseWait) },
 	}
 }

@@ -139,13 +139,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		h.report(p, s, resp, rec.Cause)
 		x.attempts = append(x.attempts, rec)
 
-		if retryable && !body.replayable() {
-			retryable = false
-			x.retrySkipped = "body_too_large"
-		}
 		if retryable && n >= p.tries {
 			retryable = false
 			x.retrySkipped = "tries"
+		}
+		if retryable && !body.replayable() {
+			retryable = false
+			x.retrySkipped = "body_too_large"
 		}
 		if h.events != nil {
 			h.events.Attempt(p.Name, s.String(), rec.Cause, rec.Status, retryable)

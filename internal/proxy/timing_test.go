@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"io"
 	"net/http"
 	"strings"
@@ -125,5 +127,57 @@ func TestRetryBudgetBoundsAStorm(t *testing.T) {
 	}
 	if !strings.Contains(e.logBuf.String(), `"retry_skipped":"budget"`) {
 		t.Error("budget exhaustion not logged as retry_skipped=budget")
+	}
+}
+
+func TestSendTimeout(t *testing.T) {
+	// An upstream that reads the request head and then stops reading, as a
+	// wedged process does: the request body fills the socket buffers and
+	// the gateway's writes stall. (A test-local fake: testutil.Hang drains
+	// bodies.)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				<-done
+			}()
+		}
+	}()
+	e := newEnv(t, poolConfig("timeouts: {send: 300ms, read: 10s}\nretry: {tries: 1}", "http://"+ln.Addr().String()))
+	body := strings.NewReader(strings.Repeat("x", 64<<20))
+	start := time.Now()
+	req, _ := http.NewRequest("PUT", e.URL, body)
+	resp, err := http.DefaultClient.Do(req)
+	d := time.Since(start)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 504 {
+			t.Errorf("status %d, want 504", resp.StatusCode)
+		}
+	}
+	if d > 5*time.Second {
+		t.Errorf("took %v: the send timeout did not cut the stalled write", d)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !strings.Contains(e.logBuf.String(), `"cause":"connection_write_timeout"`) {
+		t.Errorf("log lacks connection_write_timeout: %s", e.logBuf.String())
 	}
 }
