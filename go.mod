@@ -3,8 +3,10 @@ module github.com/holdfast/holdfast
 go 1.26.8
 
 require (
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
-	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/term v0.47.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/net v0.62.0
+	golang.org/x/term v0.47.0
+	golang.org/x/time v0.16.0
 )
+
+require golang.org/x/sys v0.49.0 // indirect

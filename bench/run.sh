@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions reached through "start_$t" and traps
 # bench/run.sh: holdfast side by side with nginx, haproxy and caddy.
 #
 # Every proxy runs on its own loopback port in front of the same two backends
@@ -29,6 +30,10 @@
 #                               the other CPUs
 #                     (see bench/README.md for why wrk is the default)
 #   PAUSE     [1]     seconds of idle between two runs
+#   OTHER_LIMIT [10]  warn when processes the script did not start used more
+#                     than this % of the machine's CPU during a run
+#   BUSY_RETRIES [2]  a run so disturbed is repeated up to this many times;
+#                     the least disturbed attempt is kept
 #   OUT       []      also write the Markdown report to this file
 #   INSTALL   [1]     0 = never run apt-get; fail if a tool is missing
 #
@@ -47,6 +52,8 @@ SIZE=${SIZE:-1024}
 TARGETS=${TARGETS:-"direct nginx haproxy caddy holdfast"}
 PIN=${PIN:-wrk}
 PAUSE=${PAUSE:-1}
+OTHER_LIMIT=${OTHER_LIMIT:-10}
+BUSY_RETRIES=${BUSY_RETRIES:-2}
 OUT=${OUT:-}
 INSTALL=${INSTALL:-1}
 
@@ -70,6 +77,8 @@ die() {
 [[ $DURATION =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION must look like 10s, 1m or 30, got '$DURATION'"
 [[ $WARMUP == 0 || $WARMUP =~ ^[1-9][0-9]*[smh]?$ ]] || die "WARMUP must look like 2s or be 0, got '$WARMUP'"
 [[ $PAUSE =~ ^[0-9]+$ ]] || die "PAUSE must be whole seconds, got '$PAUSE'"
+[[ $BUSY_RETRIES =~ ^[0-9]+$ ]] || die "BUSY_RETRIES must be a whole number, got '$BUSY_RETRIES'"
+[[ $OTHER_LIMIT =~ ^[0-9]+$ ]] || die "OTHER_LIMIT must be a whole percentage, got '$OTHER_LIMIT'"
 case $PIN in none | wrk | split) ;; *) die "PIN must be none, wrk or split, got '$PIN'" ;; esac
 
 WANT=()
@@ -159,12 +168,16 @@ start_proc() {
 	PIDS+=("$LAST_PID")
 	NAMES+=("$name")
 	# setsid execs in place (no fork) when its caller is not a process group
-	# leader, which a background job of a script never is; check anyway.
-	sleep 0.05
-	sid=$(sed 's/.*) //' "/proc/$LAST_PID/stat" 2>/dev/null | cut -d' ' -f4) || true
-	if [[ -n $sid && $sid != "$LAST_PID" ]]; then
-		die "$name: setsid did not run in place (session $sid, pid $LAST_PID)"
-	fi
+	# leader, which a background job of a script never is; check anyway: the
+	# child must become the leader of its own session (or die, which
+	# wait_ready reports) within a few seconds.
+	local i
+	for ((i = 0; i < 100; i++)); do
+		sid=$(sed 's/.*) //' "/proc/$LAST_PID/stat" 2>/dev/null | cut -d' ' -f4) || sid=""
+		[[ -z $sid || $sid == "$LAST_PID" ]] && return 0
+		sleep 0.05
+	done
+	die "$name: pid $LAST_PID did not become a session leader (session $sid): cannot track its workers"
 }
 
 show_log() { # logfile
@@ -508,6 +521,29 @@ rss_kib() {
 	echo "$total"
 }
 
+# machine_ticks: "busy total" CPU ticks of the whole machine (/proc/stat):
+# busy = user + nice + system + steal; total adds idle and iowait. Interrupt
+# time is left out of both: loopback traffic is mostly softirq time that no
+# process is charged for.
+machine_ticks() {
+	awk '/^cpu / {b = $2 + $3 + $4 + $9; print b, b + $5 + $6; exit}' /proc/stat
+}
+
+# our_ticks SHELLPID: CPU ticks used so far by every process this script
+# started (the backends and proxies, workers included) plus the shell
+# SHELLPID and the children it has waited for (wrk).
+our_ticks() {
+	local pid p t total=0
+	for pid in "${PIDS[@]}"; do
+		for p in $(session_pids "$pid"); do
+			t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+			total=$((total + ${t:-0}))
+		done
+	done
+	t=$(sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}')
+	echo $((total + t))
+}
+
 run_wrk() { # target duration outfile
 	"${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$2" --latency \
 		"http://127.0.0.1:${PORT_OF[$1]}/" >"$3" 2>&1
@@ -538,6 +574,10 @@ parse_wrk() {
 	}' "$1"
 }
 
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD_START" -v n="$NPROC" 'BEGIN {exit !(l > n / 4)}'; then
+	log "WARNING: 1-min load average is $LOAD_START on $NPROC CPUs: other work on this machine will disturb the numbers"
+fi
 log "targets: ${WANT[*]}; $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d$DURATION, warm-up $WARMUP, PIN=$PIN"
 if [[ $WARMUP != 0 ]]; then
 	for t in "${WANT[@]}"; do
@@ -546,32 +586,63 @@ if [[ $WARMUP != 0 ]]; then
 	done
 fi
 
+# measure TARGET ROUND ATTEMPT: one wrk run. Prints the result line
+# "round req/s p50 p99 rss_kib errors requests other%" or returns 1.
+measure() {
+	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 rss other line
+	local me=$BASHPID # this shell forks wrk and reaps it: its children's time includes wrk's
+	f="$WORK/logs/wrk-$t-$r-$a.txt"
+	m0=$(machine_ticks)
+	o0=$(our_ticks "$me")
+	run_wrk "$t" "$DURATION" "$f" || rc=$?
+	o1=$(our_ticks "$me")
+	m1=$(machine_ticks)
+	rss=$(rss_kib "$t")
+	other=$(awk -v m0="$m0" -v m1="$m1" -v o0="$o0" -v o1="$o1" 'BEGIN {
+		split(m0, a, " "); split(m1, b, " "); tot = b[2] - a[2]
+		x = (tot > 0) ? 100 * ((b[1] - a[1]) - (o1 - o0)) / tot : 0
+		printf "%.1f", (x < 0) ? 0 : x }')
+	if ((rc != 0)) || ! line=$(parse_wrk "$f"); then
+		log "wrk against $t failed (exit $rc):"
+		show_log "$f"
+		return 1
+	fi
+	echo "$r $line $rss $other" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8}'
+}
+
 FAILED_RUNS=()
 n=${#WANT[@]}
-for ((r = 0; r < ROUNDS; r++)); do
+for ((r = 1; r <= ROUNDS; r++)); do
 	order=()
-	for ((k = 0; k < n; k++)); do order+=("${WANT[(r + k) % n]}"); done
-	log "round $((r + 1))/$ROUNDS: ${order[*]}"
+	for ((k = 0; k < n; k++)); do order+=("${WANT[(r - 1 + k) % n]}"); done
+	log "round $r/$ROUNDS: ${order[*]}"
 	for t in "${order[@]}"; do
-		sleep "$PAUSE"
-		f="$WORK/logs/wrk-$t-$((r + 1)).txt"
-		rc=0
-		run_wrk "$t" "$DURATION" "$f" || rc=$?
-		rss=$(rss_kib "$t")
-		if ((rc != 0)) || ! line=$(parse_wrk "$f"); then
-			log "wrk against $t failed (exit $rc):"
-			show_log "$f"
-			FAILED_RUNS+=("$t round $((r + 1))")
-			continue
-		fi
-		read -r rps p50 p99 errs reqs <<<"$line"
-		printf '%d %s %s %s %s %s %s\n' $((r + 1)) "$rps" "$p50" "$p99" "$rss" "$errs" "$reqs" >>"$WORK/results/$t"
-		log "$(printf '  %-9s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s' \
-			"$t" "$rps" "$p50" "$p99" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$errs")"
+		best=""
+		for ((a = 0; a <= BUSY_RETRIES; a++)); do
+			sleep "$PAUSE"
+			if ! line=$(measure "$t" "$r" "$a"); then
+				best=""
+				break
+			fi
+			read -r _ rps p50 p99 rss errs _ other <<<"$line"
+			log "$(printf '  %-9s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s  other CPU %s%%' \
+				"$t" "$rps" "$p50" "$p99" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$errs" "$other")"
+			# keep the attempt least disturbed by other processes
+			if [[ -z $best ]] || awk -v x="$other" -v y="$(awk '{print $8}' <<<"$best")" 'BEGIN {exit !(x < y)}'; then
+				best=$line
+			fi
+			awk -v x="$other" -v l="$OTHER_LIMIT" 'BEGIN {exit !(x > l)}' || break
+			((a == BUSY_RETRIES)) || log "  other processes used $other% of the CPU during that run: running $t again"
+		done
 		if ! proc_alive "${PID_OF[$t]}"; then
-			log "$t died during round $((r + 1))"
+			log "$t died during round $r"
 			show_log "$WORK/logs/$t.log"
 		fi
+		if [[ -z $best ]]; then
+			FAILED_RUNS+=("$t round $r")
+			continue
+		fi
+		echo "$best" >>"$WORK/results/$t"
 	done
 done
 
@@ -583,7 +654,7 @@ ratio() { # a b -> a/b with 2 decimals, or n/a
 	if [[ -z $1 || -z $2 ]]; then echo "n/a"; else awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; fi
 }
 
-declare -A RPS P50 P99 RSS ERRS RUNS
+declare -A RPS P50 P99 RSS ERRS RUNS OTHER OTHER_MAX
 for t in "${WANT[@]}"; do
 	f="$WORK/results/$t"
 	[[ -s $f ]] || continue
@@ -592,6 +663,8 @@ for t in "${WANT[@]}"; do
 	P99[$t]=$(col "$f" 4 | median)
 	RSS[$t]=$(col "$f" 5 | sort -g | tail -n 1)
 	ERRS[$t]=$(col "$f" 6 | awk '{s += $1} END {print s + 0}')
+	OTHER[$t]=$(col "$f" 8 | median)
+	OTHER_MAX[$t]=$(col "$f" 8 | sort -g | tail -n 1)
 	RUNS[$t]=$(wc -l <"$f")
 done
 
@@ -603,22 +676,23 @@ report() {
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds (order rotated each round), warm-up $WARMUP per target;" \
 		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN${WRK_PIN[*]:+ (wrk: ${WRK_PIN[*]}}${SERVER_PIN[*]:+, servers: ${SERVER_PIN[*]}}${WRK_PIN[*]:+)}."
-	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run."
+	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run;" \
+		"other CPU % is the median share of the machine's CPU used during a run by processes this script did not start."
 	echo
-	echo "| target | req/s | p50 ms | p99 ms | max RSS MiB | req/s vs nginx | req/s vs direct | p99 vs nginx | errors | version |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| target | req/s | p50 ms | p99 ms | max RSS MiB | req/s vs nginx | req/s vs direct | p99 vs nginx | errors | other CPU % | version |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for t in "${WANT[@]}"; do
 		if [[ -z ${RPS[$t]-} ]]; then
-			echo "| $t | - | - | - | - | - | - | - | all runs failed | $(version_of "$t") |"
+			echo "| $t | - | - | - | - | - | - | - | all runs failed | - | $(version_of "$t") |"
 			continue
 		fi
-		printf '| %s | %.0f | %.3f | %.3f | %.1f | %s | %s | %s | %s | %s |\n' \
+		printf '| %s | %.0f | %.3f | %.3f | %.1f | %s | %s | %s | %s | %s | %s |\n' \
 			"$t" "${RPS[$t]}" "${P50[$t]}" "${P99[$t]}" "$(awk -v k="${RSS[$t]}" 'BEGIN {print k / 1024}')" \
 			"$(ratio "${RPS[$t]}" "${RPS[nginx]-}")" "$(ratio "${RPS[$t]}" "${RPS[direct]-}")" \
-			"$(ratio "${P99[$t]}" "${P99[nginx]-}")" "${ERRS[$t]}" "$(version_of "$t")"
+			"$(ratio "${P99[$t]}" "${P99[nginx]-}")" "${ERRS[$t]}" "$(printf '%.1f' "${OTHER[$t]}")" "$(version_of "$t")"
 	done
 	for s in "${SKIPPED[@]}"; do
-		echo "| ${s%%:*} | - | - | - | - | - | - | - | not measured | ${s#*: } |"
+		echo "| ${s%%:*} | - | - | - | - | - | - | - | not measured | - | ${s#*: } |"
 	done
 	echo
 	local notes=("${NOTES[@]}")
@@ -626,21 +700,26 @@ report() {
 	for t in "${WANT[@]}"; do
 		[[ -n ${RUNS[$t]-} && ${RUNS[$t]} != "$ROUNDS" ]] && notes+=("$t: medians over ${RUNS[$t]} of $ROUNDS runs.")
 		[[ -n ${ERRS[$t]-} && ${ERRS[$t]} != 0 ]] && notes+=("$t: ${ERRS[$t]} errors (non-2xx/3xx responses or socket errors) during the measured runs: its req/s is not comparable.")
+		if [[ -n ${OTHER_MAX[$t]-} ]] && awk -v x="${OTHER_MAX[$t]}" -v l="$OTHER_LIMIT" 'BEGIN {exit !(x > l)}'; then
+			BUSY=1
+		fi
 	done
+	((BUSY == 0)) || notes+=("WARNING: other processes used more than $OTHER_LIMIT% of the machine's CPU during some kept runs, even after up to $BUSY_RETRIES retries (column 'other CPU %', per run below; 1-min load average was $LOAD_START at the start and $(cut -d' ' -f1 /proc/loadavg) at the end): these numbers measure the neighbours as much as the proxies. Rerun on a quiet machine.")
 	for s in "${notes[@]}"; do echo "- $s"; done
 	((${#notes[@]} == 0)) || echo
 	echo "<details><summary>every run</summary>"
 	echo
-	echo "| target | round | req/s | p50 ms | p99 ms | RSS MiB | errors |"
-	echo "|---|---:|---:|---:|---:|---:|---:|"
+	echo "| target | round | req/s | p50 ms | p99 ms | RSS MiB | errors | other CPU % |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 	for t in "${WANT[@]}"; do
 		[[ -s $WORK/results/$t ]] || continue
-		awk -v t="$t" '{printf "| %s | %d | %.0f | %.3f | %.3f | %.1f | %d |\n", t, $1, $2, $3, $4, $5 / 1024, $6}' "$WORK/results/$t"
+		awk -v t="$t" '{printf "| %s | %d | %.0f | %.3f | %.3f | %.1f | %d | %.1f |\n", t, $1, $2, $3, $4, $5 / 1024, $6, $8}' "$WORK/results/$t"
 	done
 	echo
 	echo "</details>"
 }
 
+BUSY=0
 report_text=$(report)
 printf '%s\n' "$report_text"
 if [[ -n $OUT ]]; then

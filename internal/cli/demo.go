@@ -1,11 +1,103 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	demorun "github.com/holdfast/holdfast/internal/demo"
 )
 
+// demoScriptDuration is how long the demo runs when no --duration is given and
+// standard output is not a terminal: a script that runs it never hangs.
+const demoScriptDuration = 30 * time.Second
+
+// demo runs `holdfast demo`: the gateway in front of three misbehaving local
+// backends under load, shown live. Exit status 0 when the clients saw no
+// error that holdfast could have absorbed and no POST was delivered twice.
 func demo(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "holdfast demo: not built yet")
-	return 1
+	fs := newFlags("demo", stderr)
+	duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C on a terminal, 30s otherwise)")
+	rate := fs.Int("rate", 50, "requests per second sent to the gateway")
+	clients := fs.Int("clients", 16, "concurrent clients sharing the load")
+	listen := fs.String("listen", "127.0.0.1:0", "the gateway's listen `address`")
+	accessLog := fs.String("access-log", "", "also write the gateway's JSON access log (with attempt ledgers) to `file`")
+	verbose := fs.Bool("verbose", false, "print the gateway's event log (ejections, skipped retries) on standard error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "holdfast demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *rate < 1 || *rate > 10000 {
+		fmt.Fprintln(stderr, "holdfast demo: --rate must be between 1 and 10000")
+		return 2
+	}
+	if *clients < 1 || *clients > 1000 {
+		fmt.Fprintln(stderr, "holdfast demo: --clients must be between 1 and 1000")
+		return 2
+	}
+	if *duration < 0 {
+		fmt.Fprintln(stderr, "holdfast demo: --duration must not be negative")
+		return 2
+	}
+
+	terminal := isTerminalWriter(stdout)
+	o := demorun.Options{
+		Duration: *duration,
+		Rate:     *rate,
+		Clients:  *clients,
+		Listen:   *listen,
+		Out:      stdout,
+		// The event log on the same terminal would tear a redrawn table.
+		Live: terminal && !*verbose,
+	}
+	if o.Duration == 0 && !terminal {
+		o.Duration = demoScriptDuration
+	}
+	if *verbose {
+		o.EventLog = stderr
+	}
+	if *accessLog != "" {
+		f, err := os.OpenFile(*accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "holdfast demo: --access-log: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		o.AccessLog = f
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first Ctrl-C the demo stops gracefully; a second one
+	// kills it at once, as a person who presses it twice expects.
+	context.AfterFunc(ctx, stop)
+
+	rep, err := demorun.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "holdfast %v\n", err)
+		if rep == nil {
+			return 1
+		}
+	}
+	rep.WriteSummary(stdout)
+	if err != nil || !rep.OK() {
+		return 1
+	}
+	return 0
+}
+
+// isTerminalWriter reports whether w is a terminal, where the display can redraw
+// in place.
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -396,8 +396,12 @@ func want(t reflect.Type, u unit) string {
 	case reflect.Pointer:
 		return want(t.Elem(), u)
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.String {
+		switch t.Elem().Kind() {
+		case reflect.String:
 			return "a list like [a, b]"
+		case reflect.Struct:
+			keys, _ := fields(t.Elem())
+			return "a list of mappings with keys " + strings.Join(keys, ", ")
 		}
 		return "a list"
 	case reflect.Struct:

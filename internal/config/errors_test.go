@@ -149,6 +149,14 @@ upstreams: {api: {servers: [{url: "http://a:1"}]}}
 			},
 		},
 		{
+			name: "admin on the default listener",
+			src: `admin: {addr: ":8080"}
+routes: [{upstream: api}]
+upstreams: {api: {servers: [{url: "http://a:1"}]}}
+`,
+			want: []wantErr{{1, 15, "admin.addr", ":8080 overlaps the default listen[0]: the admin listener needs its own address"}},
+		},
+		{
 			name: "routes",
 			src: `routes:
   - match: {host: api.example.com, path_prefix: /v1}

@@ -12,7 +12,7 @@ import (
 //	listen :8080 (http), :8443 (https, h2)
 //	admin 127.0.0.1:9901
 //	route api.example.com/ -> api
-//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 60s, idle 30s, health GET /health every 5s
+//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s
 func Summary(c *Config) string {
 	var b strings.Builder
 	ls := make([]string, len(c.Listen))
@@ -56,9 +56,10 @@ func Summary(c *Config) string {
 		if backups := len(u.Servers) - primaries; backups > 0 {
 			fmt.Fprintf(&b, " + %d backup", backups)
 		}
-		fmt.Fprintf(&b, ", tries %d", u.Retry.Tries)
-		if len(u.Retry.On) == 0 {
-			b.WriteString(" (retries off)")
+		if len(u.Retry.On) == 0 || u.Retry.Tries == 1 {
+			b.WriteString(", no retries")
+		} else {
+			fmt.Fprintf(&b, ", tries %d", u.Retry.Tries)
 		}
 		t := u.Timeouts
 		fmt.Fprintf(&b, ", connect %s, read %s, idle %s",

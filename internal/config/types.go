@@ -28,7 +28,8 @@ type Config struct {
 
 	// TrustedProxies lists CIDRs (or single addresses) whose
 	// X-Forwarded-* and Forwarded headers are believed. Default: none, so
-	// those headers from clients are replaced.
+	// those headers from clients are replaced. After Load each entry is a
+	// canonical CIDR ("10.0.0.1" becomes "10.0.0.1/32").
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ExposeDetails puts internal addresses and error text into error
 	// responses sent to clients. Default false: they go to the log only.
@@ -53,6 +54,7 @@ type Listener struct {
 }
 
 // TLS names a certificate and key in PEM files, relative to the config file.
+// After Load both are absolute paths to files that could be read.
 type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
@@ -64,6 +66,8 @@ type Admin struct {
 	// on loopback.
 	Addr string `yaml:"addr"`
 	// TokenFile holds the bearer token required for state-changing calls.
+	// Relative to the config file; after Load an absolute path to a file
+	// that is not empty.
 	TokenFile string `yaml:"token_file"`
 }
 
@@ -90,14 +94,16 @@ type Route struct {
 type Match struct {
 	// Host is matched against the request's Host without port,
 	// case-insensitively. "" matches every host; "*.example.com" matches
-	// one or more labels before example.com.
+	// one or more labels before example.com. Load stores it in lower case.
 	Host string `yaml:"host"`
 	// PathPrefix is matched against the request path. Default "/".
 	PathPrefix string `yaml:"path_prefix"`
 }
 
 // ErrorPages names template files for the gateway's own error bodies. Each is
-// a Go text/template receiving the fields of the problem document.
+// a Go text/template receiving the fields of the problem document. Paths are
+// relative to the config file; after Load they are absolute, and the
+// templates are known to parse.
 type ErrorPages struct {
 	HTML string `yaml:"html"` // default: built in
 	JSON string `yaml:"json"` // default: built in (RFC 9457 problem+json)
@@ -173,7 +179,7 @@ type Retry struct {
 	// On lists the conditions that trigger another try: error, timeout,
 	// http_502, http_503, http_504, http_429. Default
 	// [error, timeout, http_502, http_503, http_504]. An empty list written
-	// as "on: []" disables retries.
+	// as "on: []" disables retries. After Load it is never nil.
 	On []string `yaml:"on"`
 	// Tries is the most attempts per request, the first included. Default 3.
 	Tries int `yaml:"tries"`
@@ -246,7 +252,8 @@ type ClientLimits struct {
 
 // AccessLog configures the access log.
 type AccessLog struct {
-	// Path is "stdout" (default), "stderr", "off" or a file path (appended).
+	// Path is "stdout" (default), "stderr", "off" or a file path (appended),
+	// relative to the config file; after Load a file path is absolute.
 	Path string `yaml:"path"`
 }
 

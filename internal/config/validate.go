@@ -52,6 +52,15 @@ func (d *decoder) at(path string) *yaml.Node {
 	return nil
 }
 
+// where names the item at path for a message: "listen[0] (line 2)", or
+// "the default listen[0]" when the item is not in the file.
+func (d *decoder) where(path string) string {
+	if n, ok := d.nodes[path]; ok {
+		return fmt.Sprintf("%s (line %d)", path, n.Line)
+	}
+	return "the default " + path
+}
+
 func parent(path string) string {
 	if i := strings.LastIndexAny(path, ".["); i >= 0 {
 		return path[:i]
@@ -140,8 +149,7 @@ func (d *decoder) validateListeners(c *Config) {
 		} else if port != "0" {
 			for _, b := range ports[port] {
 				if b.host == host || wildcard(b.host) || wildcard(host) {
-					d.invalid(p+".addr", nil, "%s overlaps %s (line %d): both cannot be bound",
-						l.Addr, b.path, d.at(b.path+".addr").Line)
+					d.invalid(p+".addr", nil, "%s overlaps %s: they cannot both be bound", l.Addr, d.where(b.path))
 					break
 				}
 			}
@@ -170,8 +178,7 @@ func (d *decoder) validateListeners(c *Config) {
 	}
 	for _, b := range ports[port] {
 		if port != "0" && (b.host == host || wildcard(b.host) || wildcard(host)) {
-			d.invalid("admin.addr", nil, "%s overlaps %s (line %d): the admin listener needs its own address",
-				c.Admin.Addr, b.path, d.at(b.path+".addr").Line)
+			d.invalid("admin.addr", nil, "%s overlaps %s: the admin listener needs its own address", c.Admin.Addr, d.where(b.path))
 			break
 		}
 	}
@@ -263,8 +270,7 @@ func (d *decoder) validateRoutes(c *Config, pools map[string]*Upstream) {
 		}
 		key := r.Match.Host + " " + r.Match.PathPrefix
 		if prev, dup := seen[key]; dup {
-			d.invalid(p+".match", nil, "same host and path_prefix as %s (line %d): one of them can never match",
-				prev, d.at(prev).Line)
+			d.invalid(p+".match", nil, "same host and path_prefix as %s: one of them can never match", d.where(prev))
 		} else {
 			seen[key] = p
 		}
@@ -352,7 +358,7 @@ func (d *decoder) validateUpstream(u *Upstream) {
 		if norm, err := checkServerURL(s.URL); err != nil {
 			d.invalid(sp+".url", err, "%v", err)
 		} else if prev, dup := urls[norm]; dup {
-			d.invalid(sp+".url", nil, "%s is already in this pool at %s (line %d)", s.URL, prev, d.at(prev).Line)
+			d.invalid(sp+".url", nil, "%s is already in this pool at %s", s.URL, d.where(prev))
 		} else {
 			urls[norm] = sp
 		}

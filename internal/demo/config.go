@@ -43,13 +43,13 @@ upstreams:
 // answers must take longer than this to show a timeout.
 const readTimeout = 800 * time.Millisecond
 
-// gatewayConfig returns the demo configuration, as YAML and parsed, for a
-// gateway listening on listen in front of the given backend base URLs.
-func gatewayConfig(listen string, urls [3]string) (string, *config.Config, error) {
+// gatewayConfig returns the demo configuration for a gateway listening on
+// listen in front of the given backend base URLs.
+func gatewayConfig(listen string, urls [3]string) (*config.Config, error) {
 	yaml := fmt.Sprintf(configTemplate, listen, urls[0], urls[1], urls[2])
 	cfg, err := config.Parse([]byte(yaml), "")
 	if err != nil {
-		return yaml, nil, fmt.Errorf("demo configuration: %w", err)
+		return nil, fmt.Errorf("demo: configuration: %w", err)
 	}
-	return yaml, cfg, nil
+	return cfg, nil
 }

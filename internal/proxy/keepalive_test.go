@@ -44,6 +44,20 @@ func TestKeepAliveRace(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	t.Cleanup(client.CloseIdleConnections)
 
+	// First contact: holdfast does not know this backend's idle timeout
+	// until the backend first closes an idle connection. A few GETs at the
+	// same pace (retried safely if they race) let that happen; the POSTs
+	// that follow must then never meet a closing connection.
+	for i := 0; i < 5; i++ {
+		resp, err := client.Get(e.URL + "/warmup")
+		if err != nil {
+			t.Fatalf("warm-up GET: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(25 * time.Millisecond)
+	}
+
 	const perMethod = 400
 	var errs []string
 	for i := 0; i < 2*perMethod; i++ {

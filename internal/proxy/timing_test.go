@@ -3,8 +3,8 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"

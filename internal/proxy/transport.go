@@ -197,7 +197,9 @@ func (c *upConn) Write(p []byte) (int, error) {
 			c.state.StaleRetired()
 			return 0, errStale
 		}
-		if idle > 100*time.Microsecond && peerClosed(c.Conn) {
+		// Connections busy enough to idle under a millisecond are spared
+		// the extra system call.
+		if idle > time.Millisecond && peerClosed(c.Conn) {
 			c.state.StaleRetired()
 			return 0, errStale
 		}

@@ -71,7 +71,9 @@ func (d *DNS) Silence(name string) {
 
 // Resolver returns a resolver that sends every query to this server and
 // never to the system's, whatever /etc/resolv.conf says. It still consults
-// /etc/hosts, so use names that file does not hold (under .test, say).
+// /etc/hosts, so use names that file does not hold (under .test, say), and
+// its errors still name the nameserver from /etc/resolv.conf ("lookup x.test
+// on 10.0.0.53:53: no such host") although the query came here.
 func (d *DNS) Resolver() *net.Resolver {
 	return &net.Resolver{
 		PreferGo: true,

@@ -1,12 +1,13 @@
 package testutil
 
 import (
-	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // NoAccept returns a loopback address where a TCP connect never completes,
@@ -14,8 +15,9 @@ import (
 // that drops SYNs, or a host that is gone. Loopback cannot drop packets, but
 // Linux drops a SYN when the listener's accept queue is full: NoAccept makes
 // a socket that listens with a backlog of 0 and never accepts, and fills its
-// queue with connections it keeps open until cleanup. A later dial then
+// queue with a connection it keeps open until cleanup. A later dial then
 // waits until its own timeout (the SYN is retransmitted after 1s, 3s, ...).
+// The address holds no further state: any number of dials may share it.
 //
 // Each dial to the address costs the dialer its full timeout, so keep those
 // timeouts short (a few hundred milliseconds).
@@ -46,23 +48,52 @@ func NoAccept(t testing.TB) string {
 	}
 	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
 
-	// A dial on loopback completes in microseconds while the queue has room,
-	// so a dial that takes this long means the queue is full and the SYN
-	// was dropped. With backlog 0 one connection fills it; the loop does not
-	// depend on that kernel detail.
-	const probe = 200 * time.Millisecond
+	// Fill the queue one connection at a time, reading its length from the
+	// kernel rather than timing dials, so that a slow machine cannot
+	// mistake a late dial for a dropped SYN.
 	for range 16 {
-		c, err := net.DialTimeout("tcp", addr, probe)
-		if err == nil {
-			filled = append(filled, c)
-			continue
+		n, limit, err := acceptQueue(fd)
+		if err != nil {
+			t.Fatalf("testutil: NoAccept: %v", err)
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return addr
+		if n > limit {
+			return addr // full: the next SYN is dropped
 		}
-		t.Fatalf("testutil: filling the accept queue of %s: %v", addr, err)
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("testutil: NoAccept: filling the accept queue of %s: %v", addr, err)
+		}
+		filled = append(filled, c)
+		// The server side queues the connection when it handles the
+		// client's ACK, which may come just after the dial returns.
+		for wait := time.Now().Add(5 * time.Second); ; {
+			m, _, err := acceptQueue(fd)
+			if err != nil {
+				t.Fatalf("testutil: NoAccept: %v", err)
+			}
+			if m > n {
+				break
+			}
+			if time.Now().After(wait) {
+				t.Skipf("testutil: NoAccept: a connection to %s never reached the accept queue", addr)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	t.Skipf("testutil: NoAccept: the accept queue of %s did not fill after %d connections; this kernel does not drop SYNs on a full queue", addr, len(filled))
 	return ""
+}
+
+// acceptQueue returns the length of a listening socket's accept queue and
+// its limit, which Linux reports in TCP_INFO as tcpi_unacked and
+// tcpi_sacked. The queue is full, and a SYN is dropped, when n > limit.
+func acceptQueue(fd int) (n, limit uint32, err error) {
+	var info syscall.TCPInfo
+	size := uint32(syscall.SizeofTCPInfo)
+	_, _, errno := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), syscall.IPPROTO_TCP, syscall.TCP_INFO,
+		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, 0, fmt.Errorf("getsockopt TCP_INFO: %w", errno)
+	}
+	return info.Unacked, info.Sacked, nil
 }

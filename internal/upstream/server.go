@@ -105,10 +105,11 @@ func (st *State) Ejections() int {
 }
 
 // LearnIdle records that the server closed a pooled connection after it had
-// idled for d: connections idle longer than three quarters of d are not
-// reused for the next minute.
+// idled for d: for the next minute, connections idle longer than
+// d - max(d/4, 10ms) are not reused. The margin covers the scheduling delay
+// between the check at reuse and the request reaching the server.
 func (st *State) LearnIdle(d time.Duration, now time.Time) {
-	limit := d * 3 / 4
+	limit := d - max(d/4, 10*time.Millisecond)
 	if limit < time.Millisecond {
 		limit = time.Millisecond
 	}
