@@ -94,15 +94,11 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 		ConnectStart:      func(string, string) { t.set(cause.PhaseConnect) },
 		TLSHandshakeStart: func() { t.set(cause.PhaseTLS) },
 		GotConn: func(info httptrace.GotConnInfo) {
-			t.set(cause.PhaseWrite)
-			t.reused.Store(info.Reused)
-			t.idle.Store(int64(info.IdleTime))
 			if uc := unwrapUpConn(info.Conn); uc != nil {
 				if info.Reused {
 					uc.MarkReused()
 				}
-				t.startWrit.Store(uc.Written())
-				t.conn.Store(uc)
+				t.gotConn(uc, info.Reused, info.IdleTime)
 			}
 		},
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
@@ -112,6 +108,15 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 		},
 		GotFirstResponseByte: func() { t.set(cause.PhaseWait) },
 	}
+}
+
+// gotConn notes the connection an attempt is about to write on.
+func (t *attemptTrace) gotConn(uc *upConn, reused bool, idle time.Duration) {
+	t.set(cause.PhaseWrite)
+	t.reused.Store(reused)
+	t.idle.Store(int64(idle))
+	t.startWrit.Store(uc.Written())
+	t.conn.Store(uc)
 }
 
 // written reports whether any byte of the request reached the connection.
@@ -127,20 +132,37 @@ var (
 
 // requestBody is the client's body as the attempts see it.
 type requestBody struct {
+	expect   bool // the client sent Expect: 100-continue
+	viaStd   bool // 100-continue or an upgrade: sent with net/http's Transport
 	buffered bool // held in full in exchange.body: replayable
 	stream   *countingReader
 	length   int64 // -1 unknown
 }
 
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r   io.Reader
+	n   atomic.Int64
+	err atomic.Pointer[error] // a failure reading the client's body
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		c.err.Store(&err)
+	}
 	return n, err
+}
+
+// readErr returns the error met reading the client's body, or nil.
+func (c *countingReader) readErr() error {
+	if c == nil {
+		return nil
+	}
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (c *countingReader) Close() error { return nil }
@@ -199,14 +221,23 @@ func stripPrefix(p, prefix string) string {
 func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Server, hdr http.Header, body *requestBody, deadline time.Time) (resp *http.Response, rec attemptRecord, actx context.Context, cancel context.CancelCauseFunc) {
 	tr := &attemptTrace{}
 	actx, cancel = context.WithCancelCause(r.Context())
-	ctx := httptrace.WithClientTrace(actx, tr.clientTrace())
 	var headerTimer *time.Timer
 	if !deadline.IsZero() {
 		headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })
 	}
-	out := h.outgoing(ctx, r, x, s, hdr, body)
 	start := h.now()
-	resp, err := p.transports[s.Index()].RoundTrip(out)
+	var err error
+	if !body.viaStd {
+		// The common case: holdfast's own HTTP/1.1 client.
+		out := h.outgoing(actx, r, x, s, hdr, body)
+		resp, err = p.h1[s.Index()].roundTrip(actx, out, tr)
+	} else {
+		// 100-continue: net/http's Transport waits for the upstream's
+		// 100 before it reads the client's body.
+		ctx := httptrace.WithClientTrace(actx, tr.clientTrace())
+		out := h.outgoing(ctx, r, x, s, hdr, body)
+		resp, err = p.transports[s.Index()].RoundTrip(out)
+	}
 	if headerTimer != nil {
 		headerTimer.Stop()
 	}
@@ -221,7 +252,18 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 		rec.IdleMS = ms(time.Duration(tr.idle.Load()))
 	}
 	if err != nil {
+		if uc := tr.conn.Load(); uc != nil && uc.WriteErr() != nil && rec.Phase == cause.PhaseWrite {
+			err = uc.WriteErr()
+		}
 		rec.Cause = h.classify(r, actx, err, rec.Phase)
+		if rerr := body.stream.readErr(); rerr != nil {
+			// The client's body failed, not the upstream.
+			rec.Cause = cause.HTTPRequestError
+			if r.Context().Err() != nil || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				rec.Cause = cause.ClientClosed
+			}
+			err = rerr
+		}
 		if rec.Cause == cause.ConnectionTerminated && rec.Reused {
 			// The upstream closed a pooled connection under us: learn its
 			// idle timeout so that the next connections retire first.
@@ -232,6 +274,10 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 	}
 	rec.Phase = cause.PhaseRead
 	rec.Status = resp.StatusCode
+	// net/http's Transport may hand back a response before its writer
+	// goroutine has counted the last bytes: a response proves the request
+	// went out.
+	rec.Written = true
 	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
 		learnKeepAlive(s, ka, h.now())
 	}

@@ -69,7 +69,8 @@ type Handler struct {
 // pool is an upstream pool with its compiled policy.
 type pool struct {
 	*upstream.Pool
-	transports []*http.Transport // by server index
+	transports []*http.Transport // by server index: for 100-continue
+	h1         []*h1Pool         // by server index: everything else
 	retryOn    conds
 	failOn     conds
 	tries      int
@@ -269,8 +270,10 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 		return nil, fmt.Errorf("upstream %s: hash: unknown key %q", u.Name, u.Hash)
 	}
 	p.transports = make([]*http.Transport, len(up.Servers))
+	p.h1 = make([]*h1Pool, len(up.Servers))
 	for i, s := range up.Servers {
 		p.transports[i] = o.Transports.For(s, u.Timeouts)
+		p.h1[i] = o.Transports.h1For(s, u.Timeouts)
 	}
 	return p, nil
 }

@@ -137,11 +137,21 @@ func forwardedNode(a netip.Addr, raw string) string {
 	return quoteForwarded(raw)
 }
 
+// quoteForwarded returns s as an RFC 7239 value: a token as it is, anything
+// else (an address with a port, say) as a quoted string.
 func quoteForwarded(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+			b := make([]byte, 0, len(s)+4)
+			b = append(b, '"')
+			for j := 0; j < len(s); j++ {
+				if s[j] == '"' || s[j] == '\\' {
+					b = append(b, '\\')
+				}
+				b = append(b, s[j])
+			}
+			return string(append(b, '"'))
 		}
 	}
 	return s

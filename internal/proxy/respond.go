@@ -56,7 +56,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 
 	var body io.Reader = resp.Body
 	var tr *timeoutReader
-	if p.readTO > 0 {
+	if _, own := resp.Body.(*h1Body); !own && p.readTO > 0 {
+		// net/http's Transport has no read timeout between body reads;
+		// holdfast's own client sets it as a socket deadline.
 		tr = &timeoutReader{r: resp.Body, d: p.readTO, cancel: cancel}
 		defer tr.stop()
 		body = tr

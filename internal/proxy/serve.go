@@ -46,9 +46,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 	if !ok {
 		return false
 	}
+	up := upgradeType(r.Header)
+	body.viaStd = body.expect || up != ""
 
 	hdr := r.Header.Clone()
-	up := upgradeType(r.Header)
 	removeHopHeaders(hdr)
 	if up != "" {
 		hdr.Set("Connection", "Upgrade")
@@ -72,9 +73,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 	p.Budget.Request(x.start)
 
 	var (
-		last     *upstream.Server
-		wait     time.Duration
-		lastResp *http.Response
+		last *upstream.Server
+		wait time.Duration
 	)
 	for n := 1; ; n++ {
 		now := h.now()
@@ -119,6 +119,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				}
 			}
 		}
+		if n > 1 && h.events != nil {
+			// The previous attempt is now known to have been retried.
+			prev := x.attempts[len(x.attempts)-1]
+			h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
+		}
 		x.tried.Add(s)
 		last = s
 		release := s.Acquire()
@@ -147,8 +152,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			retryable = false
 			x.retrySkipped = "body_too_large"
 		}
-		if h.events != nil {
-			h.events.Attempt(p.Name, s.String(), rec.Cause, rec.Status, retryable)
+		if h.events != nil && !retryable {
+			h.events.Attempt(p.Name, s.String(), rec.Cause, rec.Status, false)
 		}
 
 		if !retryable {
@@ -172,7 +177,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
 				return false
 			}
-			lastResp = resp
 			abort = h.respond(w, r, x, p, resp, actx, cancel, up)
 			release()
 			cancel(nil)
@@ -184,7 +188,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		release()
 		cancel(nil)
 	}
-	_ = lastResp
+	if h.events != nil && len(x.attempts) > 0 {
+		// The last attempt looked retryable, but no retry could be made.
+		prev := x.attempts[len(x.attempts)-1]
+		h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, false)
+	}
 	// Out of attempts with no response to pass on.
 	if x.kept != nil {
 		x.status = x.kept.status
@@ -221,6 +229,7 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
 	expect := headerHasToken(r.Header, "Expect", "100-continue")
+	b.expect = expect
 	if expect || (r.ContentLength > p.bodyBuffer) {
 		// Stream: 100-continue must reach the upstream before the body is
 		// read, and a body over body_buffer is not held in memory.

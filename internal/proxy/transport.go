@@ -30,6 +30,7 @@ type Transports struct {
 
 	mu sync.Mutex
 	m  map[transportKey]*http.Transport
+	h1 map[transportKey]*h1Pool
 }
 
 type transportKey struct {
@@ -53,6 +54,26 @@ func (ts *Transports) For(s *upstream.Server, t config.Timeouts) *http.Transport
 	return tr
 }
 
+// h1For returns holdfast's own HTTP/1.1 client for server s with timeouts t.
+func (ts *Transports) h1For(s *upstream.Server, t config.Timeouts) *h1Pool {
+	k := transportKey{s.URL.String(), t}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if p, ok := ts.h1[k]; ok {
+		return p
+	}
+	if ts.h1 == nil {
+		ts.h1 = make(map[transportKey]*h1Pool)
+	}
+	base := ts.TLSConfig
+	if base == nil {
+		base = &tls.Config{}
+	}
+	p := newH1Pool(s, t, ts.Resolver, base, ts.now)
+	ts.h1[k] = p
+	return p
+}
+
 // Retain closes and forgets the transports not used by the given pools,
 // after a reload.
 func (ts *Transports) Retain(pools []*upstream.Pool) {
@@ -70,6 +91,12 @@ func (ts *Transports) Retain(pools []*upstream.Pool) {
 			delete(ts.m, k)
 		}
 	}
+	for k, p := range ts.h1 {
+		if !keep[k] {
+			p.closeIdle(true)
+			delete(ts.h1, k)
+		}
+	}
 }
 
 // CloseIdle closes every pooled idle connection.
@@ -78,6 +105,9 @@ func (ts *Transports) CloseIdle() {
 	defer ts.mu.Unlock()
 	for _, tr := range ts.m {
 		tr.CloseIdleConnections()
+	}
+	for _, p := range ts.h1 {
+		p.closeIdle(false)
 	}
 }
 
@@ -151,14 +181,31 @@ type upConn struct {
 	state *upstream.State
 	now   func() time.Time
 
+	readLimit atomic.Int64 // while > 0, bytes that may still be read (the response header limit)
+	overLimit atomic.Bool  // a read went past readLimit
 	lastRead  atomic.Int64 // unix ns of the last read that returned data
 	lastWrite atomic.Int64 // unix ns of the last write
 	written   atomic.Int64 // bytes written
-	checkNext atomic.Bool  // set when the transport hands the connection out for reuse
+	writeErr  atomic.Pointer[error]
+	checkNext atomic.Bool // set when the transport hands the connection out for reuse
 }
 
 func (c *upConn) Read(p []byte) (int, error) {
+	if lim := c.readLimit.Load(); lim > 0 {
+		if int64(len(p)) > lim {
+			p = p[:lim]
+		}
+	} else if lim < 0 {
+		c.overLimit.Store(true)
+		return 0, errHeaderTooLarge
+	}
 	n, err := c.Conn.Read(p)
+	if lim := c.readLimit.Load(); lim > 0 {
+		c.readLimit.Store(lim - int64(n))
+		if lim-int64(n) == 0 {
+			c.readLimit.Store(-1)
+		}
+	}
 	if n > 0 {
 		c.lastRead.Store(c.now().UnixNano())
 	} else if err != nil && c.idleClose(err) {
@@ -212,7 +259,20 @@ func (c *upConn) Write(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
+	if err != nil {
+		c.writeErr.Store(&err)
+	}
 	return n, err
+}
+
+// WriteErr returns the error of the last failed write on the socket, or nil.
+// net/http's request writer hides such errors inside an unexported type
+// when they strike while copying a body.
+func (c *upConn) WriteErr() error {
+	if p := c.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // MarkReused tells the connection that the transport handed it out again

@@ -1,0 +1,359 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/upstream"
+)
+
+// h1Pool is holdfast's own HTTP/1.1 client for one upstream server: a pool
+// of keep-alive connections on which each request is written and its
+// response read on the caller's goroutine.
+//
+// net/http's Transport runs two goroutines per connection and hands every
+// request and response between them over channels; on a proxy's hot path
+// those hand-offs cost more CPU than the proxying itself. Here a request
+// costs no goroutine switch, timeouts are socket deadlines rather than
+// timers, and the attempt learns first-hand how far it got (connection
+// reused, bytes written, response bytes read), which is what decides
+// whether a retry is safe. Requests with "Expect: 100-continue" and
+// protocol upgrades still go through net/http's Transport.
+type h1Pool struct {
+	server   *upstream.Server
+	dialer   *net.Dialer
+	resolver *net.Resolver
+	tlsConf  *tls.Config // nil for http
+	t        config.Timeouts
+	now      func() time.Time
+	maxIdle  int
+
+	mu     sync.Mutex
+	idle   []*h1Conn // most recently used last
+	sweep  *time.Timer
+	closed bool
+}
+
+// h1Conn is one upstream connection with its buffers.
+type h1Conn struct {
+	uc       *upConn  // the TCP connection (deadlines, counters)
+	c        net.Conn // uc, or the TLS connection over it
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleFrom time.Time
+}
+
+// errHeaderTooLarge reports response headers over the limit.
+var errHeaderTooLarge = &cause.Error{Cause: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseWait, Err: errors.New("upstream response header section over 64KiB")}
+
+const maxResponseHeader = 64 << 10
+
+func newH1Pool(s *upstream.Server, t config.Timeouts, resolver *net.Resolver, tlsConf *tls.Config, now func() time.Time) *h1Pool {
+	p := &h1Pool{
+		server:   s,
+		dialer:   &net.Dialer{KeepAlive: 30 * time.Second},
+		resolver: resolver,
+		t:        t,
+		now:      now,
+		maxIdle:  1024,
+	}
+	if p.resolver == nil {
+		p.resolver = net.DefaultResolver
+	}
+	if s.URL.Scheme == "https" {
+		c := tlsConf.Clone()
+		c.NextProtos = []string{"http/1.1"}
+		if c.ServerName == "" {
+			c.ServerName = s.URL.Hostname()
+		}
+		p.tlsConf = c
+	}
+	return p
+}
+
+// get returns a pooled connection fit for reuse, or nil. Connections past
+// the idle timeout, past the limit learnt for this server, or already closed
+// by the peer are closed on the way: none of them has carried a byte of
+// this request.
+func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil, 0
+		}
+		pc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+
+		idle := now.Sub(pc.idleFrom)
+		switch {
+		case p.t.Idle > 0 && idle >= p.t.Idle:
+			pc.close()
+			// Older ones sit below: they are past it too.
+			p.closeExpired(now)
+			return nil, 0
+		case func() bool { lim := p.server.State.IdleLimit(now); return lim > 0 && idle > lim }():
+			p.server.State.StaleRetired()
+			pc.close()
+			continue
+		case idle > time.Millisecond && peerClosed(pc.uc.Conn):
+			// Closed by the upstream while idle: its keep-alive timeout is
+			// at most this idle time. Learn it before a request races it.
+			p.server.State.StaleRetired()
+			if idle >= minLearnIdle {
+				p.server.State.LearnIdle(idle, now)
+			}
+			pc.close()
+			continue
+		}
+		return pc, idle
+	}
+}
+
+func (p *h1Pool) put(pc *h1Conn, now time.Time) {
+	pc.idleFrom = now
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		pc.close()
+		return
+	}
+	p.idle = append(p.idle, pc)
+	if p.sweep == nil && p.t.Idle > 0 {
+		p.sweep = time.AfterFunc(p.t.Idle, p.sweepIdle)
+	}
+	p.mu.Unlock()
+}
+
+// sweepIdle closes connections that idled past the idle timeout, so that
+// sockets do not linger once traffic stops.
+func (p *h1Pool) sweepIdle() {
+	p.closeExpired(p.now())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sweep = nil
+	if len(p.idle) > 0 && !p.closed {
+		p.sweep = time.AfterFunc(p.t.Idle, p.sweepIdle)
+	}
+}
+
+func (p *h1Pool) closeExpired(now time.Time) {
+	p.mu.Lock()
+	var expired []*h1Conn
+	keep := p.idle[:0]
+	for _, pc := range p.idle {
+		if now.Sub(pc.idleFrom) >= p.t.Idle {
+			expired = append(expired, pc)
+		} else {
+			keep = append(keep, pc)
+		}
+	}
+	for i := len(keep); i < len(p.idle); i++ {
+		p.idle[i] = nil
+	}
+	p.idle = keep
+	p.mu.Unlock()
+	for _, pc := range expired {
+		pc.close()
+	}
+}
+
+// closeIdle closes every pooled connection; with final, the pool keeps no
+// more.
+func (p *h1Pool) closeIdle(final bool) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	if final {
+		p.closed = true
+	}
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
+	p.mu.Unlock()
+	for _, pc := range idle {
+		pc.close()
+	}
+}
+
+func (pc *h1Conn) close() { pc.c.Close() }
+
+// dial opens a connection: resolve (when the host is a name), TCP connect,
+// TLS handshake, all within the connect timeout, each phase noted in tr.
+func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
+	if p.t.Connect > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.t.Connect)
+		defer cancel()
+	}
+	host, port, err := net.SplitHostPort(p.server.Addr)
+	if err != nil {
+		return nil, err
+	}
+	addrs := []string{host}
+	if net.ParseIP(host) == nil {
+		tr.set(cause.PhaseResolve)
+		if addrs, err = p.resolver.LookupHost(ctx, host); err != nil {
+			return nil, err
+		}
+	}
+	tr.set(cause.PhaseConnect)
+	var c net.Conn
+	for _, a := range addrs {
+		if c, err = p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(a, port)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	uc := &upConn{Conn: c, send: p.t.Send, idle: p.t.Idle, state: p.server.State, now: p.now}
+	uc.lastRead.Store(p.now().UnixNano())
+	pc := &h1Conn{uc: uc, c: uc}
+	if p.tlsConf != nil {
+		tr.set(cause.PhaseTLS)
+		tc := tls.Client(uc, p.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			uc.Close()
+			return nil, err
+		}
+		pc.c = tc
+	}
+	pc.br = bufio.NewReaderSize(pc.c, 16<<10)
+	pc.bw = bufio.NewWriterSize(pc.c, 16<<10)
+	return pc, nil
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes any blocked
+// read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip sends req on a pooled or new connection and reads the response
+// header. The response body reads from the connection, under the read
+// timeout between reads, and gives the connection back to the pool when it
+// is read to the end. ctx ending aborts any blocked read or write.
+func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTrace) (*http.Response, error) {
+	for {
+		now := p.now()
+		pc, idle := p.get(now)
+		reused := pc != nil
+		if pc == nil {
+			var err error
+			if pc, err = p.dial(ctx, tr); err != nil {
+				return nil, err
+			}
+		}
+		tr.gotConn(pc.uc, reused, idle)
+		stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+		start := pc.uc.Written()
+
+		err := req.Write(pc.bw)
+		if err == nil {
+			err = pc.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			pc.close()
+			if reused && pc.uc.Written() == start && ctx.Err() == nil {
+				// Closed under us before a byte left: try another.
+				p.server.State.StaleRetired()
+				continue
+			}
+			return nil, err
+		}
+		tr.set(cause.PhaseWait)
+
+		if p.t.Read > 0 {
+			pc.c.SetReadDeadline(p.now().Add(p.t.Read))
+		}
+		pc.uc.readLimit.Store(maxResponseHeader)
+		resp, err := readResponse(pc.br, req)
+		pc.uc.readLimit.Store(0)
+		if err != nil {
+			stop()
+			pc.close()
+			if pc.uc.overLimit.Load() {
+				return nil, errHeaderTooLarge
+			}
+			return nil, err
+		}
+		pc.c.SetReadDeadline(time.Time{})
+		resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
+		return resp, nil
+	}
+}
+
+// readResponse reads the final response, skipping informational ones (a
+// 101 is final: the connection changes protocol).
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode < 100 {
+			return resp, nil
+		}
+	}
+}
+
+// h1Body is a response body on a pooled connection.
+type h1Body struct {
+	rc   io.ReadCloser
+	pc   *h1Conn
+	pool *h1Pool
+	stop func() bool
+	resp *http.Response
+	req  *http.Request
+	done bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.pool.t.Read > 0 {
+		b.pc.c.SetReadDeadline(b.pool.now().Add(b.pool.t.Read))
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+// Close gives the connection back if the body was read to the end, and
+// closes it otherwise: what is left of a body is not worth reading.
+func (b *h1Body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+func (b *h1Body) finish(complete bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	aborted := !b.stop() // the context ended: the deadline may be poisoned
+	if complete && !aborted && !b.resp.Close && !b.req.Close && b.pc.br.Buffered() == 0 {
+		b.pc.c.SetReadDeadline(time.Time{})
+		b.pool.put(b.pc, b.pool.now())
+		return
+	}
+	b.pc.close()
+}

@@ -1,0 +1,35 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestQuoteForwarded(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":      "example.com",
+		"127.0.0.1:8080":   `"127.0.0.1:8080"`,
+		`we"ird\host`:      `"we\"ird\\host"`,
+		"_hidden-node.1~x": "_hidden-node.1~x",
+	} {
+		if got := quoteForwarded(in); got != want {
+			t.Errorf("quoteForwarded(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestRemoveHopHeaders(t *testing.T) {
+	h := http.Header{
+		"Connection":        {"keep-alive, X-Private"},
+		"X-Private":         {"1"},
+		"Keep-Alive":        {"timeout=5"},
+		"Transfer-Encoding": {"chunked"},
+		"Te":                {"trailers"},
+		"Upgrade":           {"websocket"},
+		"X-Kept":            {"yes"},
+	}
+	removeHopHeaders(h)
+	if len(h) != 1 || h.Get("X-Kept") != "yes" {
+		t.Errorf("after removal: %v, want only X-Kept", h)
+	}
+}
