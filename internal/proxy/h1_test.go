@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/testutil"
+)
+
+// countConns starts a backend that counts the connections it accepts.
+func countConns(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func TestH1ReusesConnections(t *testing.T) {
+	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 1000))
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	for i := 0; i < 50; i++ {
+		r := e.do("GET", "/", "")
+		wantStatus(t, r, 200)
+		if len(r.body) != 1000 {
+			t.Fatalf("body %d bytes", len(r.body))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("50 sequential requests used %d upstream connections, want 1", n)
+	}
+}
+
+func TestH1ConnectionCloseIsNotPooled(t *testing.T) {
+	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	for i := 0; i < 5; i++ {
+		r := e.do("GET", "/", "")
+		wantStatus(t, r, 200)
+		if r.body != "bye" {
+			t.Fatalf("body %q", r.body)
+		}
+	}
+	if n := conns.Load(); n != 5 {
+		t.Errorf("%d connections for 5 requests answered Connection: close, want 5", n)
+	}
+}
+
+func TestH1ResponseShapes(t *testing.T) {
+	cases := []struct {
+		name, raw, method, wantBody string
+		wantStatus              int
+	}{
+		{"close-delimited HTTP/1.0 body", "HTTP/1.0 200 OK\r\n\r\nuntil close", "GET", "until close", 200},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "GET", "hello world", 200},
+		{"HEAD with a Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nConnection: close\r\n\r\n", "HEAD", "", 200},
+		{"204", "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", "GET", "", 204},
+		{"304", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nConnection: close\r\n\r\n", "GET", "", 304},
+		{"103 then 200", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", "GET", "ok", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testutil.Raw(t, tc.raw)
+			e := newEnv(t, poolConfig("", "http://"+f.Addr))
+			r := e.do(tc.method, "/", "")
+			wantStatus(t, r, tc.wantStatus)
+			if r.body != tc.wantBody {
+				t.Errorf("body = %q, want %q", r.body, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestH1ChunkedTrailersReachClient(t *testing.T) {
+	f := testutil.Raw(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 42\r\n\r\n")
+	e := newEnv(t, poolConfig("", "http://"+f.Addr))
+	resp, err := http.Get(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hi" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("body %q trailer %q", b, resp.Trailer.Get("X-Sum"))
+	}
+}
+
+func TestH1IdleConnectionsAreSwept(t *testing.T) {
+	// A raw backend that reports when the gateway closes its connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan time.Time, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		// Wait for the gateway to close the idle connection.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := br.ReadByte(); err != nil {
+			closed <- time.Now()
+		}
+	}()
+	e := newEnv(t, poolConfig("timeouts: {idle: 200ms}", "http://"+ln.Addr().String()))
+	start := time.Now()
+	wantStatus(t, e.do("GET", "/", ""), 200)
+	select {
+	case at := <-closed:
+		if d := at.Sub(start); d < 150*time.Millisecond || d > 2*time.Second {
+			t.Errorf("idle connection closed after %v, want about the 200ms idle timeout", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle upstream connection never closed")
+	}
+}
+
+func TestH1ConcurrentRequestsShareThePool(t *testing.T) {
+	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		fmt.Fprint(w, r.URL.Query().Get("i"))
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				r := e.do("GET", fmt.Sprintf("/?i=%d-%d", g, i), "")
+				if r.err != nil || r.body != fmt.Sprintf("%d-%d", g, i) {
+					done <- fmt.Errorf("got %q %v", r.body, r.err)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n > 8 {
+		t.Errorf("%d upstream connections for 8 concurrent clients, want at most 8", n)
+	}
+}
