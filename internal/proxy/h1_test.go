@@ -68,7 +68,7 @@ func TestH1ConnectionCloseIsNotPooled(t *testing.T) {
 func TestH1ResponseShapes(t *testing.T) {
 	cases := []struct {
 		name, raw, method, wantBody string
-		wantStatus              int
+		wantStatus                  int
 	}{
 		{"close-delimited HTTP/1.0 body", "HTTP/1.0 200 OK\r\n\r\nuntil close", "GET", "until close", 200},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "GET", "hello world", 200},
