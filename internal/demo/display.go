@@ -70,11 +70,11 @@ func (r *run) display(ctx context.Context) {
 func frame(rep *Report) []string {
 	c, h := rep.Clients, rep.Holdfast
 	lines := []string{
-		fmt.Sprintf("%5.0fs CLIENTS SAW  %d requests  %d 2xx  %s%s  POSTs twice: %d",
-			rep.Elapsed.Seconds(), c.Requests, c.OK, plural(c.Errors, "error"), byStatus(c.ErrorsByStatus), c.DuplicatePOSTs),
+		fmt.Sprintf("%5.0fs CLIENTS SAW  %d requests  %d 2xx  avoidable errors: %d%s  POSTs twice: %d",
+			rep.Elapsed.Seconds(), c.Requests, c.OK, c.Errors, byStatus(c.ErrorsByStatus), c.DuplicatePOSTs),
 	}
 	if c.NotResent > 0 {
-		lines = append(lines, fmt.Sprintf("%20s%s without Idempotency-Key not resent%s", "",
+		lines = append(lines, fmt.Sprintf("%20s%s without Idempotency-Key failed, not sent twice%s", "",
 			plural(c.NotResent, "POST"), byStatus(c.NotResentByStatus)))
 	}
 	ej := plural(h.Ejections, "ejection")
@@ -107,7 +107,7 @@ func plainLine(rep *Report) string {
 		}
 		st = append(st, b.Name+" "+state+" ("+misbehaviour(b)+")")
 	}
-	return fmt.Sprintf("[%4.0fs] clients: %d requests, %d 2xx, %s, %d POSTs not resent, %d POSTs twice | holdfast: %d attempts, %s, %s | %s",
-		rep.Elapsed.Seconds(), c.Requests, c.OK, plural(c.Errors, "error"), c.NotResent, c.DuplicatePOSTs,
+	return fmt.Sprintf("[%4.0fs] clients: %d requests, %d 2xx, %d avoidable errors, %d keyless POSTs not sent twice, %d POSTs twice | holdfast: %d attempts, %s, %s | %s",
+		rep.Elapsed.Seconds(), c.Requests, c.OK, c.Errors, c.NotResent, c.DuplicatePOSTs,
 		h.Attempts, plural(h.Retries, "retry"), plural(h.Ejections, "ejection"), strings.Join(st, ", "))
 }

@@ -128,7 +128,10 @@ func (r *Report) OK() bool {
 // Verdict is the run in one line.
 func (r *Report) Verdict() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clients saw %s", plural(r.Clients.Errors, "error"))
+	fmt.Fprintf(&b, "clients saw %s holdfast could have absorbed", plural(r.Clients.Errors, "error"))
+	if n := r.Clients.NotResent; n > 0 {
+		fmt.Fprintf(&b, " (and %d keyless POSTs it rightly did not send twice)", n)
+	}
 	if d := r.Clients.DuplicatePOSTs; d > 0 {
 		fmt.Fprintf(&b, " and %s delivered twice", plural(d, "POST"))
 	}
@@ -146,8 +149,8 @@ func (r *Report) Verdict() string {
 func (r *Report) WriteSummary(w io.Writer) {
 	c, h := r.Clients, r.Holdfast
 	fmt.Fprintf(w, "\nholdfast demo: ran %.1fs against %s\n", r.Elapsed.Seconds(), r.Gateway)
-	fmt.Fprintf(w, "clients   %d requests: %d 2xx, %s%s; POSTs delivered twice: %d\n",
-		c.Requests, c.OK, plural(c.Errors, "error"), byStatus(c.ErrorsByStatus), c.DuplicatePOSTs)
+	fmt.Fprintf(w, "clients   %d requests: %d 2xx, %d not 2xx; avoidable errors: %d%s; POSTs delivered twice: %d\n",
+		c.Requests, c.OK, c.Requests-c.OK, c.Errors, byStatus(c.ErrorsByStatus), c.DuplicatePOSTs)
 	if c.NotResent > 0 {
 		fmt.Fprintf(w, "          %s without Idempotency-Key got the upstream's failure%s:\n"+
 			"          an upstream had received them, and holdfast does not risk a POST twice\n",
