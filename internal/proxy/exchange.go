@@ -149,7 +149,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	if err != nil && err != io.EOF {
-		c.err.Store(&err)
+		e := err // a copy, so that err itself does not escape on every call
+		c.err.Store(&e)
 	}
 	return n, err
 }
@@ -171,6 +172,8 @@ func (c *countingReader) Close() error { return nil }
 func (b *requestBody) replayable() bool {
 	return b.stream == nil || b.stream.n.Load() == 0
 }
+
+func noCancel(error) {}
 
 // outgoing builds the request for one attempt at server s.
 func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s *upstream.Server, hdr http.Header, body *requestBody) *http.Request {
@@ -220,7 +223,13 @@ func stripPrefix(p, prefix string) string {
 // context and must be called once the response is done with.
 func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Server, hdr http.Header, body *requestBody, deadline time.Time) (resp *http.Response, rec attemptRecord, actx context.Context, cancel context.CancelCauseFunc) {
 	tr := &attemptTrace{}
-	actx, cancel = context.WithCancelCause(r.Context())
+	if deadline.IsZero() && !body.viaStd {
+		// Nothing will cancel this attempt but the client: its context is
+		// enough, and the common case saves a context per attempt.
+		actx, cancel = r.Context(), noCancel
+	} else {
+		actx, cancel = context.WithCancelCause(r.Context())
+	}
 	var headerTimer *time.Timer
 	if !deadline.IsZero() {
 		headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })

@@ -260,7 +260,8 @@ func (c *upConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
 	if err != nil {
-		c.writeErr.Store(&err)
+		e := err // a copy, so that err itself does not escape on every call
+		c.writeErr.Store(&e)
 	}
 	return n, err
 }
