@@ -23,12 +23,13 @@
 #   SIZE      [1024]  response body size of the backends, in bytes
 #   TARGETS   ["direct nginx haproxy caddy holdfast"]
 #                     what to measure; direct = wrk straight to one backend
-#   PIN       [wrk]   CPU pinning with taskset:
-#                       none  = nothing pinned
-#                       wrk   = wrk on the last CPU, the servers unpinned
+#   PIN       [split] CPU pinning with taskset:
 #                       split = wrk on the last CPU, backends and proxies on
-#                               the other CPUs
-#                     (see bench/README.md for why wrk is the default)
+#                               the other CPUs (nginx worker_processes and
+#                               haproxy nbthread = that many CPUs)
+#                       wrk   = wrk on the last CPU, the servers unpinned
+#                       none  = nothing pinned
+#                     (see bench/README.md for why split is the default)
 #   PAUSE     [1]     seconds of idle between two runs
 #   OTHER_LIMIT [10]  warn when processes the script did not start used more
 #                     than this % of the machine's CPU during a run
@@ -50,7 +51,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SIZE=${SIZE:-1024}
 TARGETS=${TARGETS:-"direct nginx haproxy caddy holdfast"}
-PIN=${PIN:-wrk}
+PIN=${PIN:-split}
 PAUSE=${PAUSE:-1}
 OTHER_LIMIT=${OTHER_LIMIT:-10}
 BUSY_RETRIES=${BUSY_RETRIES:-2}
@@ -289,6 +290,10 @@ if [[ $PIN != none ]]; then
 		SERVER_PIN=(taskset -c "$rest")
 	fi
 fi
+# SERVER_NPROC: the CPUs the servers may use, as `nproc` counts them under
+# their affinity. nginx's worker_processes and haproxy's nbthread follow it,
+# as Go's GOMAXPROCS (caddy, holdfast, the backends) does by itself.
+SERVER_NPROC=$("${SERVER_PIN[@]}" nproc)
 
 # ---------------------------------------------------------------- build
 
@@ -349,7 +354,7 @@ start_nginx() {
 	((EUID == 0)) && user="user root;"
 	cat >"$d/nginx.conf" <<EOF
 $user
-worker_processes $NPROC;
+worker_processes $SERVER_NPROC;
 error_log $d/error.log warn;
 events {
     worker_connections 4096;
@@ -387,7 +392,7 @@ start_haproxy() {
 	mkdir -p "$d"
 	cat >"$d/haproxy.cfg" <<EOF
 global
-    nbthread $NPROC
+    nbthread $SERVER_NPROC
     # no maxconn: haproxy derives it from the open-files limit
 
 defaults
@@ -675,7 +680,8 @@ report() {
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $NPROC CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)."
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds (order rotated each round), warm-up $WARMUP per target;" \
-		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN${WRK_PIN[*]:+ (wrk: ${WRK_PIN[*]}}${SERVER_PIN[*]:+, servers: ${SERVER_PIN[*]}}${WRK_PIN[*]:+)}."
+		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN${WRK_PIN[*]:+ (wrk: ${WRK_PIN[*]}}${SERVER_PIN[*]:+, servers: ${SERVER_PIN[*]}}${WRK_PIN[*]:+)};" \
+		"servers see $SERVER_NPROC CPU(s): nginx worker_processes and haproxy nbthread $SERVER_NPROC."
 	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run;" \
 		"other CPU % is the median share of the machine's CPU used during a run by processes this script did not start."
 	echo

@@ -181,9 +181,16 @@ func (c Cause) IsTimeout() bool { return c.info().timeout }
 // idempotent is true for GET, HEAD, OPTIONS, TRACE, PUT and DELETE, for a
 // request with an Idempotency-Key, or when the operator opted in; written is
 // true when at least one byte of the request reached the connection.
+//
+// A cause that normally proves the request never left (a TLS failure, say)
+// proves nothing once bytes of the request were written: a TLS alert can
+// arrive after the upstream read the request. Then only idempotent
+// requests may be retried.
 func (c Cause) RetryableFor(idempotent, written bool) bool {
 	switch c.Safety() {
-	case NeverSent, NotTried:
+	case NeverSent:
+		return idempotent || !written
+	case NotTried:
 		return true
 	case SafeIfUnsent:
 		return idempotent || !written

@@ -135,13 +135,16 @@ func TestRetryableFor(t *testing.T) {
 		c    cause.Cause
 		want [4]bool
 	}{
-		{cause.DNSError, [4]bool{true, true, true, true}},
-		{cause.DNSTimeout, [4]bool{true, true, true, true}},
-		{cause.ConnectionRefused, [4]bool{true, true, true, true}},
-		{cause.ConnectionTimeout, [4]bool{true, true, true, true}},
-		{cause.TLSCertificateError, [4]bool{true, true, true, true}},
-		{cause.TLSProtocolError, [4]bool{true, true, true, true}},
-		{cause.TLSAlertReceived, [4]bool{true, true, true, true}},
+		// Never sent: any method, unless bytes were in fact written (a TLS
+		// alert can follow a request the upstream read): then the
+		// evidence wins, and only idempotent requests are retried.
+		{cause.DNSError, [4]bool{true, false, true, true}},
+		{cause.DNSTimeout, [4]bool{true, false, true, true}},
+		{cause.ConnectionRefused, [4]bool{true, false, true, true}},
+		{cause.ConnectionTimeout, [4]bool{true, false, true, true}},
+		{cause.TLSCertificateError, [4]bool{true, false, true, true}},
+		{cause.TLSProtocolError, [4]bool{true, false, true, true}},
+		{cause.TLSAlertReceived, [4]bool{true, false, true, true}},
 		// The keep-alive race: retried only if nothing was written, or if
 		// the request may be repeated.
 		{cause.ConnectionTerminated, [4]bool{true, false, true, true}},
@@ -174,7 +177,9 @@ func TestRetryableFor(t *testing.T) {
 	}
 
 	// The SPEC's words: a POST after connection_terminated is retried only
-	// when no byte was written; after dns_error, always.
+	// when no byte was written; after dns_error (which writes nothing),
+	// always; after a TLS alert that struck once the request was written,
+	// never.
 	post := cause.IdempotentMethod(http.MethodPost)
 	if cause.ConnectionTerminated.RetryableFor(post, true) {
 		t.Errorf("POST after connection_terminated with a byte written: retryable, want not")
@@ -182,8 +187,11 @@ func TestRetryableFor(t *testing.T) {
 	if !cause.ConnectionTerminated.RetryableFor(post, false) {
 		t.Errorf("POST after connection_terminated with nothing written: not retryable, want retryable")
 	}
-	if !cause.DNSError.RetryableFor(post, true) {
+	if !cause.DNSError.RetryableFor(post, false) {
 		t.Errorf("POST after dns_error: not retryable, want retryable")
+	}
+	if cause.TLSAlertReceived.RetryableFor(post, true) {
+		t.Errorf("POST after a TLS alert with the request written: retryable, want not")
 	}
 }
 

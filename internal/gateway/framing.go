@@ -55,17 +55,22 @@ type framingConn struct {
 	net.Conn
 	maxHead int
 
-	mu        sync.Mutex
-	state     int
-	line      []byte
-	headBytes int
-	headLines int
-	remaining int64
-	cl        []string
-	te        string
-	heads     int   // request heads seen
-	flagged   []int // heads (1-based) with both Content-Length and Transfer-Encoding
-	served    int   // requests handed to the gateway, counted by it
+	mu          sync.Mutex
+	state       int
+	line        []byte
+	headBytes   int
+	headLines   int
+	remaining   int64
+	cl          []string
+	te          string
+	heads       int   // request heads seen
+	flagged     []int // heads (1-based) whose framing is ambiguous
+	lostAt      int   // heads seen when the scanner lost the framing; 0 if not
+	served      int   // requests handed to the gateway, counted by it
+	http10      bool  // the current head's request line is HTTP/1.0
+	optionsStar bool  // the current head is "OPTIONS *"
+	obsFold     bool  // the current head has a folded line
+	firstLine   bool  // the next head line is the request line
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
@@ -79,17 +84,32 @@ func (c *framingConn) Read(p []byte) (int, error) {
 }
 
 // nextAmbiguous counts one request handed to the gateway and reports whether
-// its head carried both Content-Length and Transfer-Encoding.
+// its framing is ambiguous: both Content-Length and Transfer-Encoding, a
+// Transfer-Encoding on HTTP/1.0, a folded header line, or any request after
+// the scanner lost track of the framing.
 func (c *framingConn) nextAmbiguous() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.served++
+	if c.lostAt > 0 && c.served > c.lostAt {
+		return true
+	}
 	for _, f := range c.flagged {
 		if f == c.served {
 			return true
 		}
 	}
 	return false
+}
+
+// lose stops following the connection; later requests on it are refused.
+func (c *framingConn) lose() {
+	if c.state != stOff {
+		c.state = stOff
+		if c.lostAt == 0 {
+			c.lostAt = max(c.heads, 1)
+		}
+	}
 }
 
 func (c *framingConn) scan(b []byte) {
@@ -134,7 +154,7 @@ func (c *framingConn) appendLine(b []byte) {
 		c.headBytes += len(b)
 	}
 	if len(c.line) > c.maxHead || c.headBytes > c.maxHead {
-		c.state = stOff // net/http answers 431 and closes
+		c.lose() // net/http answers 431 and closes
 	}
 }
 
@@ -148,7 +168,16 @@ func (c *framingConn) onLine(line []byte) {
 			c.endHead()
 			return
 		}
-		c.header(line)
+		if c.headLines == 0 {
+			c.http10 = bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+			// net/http answers "OPTIONS *" itself, without the gateway:
+			// such a head is not counted, so that counts stay in step.
+			c.optionsStar = bytes.HasPrefix(line, []byte("OPTIONS * "))
+		} else if line[0] == ' ' || line[0] == '\t' {
+			c.obsFold = true // RFC 9112 5.2: a server may reject obs-fold; holdfast does
+		} else {
+			c.header(line)
+		}
 		c.headLines++
 		c.headBytes++ // the line feed
 	case stChunkSize:
@@ -157,7 +186,7 @@ func (c *framingConn) onLine(line []byte) {
 		}
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
 		if err != nil || n < 0 {
-			c.state = stOff
+			c.lose()
 			return
 		}
 		if n == 0 {
@@ -167,7 +196,7 @@ func (c *framingConn) onLine(line []byte) {
 		c.state, c.remaining = stChunkData, n
 	case stChunkCRLF:
 		if len(line) != 0 {
-			c.state = stOff
+			c.lose()
 			return
 		}
 		c.state = stChunkSize
@@ -197,28 +226,33 @@ func (c *framingConn) header(line []byte) {
 }
 
 func (c *framingConn) endHead() {
-	c.heads++
-	cl, te := c.cl, c.te
-	c.cl, c.te = c.cl[:0], ""
+	if !c.optionsStar {
+		c.heads++
+	}
+	cl, te, http10, fold := c.cl, c.te, c.http10, c.obsFold
+	c.cl, c.te, c.http10, c.obsFold, c.optionsStar = c.cl[:0], "", false, false, false
 	c.toHead()
-	if te != "" && len(cl) > 0 {
+	// RFC 9112 6.1 and 6.3: both lengths, or a Transfer-Encoding on
+	// HTTP/1.0 (which net/http ignores, and a front proxy may not), leave
+	// the framing to interpretation. A folded line may hide either.
+	if (te != "" && len(cl) > 0) || (te != "" && http10) || fold {
 		c.flagged = append(c.flagged, c.heads)
 		// The connection is closed after the 400: stop following it.
-		c.state = stOff
+		c.lose()
 		return
 	}
 	switch {
 	case te != "":
 		codings := bytes.Split([]byte(te), []byte(","))
 		if !bytes.EqualFold(bytes.TrimSpace(codings[len(codings)-1]), []byte("chunked")) {
-			c.state = stOff
+			c.lose() // net/http refuses it (501) and closes
 			return
 		}
 		c.state = stChunkSize
 	case len(cl) > 0:
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		if err != nil || n < 0 {
-			c.state = stOff
+			c.lose() // net/http refuses it (400) and closes
 			return
 		}
 		if n > 0 {

@@ -71,3 +71,54 @@ func TestPipelinedRequestsThroughGateway(t *testing.T) {
 		t.Error("connection still open after an ambiguous request")
 	}
 }
+
+// TestSmugglingShapesRefused sends ambiguous framings, alone and behind
+// requests that once threw the scanner out of step; each must be answered
+// 400 with the connection closed, and never reach the upstream.
+func TestSmugglingShapesRefused(t *testing.T) {
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "reached "+r.URL.Path)
+	}))
+	_, addr := start(t, oneRoute("127.0.0.1:0", "", b.URL))
+	both := "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	cases := []struct {
+		name, payload string
+		want          []int // statuses, the last one 400, then the connection closes
+	}{
+		{"both lengths", both, []int{400}},
+		{"both lengths after OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + both, []int{200, 400}},
+		{"Transfer-Encoding on HTTP/1.0", "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + both, []int{400}},
+		{"folded Transfer-Encoding", "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", []int{400}},
+		{"after a bad chunk size", "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + both, []int{400}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := b.Requests.Load()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(c, tc.payload)
+			br := bufio.NewReader(c)
+			for i, want := range tc.want {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i+1, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("response %d: status %d, want %d", i+1, resp.StatusCode, want)
+				}
+			}
+			if _, err := http.ReadResponse(br, nil); err == nil {
+				t.Error("connection still open after the refusal")
+			}
+			if n := b.Requests.Load() - before; n != 0 {
+				t.Errorf("%d requests reached the upstream", n)
+			}
+		})
+	}
+}

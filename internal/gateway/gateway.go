@@ -78,19 +78,23 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		listeners:  make(map[string]*listener),
 		serveErr:   make(chan error, 16),
 	}
-	h, err := g.build(cfg)
+	h, f, err := g.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
+	g.logFile = f
 	return g, nil
 }
 
-func (g *Gateway) build(cfg *config.Config) (*proxy.Handler, error) {
+// build compiles cfg into a handler, opening its access-log file (returned,
+// or nil) without touching the one in use: the caller commits it with
+// swapLogFile once the whole configuration is in force, or closes it.
+func (g *Gateway) build(cfg *config.Config) (*proxy.Handler, *os.File, error) {
 	access, f, err := g.accessLogger(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h, err := proxy.New(cfg, proxy.Options{
 		Transports: g.transports,
@@ -103,17 +107,19 @@ func (g *Gateway) build(cfg *config.Config) (*proxy.Handler, error) {
 		if f != nil {
 			f.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	if f != nil {
-		if g.logFile != nil {
-			old := g.logFile
-			// Requests in flight on the old handler may still log: close later.
-			time.AfterFunc(time.Minute, func() { old.Close() })
-		}
-		g.logFile = f
+	return h, f, nil
+}
+
+// swapLogFile makes f the access-log file in force. The previous one is
+// closed a minute later: requests in flight on the old handler may still
+// write to it.
+func (g *Gateway) swapLogFile(f *os.File) {
+	if old := g.logFile; old != nil {
+		time.AfterFunc(time.Minute, func() { old.Close() })
 	}
-	return h, nil
+	g.logFile = f
 }
 
 func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, error) {
@@ -313,15 +319,19 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	if g.closed {
 		return errors.New("gateway is shut down")
 	}
-	h, err := g.build(cfg)
+	h, f, err := g.build(cfg)
 	if err != nil {
 		return err
 	}
 	if err := g.syncListeners(cfg); err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return err
 	}
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
+	g.swapLogFile(f)
 	keep := make(map[string]bool)
 	for _, p := range h.Pools() {
 		for _, s := range p.Servers {

@@ -36,10 +36,15 @@ type exchange struct {
 	bytesOut     int64
 	body         bytes.Buffer
 	kept         *keptResponse
+	clientStatus int // the status for a client's own error, when not the cause's
 }
 
 func (x *exchange) reset() {
-	*x = exchange{body: x.body}
+	body := x.body
+	if body.Cap() > 64<<10 {
+		body = bytes.Buffer{} // a large body's buffer is not kept pooled
+	}
+	*x = exchange{body: body}
 	x.body.Reset()
 	x.attempts = x.attemptsBuf[:0]
 }
@@ -55,6 +60,10 @@ type attemptRecord struct {
 	Status   int         `json:"status,omitempty"`
 	Duration float64     `json:"duration_ms"`
 	WaitMS   float64     `json:"wait_ms,omitempty"` // backoff before this attempt
+
+	// stale: the pooled connection was closed by the upstream before any
+	// response byte (the keep-alive race), or retired by holdfast itself.
+	stale bool
 }
 
 // keptResponse is an upstream error response read in full and set aside, so
@@ -77,6 +86,7 @@ type attemptTrace struct {
 	reused    atomic.Bool
 	idle      atomic.Int64
 	startWrit atomic.Int64
+	since     atomic.Int64 // unix ns when the connection was taken
 }
 
 func (t *attemptTrace) set(p cause.Phase) {
@@ -116,7 +126,15 @@ func (t *attemptTrace) gotConn(uc *upConn, reused bool, idle time.Duration) {
 	t.reused.Store(reused)
 	t.idle.Store(int64(idle))
 	t.startWrit.Store(uc.Written())
+	t.since.Store(uc.now().UnixNano())
 	t.conn.Store(uc)
+}
+
+// gotResponseByte reports whether the connection delivered any byte after
+// the attempt took it.
+func (t *attemptTrace) gotResponseByte() bool {
+	uc := t.conn.Load()
+	return uc != nil && uc.lastRead.Load() > t.since.Load()
 }
 
 // written reports whether any byte of the request reached the connection.
@@ -251,7 +269,7 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 		headerTimer.Stop()
 	}
 	rec = attemptRecord{
-		Server:   s.String(),
+		Server:   s.Name,
 		Phase:    cause.Phase(tr.phase.Load()),
 		Reused:   tr.reused.Load(),
 		Written:  tr.written(),
@@ -268,15 +286,26 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 		if rerr := body.stream.readErr(); rerr != nil {
 			// The client's body failed, not the upstream.
 			rec.Cause = cause.HTTPRequestError
-			if r.Context().Err() != nil || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(rerr, &mbe):
+				x.clientStatus = http.StatusRequestEntityTooLarge
+			case r.Context().Err() != nil || errors.Is(rerr, io.ErrUnexpectedEOF):
 				rec.Cause = cause.ClientClosed
 			}
 			err = rerr
 		}
-		if rec.Cause == cause.ConnectionTerminated && rec.Reused {
-			// The upstream closed a pooled connection under us: learn its
-			// idle timeout so that the next connections retire first.
-			s.State.LearnIdle(time.Duration(tr.idle.Load()), h.now())
+		if rec.Cause == cause.ConnectionTerminated && rec.Reused && !tr.gotResponseByte() {
+			// The upstream closed a pooled connection under us before any
+			// response: learn its idle timeout so that the next connections
+			// retire first.
+			rec.stale = true
+			if idle := time.Duration(tr.idle.Load()); idle >= minLearnIdle {
+				s.State.LearnIdle(idle, h.now())
+			}
+		}
+		if errors.Is(err, errStale) {
+			rec.stale = true // retired by holdfast, with nothing written
 		}
 		x.detail = rec.Cause.Explain(s.Addr) + ": " + err.Error()
 		return nil, rec, actx, cancel
@@ -385,8 +414,8 @@ func (p *pool) backoffFor(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
-// retryAfter parses a Retry-After value (delay-seconds or HTTP-date).
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
+// parseRetryAfter parses a Retry-After value (delay-seconds or HTTP-date).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}

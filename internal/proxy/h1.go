@@ -237,10 +237,6 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 	return pc, nil
 }
 
-// aLongTimeAgo is a deadline that has passed: setting it wakes any blocked
-// read or write at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // roundTrip sends req on a pooled or new connection and reads the response
 // header. The response body reads from the connection, under the read
 // timeout between reads, and gives the connection back to the pool when it
@@ -257,7 +253,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			}
 		}
 		tr.gotConn(pc.uc, reused, idle)
-		stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+		stop := context.AfterFunc(ctx, pc.uc.kill)
 		start := pc.uc.Written()
 
 		err := req.Write(pc.bw)
@@ -265,9 +261,21 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			err = pc.bw.Flush()
 		}
 		if err != nil {
+			if pc.uc.Written() > start && ctx.Err() == nil {
+				// Part of the request went out and then the upstream
+				// stopped reading: it may have answered early (a 413 or
+				// 401 before the body) and closed. That answer is the
+				// one to pass on.
+				pc.uc.setReadDeadline(p.now().Add(earlyResponseGrace))
+				if resp, rerr := readResponse(pc.br, req); rerr == nil {
+					resp.Close = true // the connection is not reusable
+					resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
+					return resp, nil
+				}
+			}
 			stop()
 			pc.close()
-			if reused && pc.uc.Written() == start && ctx.Err() == nil {
+			if reused && pc.uc.Written() == start && ctx.Err() == nil && rewind(req) {
 				// Closed under us before a byte left: try another.
 				p.server.State.StaleRetired()
 				continue
@@ -277,7 +285,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		tr.set(cause.PhaseWait)
 
 		if p.t.Read > 0 {
-			pc.c.SetReadDeadline(p.now().Add(p.t.Read))
+			pc.uc.setReadDeadline(p.now().Add(p.t.Read))
 		}
 		pc.uc.readLimit.Store(maxResponseHeader)
 		resp, err := readResponse(pc.br, req)
@@ -290,10 +298,32 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			}
 			return nil, err
 		}
-		pc.c.SetReadDeadline(time.Time{})
+		pc.uc.setReadDeadline(time.Time{})
 		resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
 		return resp, nil
 	}
+}
+
+// earlyResponseGrace is how long a request whose write failed part way
+// waits for a response the upstream may have sent before it stopped
+// reading (net/http's Transport waits 50ms too).
+const earlyResponseGrace = 50 * time.Millisecond
+
+// rewind makes req's body readable again for another connection, and
+// reports whether it could.
+func rewind(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.GetBody == nil {
+		return false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = b
+	return true
 }
 
 // readResponse reads the final response, skipping informational ones (a
@@ -326,7 +356,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if b.pool.t.Read > 0 {
-		b.pc.c.SetReadDeadline(b.pool.now().Add(b.pool.t.Read))
+		b.pc.uc.setReadDeadline(b.pool.now().Add(b.pool.t.Read))
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
@@ -351,7 +381,7 @@ func (b *h1Body) finish(complete bool) {
 	b.done = true
 	aborted := !b.stop() // the context ended: the deadline may be poisoned
 	if complete && !aborted && !b.resp.Close && !b.req.Close && b.pc.br.Buffered() == 0 {
-		b.pc.c.SetReadDeadline(time.Time{})
+		b.pc.uc.setReadDeadline(time.Time{})
 		b.pool.put(b.pc, b.pool.now())
 		return
 	}

@@ -73,8 +73,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 	p.Budget.Request(x.start)
 
 	var (
-		last *upstream.Server
-		wait time.Duration
+		last       *upstream.Server
+		retryAfter time.Duration // the last upstream's Retry-After
 	)
 	for n := 1; ; n++ {
 		now := h.now()
@@ -93,15 +93,28 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			x.retrySkipped = "no_server"
 			break
 		}
+		var wait time.Duration
 		if n > 1 {
 			if x.tried.Has(s) && x.attempts[len(x.attempts)-1].Cause == cause.TLSCertificateError {
 				// A rejected certificate will be rejected again.
 				x.retrySkipped = "no_server"
 				break
 			}
-			if s == last || x.tried.Has(s) {
-				// Going back to a server already tried: give it a moment.
-				wait = max(wait, p.backoffFor(n-1))
+			if x.tried.Has(s) {
+				// Going back to a server already tried: give it a moment,
+				// and no less than it asked for with Retry-After.
+				wait = p.backoffFor(n - 1)
+				if s == last && retryAfter > wait {
+					// Honoured only within the total deadline, or up to
+					// backoff_max without one: past that, the upstream's
+					// answer (with its Retry-After) goes to the client.
+					if limit := p.backoffMax; (deadline.IsZero() && retryAfter > limit) ||
+						(!deadline.IsZero() && now.Add(retryAfter).After(deadline)) {
+						x.retrySkipped = "retry_after"
+						break
+					}
+					wait = retryAfter
+				}
 			}
 			if !deadline.IsZero() && now.Add(wait).After(deadline) {
 				x.retrySkipped = "deadline"
@@ -129,19 +142,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		release := s.Acquire()
 		resp, rec, actx, cancel := h.attempt(r, x, p, s, hdr, body, deadline)
 		rec.WaitMS = ms(wait)
-		wait = 0
+		retryAfter = 0
 
 		retryable := false
 		if resp != nil && p.retryOn.status(resp.StatusCode) {
 			rec.Cause = cause.UpstreamStatus
 			retryable = rec.Cause.RetryableFor(idempotent, true)
-			if d, ok := retryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
-				wait = d
+			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
+				retryAfter = d
 			}
 		} else if resp == nil && rec.Cause != cause.ClientClosed && p.retryOn.failure(rec.Cause) {
 			retryable = rec.Cause.RetryableFor(idempotent, rec.Written)
 		}
-		h.report(p, s, resp, rec.Cause)
+		h.report(p, s, resp, rec)
 		x.attempts = append(x.attempts, rec)
 
 		if retryable && n >= p.tries {
@@ -153,7 +166,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			x.retrySkipped = "body_too_large"
 		}
 		if h.events != nil && !retryable {
-			h.events.Attempt(p.Name, s.String(), rec.Cause, rec.Status, false)
+			h.events.Attempt(p.Name, s.Name, rec.Cause, rec.Status, false)
 		}
 
 		if !retryable {
@@ -167,10 +180,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				}
 				if x.kept != nil {
 					x.status = x.kept.status
+					x.cause = cause.UpstreamStatus
 					h.writeKept(w, r, x)
 					return false
 				}
 				x.status = x.cause.Status()
+				if x.clientStatus != 0 {
+					x.status = x.clientStatus
+				}
 				if x.status == cause.StatusAbort {
 					x.status = http.StatusBadGateway
 				}
@@ -282,7 +299,8 @@ func (h *Handler) clientError(w http.ResponseWriter, r *http.Request, x *exchang
 }
 
 // report feeds one attempt's outcome to passive health.
-func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, c cause.Cause) {
+func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec attemptRecord) {
+	c := rec.Cause
 	var hl upstream.Health
 	switch {
 	case resp != nil && p.failOn.status(resp.StatusCode):
@@ -293,7 +311,11 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, c cau
 		hl = upstream.Neutral
 	case !p.failOn.failure(c):
 		hl = upstream.Neutral
-	case c.Safety() == cause.NeverSent && !c.IsTimeout():
+	case rec.Reused && c == cause.ConnectionTerminated && rec.stale:
+		// A pooled connection closed under us (the keep-alive race), or
+		// one holdfast itself retired: a matter of timing, not health.
+		hl = upstream.Neutral
+	case c.Safety() == cause.NeverSent && !c.IsTimeout() && !rec.Written:
 		hl = upstream.HardFailure
 	default:
 		hl = upstream.SoftFailure
@@ -308,13 +330,13 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, c cau
 	}
 	if ev.Capped {
 		h.log.Warn("ejection skipped: max_ejected_percent reached, server stays in rotation",
-			"pool", p.Name, "server", s.String(), "cause", name)
+			"pool", p.Name, "server", s.Name, "cause", name)
 	} else {
-		h.log.Warn("server ejected", "pool", p.Name, "server", s.String(), "cause", name,
+		h.log.Warn("server ejected", "pool", p.Name, "server", s.Name, "cause", name,
 			"for", ev.Duration.String(), "consecutive", ev.Count)
 	}
 	if h.events != nil {
-		h.events.Ejected(p.Name, s.String(), ev.Duration, ev.Capped)
+		h.events.Ejected(p.Name, s.Name, ev.Duration, ev.Capped)
 	}
 }
 

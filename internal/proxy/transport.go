@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -186,6 +187,7 @@ type upConn struct {
 	lastRead  atomic.Int64 // unix ns of the last read that returned data
 	lastWrite atomic.Int64 // unix ns of the last write
 	written   atomic.Int64 // bytes written
+	dead      atomic.Bool  // killed: the attempt's context ended
 	writeErr  atomic.Pointer[error]
 	checkNext atomic.Bool // set when the transport hands the connection out for reuse
 }
@@ -257,6 +259,12 @@ func (c *upConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if c.dead.Load() {
+		// Killed after the check above could see it: the deadline just set
+		// must not undo the kill.
+		c.Conn.SetDeadline(aLongTimeAgo)
+		return 0, os.ErrDeadlineExceeded
+	}
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
 	if err != nil {
@@ -264,6 +272,25 @@ func (c *upConn) Write(p []byte) (int, error) {
 		c.writeErr.Store(&e)
 	}
 	return n, err
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes any blocked
+// read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// kill aborts whatever the connection is blocked on, for good: later
+// deadlines set by the attempt cannot revive it.
+func (c *upConn) kill() {
+	c.dead.Store(true)
+	c.Conn.SetDeadline(aLongTimeAgo)
+}
+
+// setReadDeadline sets the read deadline unless the connection was killed.
+func (c *upConn) setReadDeadline(t time.Time) {
+	c.Conn.SetReadDeadline(t)
+	if c.dead.Load() {
+		c.Conn.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // WriteErr returns the error of the last failed write on the socket, or nil.

@@ -105,6 +105,7 @@ func newServer(cs *config.Server, reg *Registry) (*Server, error) {
 	}
 	return &Server{
 		URL:         base,
+		Name:        base.String(),
 		Addr:        net.JoinHostPort(host, port),
 		Weight:      w,
 		Backup:      cs.Backup,

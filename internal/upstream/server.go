@@ -19,6 +19,7 @@ import (
 // concurrent use.
 type Server struct {
 	URL    *url.URL // scheme and host only
+	Name   string   // URL as a string: the server's name in logs and metrics
 	Addr   string   // host:port, the port made explicit
 	Weight int      // >= 1
 	Backup bool
@@ -38,7 +39,7 @@ type Server struct {
 }
 
 // String returns the server's URL, the name used in logs and metrics.
-func (s *Server) String() string { return s.URL.String() }
+func (s *Server) String() string { return s.Name }
 
 // Index is the server's position in its pool.
 func (s *Server) Index() int { return s.index }
