@@ -56,6 +56,7 @@ type Gateway struct {
 	logFile   *os.File
 	serveErr  chan error
 	closed    bool
+	draining  sync.WaitGroup // listeners removed by a reload, still draining
 }
 
 type listener struct {
@@ -237,7 +238,9 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 	for k, ln := range g.listeners {
 		if _, ok := want[k]; !ok {
 			delete(g.listeners, k)
+			g.draining.Add(1)
 			go func() {
+				defer g.draining.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 				defer cancel()
 				_ = ln.srv.Shutdown(ctx)
@@ -366,6 +369,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	g.draining.Wait()
 	g.transports.CloseIdle()
 	g.mu.Lock()
 	if g.logFile != nil {

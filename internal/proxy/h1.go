@@ -212,8 +212,18 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 	}
 	tr.set(cause.PhaseConnect)
 	var c net.Conn
-	for _, a := range addrs {
-		if c, err = p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(a, port)); err == nil {
+	for i, a := range addrs {
+		// As net.Dialer does, each address gets an equal share of what
+		// is left of the connect timeout, so that one that black-holes
+		// SYNs does not use it all.
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && len(addrs)-i > 1 {
+			share := time.Until(dl) / time.Duration(len(addrs)-i)
+			dctx, cancel = context.WithTimeout(ctx, share)
+		}
+		c, err = p.dialer.DialContext(dctx, "tcp", net.JoinHostPort(a, port))
+		cancel()
+		if err == nil {
 			break
 		}
 	}
