@@ -27,6 +27,8 @@ const usage = `holdfast keeps 502, 503 and 504 away from your users, and says wh
 Usage:
   holdfast serve -c holdfast.yaml   run the gateway (SIGHUP reloads, SIGTERM drains and stops)
   holdfast check -c holdfast.yaml   validate a configuration and summarise it
+  holdfast probe URL [URL...]       why is this 502? times each phase, names the cause
+  holdfast probe -c holdfast.yaml   check every server of every pool on its health path
   holdfast demo [--duration 30s]    the gateway in front of misbehaving local backends, live
   holdfast version                  print the version
 
@@ -47,6 +49,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "demo":
 		return demo(args[1:], stdout, stderr)
+	case "probe":
+		return probeCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "holdfast", Version)
 		return 0
