@@ -32,7 +32,7 @@ func WriteResult(w io.Writer, r Result) {
 		if reached {
 			v = fmtMS(d)
 		}
-		fmt.Fprintf(w, "  %-10s %9s  %s\n", name, v, note)
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-10s %9s  %s", name, v, note), " "))
 	}
 	row("dns", t.DNS, t.DNS > 0, "")
 	row("connect", t.Connect, t.Connect > 0, "")
