@@ -86,7 +86,21 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
 	g.logFile = f
+	g.warnNotInForce(cfg)
 	return g, nil
+}
+
+// warnNotInForce says which configured features this build does not run
+// yet, so that nobody relies on them unknowingly.
+func (g *Gateway) warnNotInForce(cfg *config.Config) {
+	if cfg.Admin.Addr != "" {
+		g.log.Warn("admin.addr is set, but this build has no admin listener yet (metrics, API, dashboard): nothing listens there", "addr", cfg.Admin.Addr)
+	}
+	for _, u := range cfg.Upstreams {
+		if u.Health.Path != "" {
+			g.log.Warn("health.path is set, but active health checks are not in this build yet: servers are judged by passive health only", "upstream", u.Name)
+		}
+	}
 }
 
 // build compiles cfg into a handler, opening its access-log file (returned,
@@ -335,6 +349,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
 	g.swapLogFile(f)
+	g.warnNotInForce(cfg)
 	keep := make(map[string]bool)
 	for _, p := range h.Pools() {
 		for _, s := range p.Servers {
