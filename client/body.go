@@ -1,0 +1,168 @@
+package client
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/holdfast/holdfast/cause"
+)
+
+// replay hands each attempt a fresh copy of the request body.
+type replay struct {
+	orig    io.ReadCloser                 // the caller's body until an attempt takes it
+	getBody func() (io.ReadCloser, error) // nil: the body is streamed, not replayed
+	length  int64                         // the length of a buffered body, else -1
+	lent    *lentBody                     // a streamed body lent to the last attempt
+}
+
+// newReplay prepares req's body for replay: req.GetBody when set, else the
+// body read into memory if it fits in limit bytes. A larger body (or any
+// body, with a negative limit) is streamed by the first attempt only.
+func newReplay(req *http.Request, limit int64) (*replay, error) {
+	r := &replay{orig: req.Body, getBody: req.GetBody, length: -1}
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		r.orig = nil
+		r.getBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	case req.GetBody != nil, limit < 0, req.ContentLength > limit:
+	default:
+		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		if err != nil {
+			req.Body.Close()
+			return nil, fmt.Errorf("client: reading the request body: %w", err)
+		}
+		if int64(len(buf)) > limit {
+			// Too large to keep: send what was read, then the rest.
+			r.orig = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+			return r, nil
+		}
+		req.Body.Close()
+		r.orig, r.length = nil, int64(len(buf))
+		r.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	}
+	return r, nil
+}
+
+// next returns the body for the next attempt and sets areq's GetBody, so
+// that the base transport can replay it too.
+func (r *replay) next(areq *http.Request) (io.ReadCloser, error) {
+	areq.GetBody = r.getBody
+	if r.length >= 0 && areq.ContentLength <= 0 {
+		areq.ContentLength = r.length
+	}
+	if r.orig != nil {
+		b := r.orig
+		r.orig = nil
+		if r.getBody == nil {
+			r.lent = &lentBody{rc: b}
+			return r.lent, nil
+		}
+		return b, nil
+	}
+	if r.getBody == nil {
+		return nil, fmt.Errorf("client: request body already sent and cannot be replayed")
+	}
+	return r.getBody()
+}
+
+// replayable reports whether another attempt can be given the body: it
+// can be replayed, or it is streamed and no attempt has read from it yet.
+func (r *replay) replayable() bool {
+	if r.lent != nil && r.lent.reclaim() {
+		r.orig, r.lent = r.lent.rc, nil
+	}
+	return r.getBody != nil || r.orig != nil
+}
+
+// close closes the caller's body if no attempt took it: a RoundTripper
+// must close the request body, even on errors.
+func (r *replay) close() {
+	if r.orig != nil {
+		r.orig.Close()
+		r.orig = nil
+	}
+}
+
+// lentBody lends a streamed request body to one attempt. An attempt that
+// ends before reading a byte of it (its connection was refused, say)
+// leaves it whole, and the next attempt can send it; net/http closes a
+// request body on every error, so the close of an unread lentBody is not
+// passed on. Read and Close may come from net/http's goroutines, even
+// after RoundTrip returned.
+type lentBody struct {
+	rc    io.ReadCloser
+	state atomic.Int32
+}
+
+const (
+	lentFresh  = iota // not read yet
+	lentRead          // an attempt is reading it
+	lentClosed        // read and closed
+	lentBack          // taken back unread: this attempt may not touch it
+)
+
+func (b *lentBody) Read(p []byte) (int, error) {
+	if b.state.CompareAndSwap(lentFresh, lentRead) || b.state.Load() == lentRead {
+		return b.rc.Read(p)
+	}
+	return 0, errors.New("client: request body read after close")
+}
+
+func (b *lentBody) Close() error {
+	if b.reclaim() {
+		return nil // unread: kept for the next attempt, or closed by replay.close
+	}
+	if b.state.Swap(lentClosed) == lentRead {
+		return b.rc.Close()
+	}
+	return nil
+}
+
+// reclaim takes the body back if no byte of it was read.
+func (b *lentBody) reclaim() bool {
+	return b.state.CompareAndSwap(lentFresh, lentBack) || b.state.Load() == lentBack
+}
+
+// drain reads a discarded response body up to drainLimit and closes it,
+// so that the connection goes back to the pool. It returns the body
+// buffered when all of it fit.
+func drain(body io.ReadCloser) (io.ReadCloser, bool) {
+	buf, err := io.ReadAll(io.LimitReader(body, drainLimit+1))
+	body.Close()
+	if err != nil || len(buf) > drainLimit {
+		return nil, false
+	}
+	return io.NopCloser(bytes.NewReader(buf)), true
+}
+
+// causeBody names the cause of a read error on the final response's body,
+// so that a reset or a stall part way through is an error that says so.
+type causeBody struct {
+	io.ReadCloser
+	tr *cause.Tracker
+}
+
+func (b *causeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = &cause.Error{Cause: b.tr.Classify(err), Phase: cause.PhaseRead, Err: err}
+	}
+	return n, err
+}
+
+// newKey returns a random (version 4) UUID for an Idempotency-Key.
+func newKey() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,235 @@
+package client
+
+import (
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+)
+
+// BudgetConfig sets the retry budget kept per host, a token bucket in the
+// manner of gRPC's retry throttling: the bucket starts full at MaxTokens,
+// every failed attempt takes one token, every successful one gives back
+// TokenRatio, and a retry is allowed only while more than half of
+// MaxTokens remain. With the defaults (10 tokens, 0.1), after a quiet
+// spell four failures in a row are all retried and the fifth is not; under
+// sustained failure retries go on only as fast as successes earn them back
+// (one per ten successes), so they add at most about a tenth to the load
+// on a struggling host.
+//
+// The zero value is the default budget.
+type BudgetConfig struct {
+	// Disabled turns the budget off: retries are bounded only by
+	// MaxAttempts and the deadline.
+	Disabled bool
+	// MaxTokens is the bucket's size. If zero, 10.
+	MaxTokens float64
+	// TokenRatio is what a success gives back. If zero, 0.1.
+	TokenRatio float64
+}
+
+// BreakerConfig sets the circuit breaker kept per host. Closed, it counts
+// attempts over a rolling Window; when at least MinAttempts were made and
+// at least FailureRatio of them failed, it opens: attempts to the host are
+// refused at once with cause destination_unavailable (and go to the next
+// fallback, if any) for CoolDown. Then it is half-open: up to
+// HalfOpenProbes attempts go through; the first that succeeds closes it,
+// the first that fails opens it for another CoolDown.
+//
+// A failure is what the Transport retries on: a connection error or
+// timeout, 502, 503, 504 (and 429 with Retry429). A request canceled by its
+// caller counts as nothing. The zero value is the default breaker.
+type BreakerConfig struct {
+	// Disabled turns the breaker off.
+	Disabled bool
+	// FailureRatio is the share of failed attempts that opens the circuit.
+	// If zero, 0.5: a host failing half the time is better left alone.
+	FailureRatio float64
+	// MinAttempts is how many attempts the window must hold before the
+	// ratio counts, so that two failures in a quiet minute do not open it.
+	// If zero, 10.
+	MinAttempts int
+	// Window is the rolling window the ratio is taken over. If zero, 10s.
+	Window time.Duration
+	// CoolDown is how long the circuit stays open. If zero, 5s: long
+	// enough not to hammer a restarting server, short enough to find a
+	// recovered one quickly.
+	CoolDown time.Duration
+	// HalfOpenProbes is how many attempts may be in flight while
+	// half-open. If zero, 3: one unlucky probe does not keep a recovered
+	// host shunned, and a dead host costs at most three failures per
+	// CoolDown.
+	HalfOpenProbes int
+}
+
+// outcome is what an attempt tells the budget and the breaker.
+type outcome uint8
+
+const (
+	ignored outcome = iota // canceled by the caller, or the request's own fault
+	success
+	failure
+)
+
+func outcomeOf(c cause.Cause) outcome {
+	switch c {
+	case cause.None:
+		return success
+	case cause.ClientClosed, cause.HTTPRequestError:
+		return ignored
+	}
+	return failure
+}
+
+// host is the state kept per upstream host.
+type host struct {
+	budget  budget
+	breaker breaker
+}
+
+func newHost(bc BudgetConfig, kc BreakerConfig) *host {
+	h := &host{}
+	h.budget.off = bc.Disabled
+	h.budget.max = orDefault(bc.MaxTokens, 10)
+	h.budget.ratio = orDefault(bc.TokenRatio, 0.1)
+	h.budget.tokens = h.budget.max
+	h.breaker.off = kc.Disabled
+	h.breaker.ratio = orDefault(kc.FailureRatio, 0.5)
+	h.breaker.minAttempts = orDefault(kc.MinAttempts, 10)
+	h.breaker.slot = max(orDefault(kc.Window, 10*time.Second)/slots, 1)
+	h.breaker.coolDown = orDefault(kc.CoolDown, 5*time.Second)
+	h.breaker.probes = orDefault(kc.HalfOpenProbes, 3)
+	return h
+}
+
+func orDefault[T int | float64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+type budget struct {
+	off        bool
+	max, ratio float64
+
+	mu     sync.Mutex
+	tokens float64
+}
+
+// allow reports whether a retry may be sent to the host.
+func (b *budget) allow() bool {
+	if b.off {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tokens > b.max/2
+}
+
+func (b *budget) record(o outcome) {
+	if b.off || o == ignored {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if o == failure {
+		b.tokens = max(b.tokens-1, 0)
+	} else {
+		b.tokens = min(b.tokens+b.ratio, b.max)
+	}
+}
+
+const slots = 10 // the rolling window is kept in ten slots
+
+type breakerState uint8
+
+const (
+	closed breakerState = iota
+	open
+	halfOpen
+)
+
+type breaker struct {
+	off         bool
+	ratio       float64
+	minAttempts int
+	slot        time.Duration
+	coolDown    time.Duration
+	probes      int
+
+	mu       sync.Mutex
+	state    breakerState
+	openedAt time.Time
+	inFlight int // probes in flight while half-open
+	window   [slots]struct{ epoch, total, failed int64 }
+}
+
+// allow reports whether an attempt may go to the host, and whether it is
+// a half-open probe (to be passed back to record).
+func (b *breaker) allow(now time.Time) (probe, ok bool) {
+	if b.off {
+		return false, true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case closed:
+		return false, true
+	case open:
+		if now.Sub(b.openedAt) < b.coolDown {
+			return false, false
+		}
+		b.state, b.inFlight = halfOpen, 0
+	}
+	if b.inFlight >= b.probes {
+		return false, false
+	}
+	b.inFlight++
+	return true, true
+}
+
+func (b *breaker) record(now time.Time, o outcome, probe bool) {
+	if b.off {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case halfOpen:
+		if !probe {
+			return // began before the circuit opened: says nothing of now
+		}
+		b.inFlight--
+		switch o {
+		case success:
+			b.state = closed
+			b.window = [slots]struct{ epoch, total, failed int64 }{}
+		case failure:
+			b.state, b.openedAt = open, now
+		}
+	case closed:
+		if o == ignored {
+			return
+		}
+		epoch := now.UnixNano() / int64(b.slot)
+		s := &b.window[epoch%slots]
+		if s.epoch != epoch {
+			s.epoch, s.total, s.failed = epoch, 0, 0
+		}
+		s.total++
+		if o == success {
+			return
+		}
+		s.failed++
+		var total, failed int64
+		for _, s := range b.window {
+			if s.epoch > epoch-slots {
+				total, failed = total+s.total, failed+s.failed
+			}
+		}
+		if total >= int64(b.minAttempts) && float64(failed) >= b.ratio*float64(total) {
+			b.state, b.openedAt = open, now
+		}
+	}
+}

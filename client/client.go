@@ -1,0 +1,279 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The defaults, each justified in the package documentation.
+const (
+	DefaultMaxAttempts     = 4
+	DefaultBaseDelay       = 100 * time.Millisecond
+	DefaultMaxDelay        = 10 * time.Second
+	DefaultMaxRetryAfter   = 60 * time.Second
+	DefaultBodyBufferLimit = 1 << 20
+
+	// drainLimit bounds how much of a discarded response body is read so
+	// that its connection can be reused. Error pages are small; reading
+	// further costs more than opening a new connection.
+	drainLimit = 64 << 10
+)
+
+// Transport is a resilient [http.RoundTripper]: it retries failed attempts
+// with backoff, honours Retry-After, replays request bodies, keeps a retry
+// budget and a circuit breaker per host, and fails over to fallback base
+// URLs. Each field documents what its zero value means; the zero Transport
+// is ready to use.
+//
+// A Transport is safe for concurrent use by multiple goroutines. Its fields
+// must not be changed after its first use, as with [http.Transport]. Its
+// per-host state (budget and breaker, one entry per scheme and host it has
+// sent to) lives as long as the Transport: share one Transport for all
+// requests to a host, as with [http.Transport].
+type Transport struct {
+	// Base sends each attempt. If nil, a clone of http.DefaultTransport
+	// (keep-alive, proxy from the environment, HTTP/2) is made on first use.
+	Base http.RoundTripper
+
+	// MaxAttempts bounds the attempts per request, the first included;
+	// 1 turns retries off. If zero or negative, DefaultMaxAttempts (4).
+	MaxAttempts int
+
+	// BaseDelay and MaxDelay shape the backoff: before retry n the wait is
+	// drawn uniformly from [0, min(MaxDelay, BaseDelay*2^(n-1))] ("full
+	// jitter"). If zero, DefaultBaseDelay (100ms) and DefaultMaxDelay (10s).
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+
+	// MaxRetryAfter caps the wait a Retry-After header can ask for; a longer
+	// one is treated as this long. Retry-After is a minimum: the wait is the
+	// longer of it and the backoff. If zero, DefaultMaxRetryAfter (60s).
+	MaxRetryAfter time.Duration
+
+	// Retry429 adds 429 Too Many Requests to the statuses retried (502, 503
+	// and 504 always are). If false, a 429 is returned to the caller.
+	Retry429 bool
+
+	// BodyBufferLimit is how many bytes of a request body without GetBody
+	// are buffered for replay. A larger body is streamed: it is sent once,
+	// and not retried once an attempt has read from it (the stop reason is
+	// StopBodyTooLarge); before that, a fallback can still take it. If zero,
+	// DefaultBodyBufferLimit (1 MiB); if negative, nothing is buffered and
+	// only requests with GetBody (or no body) are replayed.
+	BodyBufferLimit int64
+
+	// IdempotencyKeys adds an Idempotency-Key header, a random UUID kept
+	// across all attempts of one request, to POST and PATCH requests that
+	// carry neither Idempotency-Key nor X-Idempotency-Key, which makes them
+	// retryable. Turn it on only for servers that deduplicate on the key:
+	// for any other server a retried POST may act twice. If false, no
+	// header is added.
+	IdempotencyKeys bool
+
+	// Fallbacks are base URLs ("https://backup.example.com:8443"), tried in
+	// order after the request's own URL when its host's circuit is open or
+	// an attempt failed before reaching it (DNS, connect or TLS failure).
+	// The scheme and host are replaced and the path and query kept; the
+	// Host header follows. A fallback must have no path, query or fragment.
+	// If nil, requests go only to their own URL.
+	Fallbacks []string
+
+	// Budget limits retries per host; see BudgetConfig.
+	Budget BudgetConfig
+
+	// Breaker is the circuit breaker per host; see BreakerConfig.
+	Breaker BreakerConfig
+
+	// OnAttempt, if not nil, is called after every attempt, before any wait,
+	// from the goroutine that called RoundTrip; it may be called
+	// concurrently for concurrent requests and must not block.
+	OnAttempt func(AttemptInfo)
+
+	// Injected for tests; nil means the real clock, timers and randomness.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+	randN func(n int64) int64
+
+	once      sync.Once
+	base      http.RoundTripper
+	fallbacks []*url.URL
+	initErr   error
+	mu        sync.Mutex
+	hosts     map[string]*host
+}
+
+// Interface guard.
+var _ http.RoundTripper = (*Transport)(nil)
+
+// Option sets fields of the Transport that New builds. The With functions
+// cover the common ones; any func(*Transport) sets the rest.
+type Option func(*Transport)
+
+// New returns an [http.Client] whose Transport is a *[Transport] configured
+// by opts. It sets no Timeout: give requests a deadline (Client.Timeout or
+// the request's context) and retries and waits stay within it.
+func New(opts ...Option) *http.Client {
+	t := &Transport{}
+	for _, o := range opts {
+		o(t)
+	}
+	return &http.Client{Transport: t}
+}
+
+// WithBase sets Transport.Base, the transport each attempt is sent with.
+func WithBase(rt http.RoundTripper) Option { return func(t *Transport) { t.Base = rt } }
+
+// WithMaxAttempts sets Transport.MaxAttempts, the first attempt included.
+func WithMaxAttempts(n int) Option { return func(t *Transport) { t.MaxAttempts = n } }
+
+// WithBackoff sets Transport.BaseDelay and Transport.MaxDelay.
+func WithBackoff(base, maxDelay time.Duration) Option {
+	return func(t *Transport) { t.BaseDelay, t.MaxDelay = base, maxDelay }
+}
+
+// WithMaxRetryAfter sets Transport.MaxRetryAfter.
+func WithMaxRetryAfter(d time.Duration) Option { return func(t *Transport) { t.MaxRetryAfter = d } }
+
+// WithRetry429 sets Transport.Retry429: 429 responses are retried too.
+func WithRetry429() Option { return func(t *Transport) { t.Retry429 = true } }
+
+// WithBodyBufferLimit sets Transport.BodyBufferLimit.
+func WithBodyBufferLimit(n int64) Option { return func(t *Transport) { t.BodyBufferLimit = n } }
+
+// WithIdempotencyKeys sets Transport.IdempotencyKeys: POST and PATCH
+// requests get an Idempotency-Key and become retryable.
+func WithIdempotencyKeys() Option { return func(t *Transport) { t.IdempotencyKeys = true } }
+
+// WithFallbacks sets Transport.Fallbacks, base URLs tried in order.
+func WithFallbacks(baseURLs ...string) Option {
+	return func(t *Transport) { t.Fallbacks = baseURLs }
+}
+
+// WithBudget sets Transport.Budget.
+func WithBudget(c BudgetConfig) Option { return func(t *Transport) { t.Budget = c } }
+
+// WithBreaker sets Transport.Breaker.
+func WithBreaker(c BreakerConfig) Option { return func(t *Transport) { t.Breaker = c } }
+
+// WithOnAttempt sets Transport.OnAttempt.
+func WithOnAttempt(f func(AttemptInfo)) Option { return func(t *Transport) { t.OnAttempt = f } }
+
+func (t *Transport) maxAttempts() int {
+	if t.MaxAttempts <= 0 {
+		return DefaultMaxAttempts
+	}
+	return t.MaxAttempts
+}
+
+func (t *Transport) baseDelay() time.Duration {
+	if t.BaseDelay <= 0 {
+		return DefaultBaseDelay
+	}
+	return t.BaseDelay
+}
+
+func (t *Transport) maxDelay() time.Duration {
+	if t.MaxDelay <= 0 {
+		return DefaultMaxDelay
+	}
+	return t.MaxDelay
+}
+
+func (t *Transport) maxRetryAfter() time.Duration {
+	if t.MaxRetryAfter <= 0 {
+		return DefaultMaxRetryAfter
+	}
+	return t.MaxRetryAfter
+}
+
+func (t *Transport) bodyBufferLimit() int64 {
+	if t.BodyBufferLimit == 0 {
+		return DefaultBodyBufferLimit
+	}
+	return t.BodyBufferLimit
+}
+
+func (t *Transport) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+func (t *Transport) wait(ctx context.Context, d time.Duration) error {
+	if t.sleep != nil {
+		return t.sleep(ctx, d)
+	}
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+func (t *Transport) random(n int64) int64 {
+	if t.randN != nil {
+		return t.randN(n)
+	}
+	return rand.Int64N(n)
+}
+
+func (t *Transport) init() {
+	t.once.Do(func() {
+		t.base = t.Base
+		if t.base == nil {
+			if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+				t.base = dt.Clone()
+			} else {
+				t.base = http.DefaultTransport
+			}
+		}
+		t.hosts = make(map[string]*host)
+		for _, s := range t.Fallbacks {
+			u, err := url.Parse(s)
+			if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "") {
+				err = fmt.Errorf("want scheme://host[:port] with no path or query")
+			}
+			if err != nil {
+				t.initErr = fmt.Errorf("client: fallback %q: %w", s, err)
+				return
+			}
+			t.fallbacks = append(t.fallbacks, u)
+		}
+	})
+}
+
+// host returns the budget and breaker for the host of u.
+func (t *Transport) host(u *url.URL) *host {
+	key := strings.ToLower(u.Scheme + "://" + u.Host)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.hosts[key]
+	if h == nil {
+		h = newHost(t.Budget, t.Breaker)
+		t.hosts[key] = h
+	}
+	return h
+}
+
+// CloseIdleConnections closes the idle connections of the base transport,
+// if it has such a method. [http.Client.CloseIdleConnections] calls it.
+func (t *Transport) CloseIdleConnections() {
+	t.init()
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,118 @@
+// Package client is a resilient HTTP client for callers of flaky services:
+// [New] returns a [net/http.Client] whose Transport, a *[Transport], retries
+// 502, 503 and 504 responses and connection errors with capped exponential
+// backoff and full jitter, honours Retry-After, replays request bodies,
+// never sends a POST twice unless it is safe, keeps a retry budget and a
+// circuit breaker per host, and fails over to fallback base URLs, all with
+// no wiring by the caller. A [Transport] also works alone, as the
+// [net/http.RoundTripper] of any client, around any base transport.
+//
+// # Configuration
+//
+// The configuration is the [Transport] struct, as with net/http's own
+// Transport: every field works at its zero value and says what zero means,
+// so a literal &client.Transport{} is a complete, tuned transport, and a
+// field can be read back and documented in one place. [New] takes options
+// ([Option]) only because it builds the Transport out of sight inside the
+// *http.Client it returns; each With function sets one field, and an Option
+// is a plain func(*Transport), so nothing is reachable one way and not the
+// other.
+//
+// # What is retried
+//
+// A failed attempt is one that got 502, 503 or 504 (429 too, with
+// Transport.Retry429), or no response at all (a refused or reset
+// connection, a DNS or TLS failure, a timeout). Failures are named with the
+// causes of package [github.com/holdfast/holdfast/cause], and retried only
+// when it is safe (SPEC section 3.4):
+//
+//   - GET, HEAD, OPTIONS, TRACE, PUT and DELETE, and any request with an
+//     Idempotency-Key or X-Idempotency-Key header, are retried on every
+//     failure;
+//   - POST and PATCH without such a header are retried only when the
+//     request provably never reached the server: a DNS, connect or TLS
+//     failure, or a connection closed before any byte of the request was
+//     written (as a [cause.Tracker] sees it). Transport.IdempotencyKeys adds
+//     a key to them, for servers that honour it.
+//
+// Other responses (2xx, 3xx, 4xx, 500, 501) are returned as they are.
+//
+// Retries stop at MaxAttempts, when the retry budget of the host is spent,
+// and before any wait that would pass the request's context deadline: the
+// last response (or error) is then returned at once rather than after a
+// sleep that cannot end in time. Retry-After, in seconds or as an
+// HTTP-date, is a minimum wait, capped by MaxRetryAfter.
+//
+// Request bodies are replayed with Request.GetBody when set, else buffered
+// up to BodyBufferLimit; a larger body is streamed, and the request is not
+// retried once an attempt has read from it ([StopBodyTooLarge]). The bodies of
+// discarded responses are read (up to 64 KiB) and closed, so that their
+// connections go back to the pool.
+//
+// # Fallbacks, budget, breaker
+//
+// Transport.Fallbacks lists base URLs tried in order: when the circuit of
+// the current host is open, or an attempt failed before reaching it, the
+// request moves to the next one, keeping its path and query, with no wait.
+// The retry budget ([BudgetConfig]) and the circuit breaker
+// ([BreakerConfig]) are kept per scheme and host. An open circuit with no
+// fallback left fails the request at once, without dialling, with an
+// *[Error] whose Cause is destination_unavailable and which wraps
+// [ErrCircuitOpen].
+//
+// # Results
+//
+// When retries run out, RoundTrip returns the last response with its body
+// intact (or, if the last attempt got none, the last discarded response
+// whose body fit in 64 KiB); with no response at all, an *[Error] with the
+// final cause, every attempt's record and the total wait. A read error on
+// the returned body is a *[cause.Error] naming what went wrong
+// (http_response_incomplete when the server reset the connection mid-body),
+// never a silent truncation. Transport.OnAttempt sees every attempt as it
+// ends ([AttemptInfo]), for progress messages, logs and metrics.
+//
+// # Defaults
+//
+//	setting              default       why
+//	MaxAttempts          4             three retries ride out a restart or one bad instance behind a balancer; more multiply load
+//	BaseDelay            100ms         most transient failures clear at once; full jitter spreads callers over [0, 100ms]
+//	MaxDelay             10s           one wait never parks a caller longer; its deadline decides beyond that
+//	MaxRetryAfter        60s           honours a server's request for patience, but no header parks a caller for hours
+//	Retry429             off           a 429 asks this caller to slow down; retrying it is the caller's choice
+//	BodyBufferLimit      1 MiB         covers API payloads (the gateway's body_buffer default); uploads stream
+//	IdempotencyKeys      off           a key makes a POST retry safe only if the server deduplicates on it
+//	Budget               10 tokens,    after a quiet spell 4 failures in a row are all retried; under
+//	                     0.1/success   sustained failure, one retry per ten successes
+//	Breaker              50% of >=10   opens on a host failing half its attempts over 10s,
+//	                     in 10s,       stays open 5s, then lets 3 probes through
+//	                     5s, 3 probes
+//	drained body         64 KiB        error pages are small; reading more costs more than a new connection
+//
+// # Compared with other libraries
+//
+// The defaults of two widely used retry libraries, from their sources
+// (hashicorp/go-retryablehttp v0.7.x client.go; urllib3 2.x
+// util/retry.py), beside holdfast's:
+//
+//	                    holdfast client             go-retryablehttp               urllib3 Retry()
+//	attempts            4 in all                    5 in all (RetryMax 4)          11 in all (total=10); Retry.DEFAULT,
+//	                                                                               used by a PoolManager given none, is 3
+//	                                                                               retries; requests' adapter makes none
+//	backoff             full jitter over            1s*2^n capped at 30s,          none (backoff_factor 0); when set,
+//	                    100ms*2^n capped at 10s     no jitter                      capped at backoff_max 120s, no jitter
+//	statuses retried    502, 503, 504               every 5xx except 501,          none (status_forcelist None), except
+//	                    (429 if asked)              429, and status 0              413/429/503 carrying Retry-After
+//	methods retried     idempotent ones; POST/PATCH any method, POST included      HEAD GET PUT DELETE OPTIONS TRACE;
+//	                    only if never sent or keyed                                connect errors for any method
+//	Retry-After         minimum wait, capped 60s,   replaces the backoff on 429    replaces the backoff on 413/429/503,
+//	                    within the deadline         and 503, uncapped              capped by retry_after_max
+//	deadline            no wait that would pass it  waits until the context ends,  no bound across retries;
+//	                                                then returns its error         timeouts are per attempt
+//	when retries run    the last response,          drains it and returns an       raises MaxRetryError
+//	out on a status     body intact                 error (unless ErrorHandler)    (raise_on_status True)
+//	body replay         GetBody, or up to 1 MiB     whole body read into memory    bytes resent; a file-like body is
+//	                                                                               rewound (body_pos)
+//	discarded bodies    up to 64 KiB drained        up to 4 KiB drained            read to the end, connection released
+//	budget, breaker,    per host, per host,         none                           none
+//	fallbacks           ordered base URLs
+package client

@@ -1,0 +1,318 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/holdfast/holdfast/cause"
+)
+
+// RoundTrip sends req, retrying as the Transport's fields say, and returns
+// the first response that is not a retryable failure; when retries run
+// out, the last response (or, if the last attempt got none, the last
+// discarded one whose body fit in 64 KiB, its body replayed from memory);
+// and an *[Error] when no attempt produced a response.
+//
+// The returned response's body is untouched, except that a read error
+// (the upstream reset the connection part way through the body, or the
+// body stalled past the deadline) is returned as a *[cause.Error] naming
+// its cause, such as http_response_incomplete: a truncated body is never
+// reported as a clean end. A body sent without Content-Length or chunked
+// encoding ends when the connection closes, so HTTP itself cannot tell
+// its truncation from its end.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.init()
+	if t.initErr != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, t.initErr
+	}
+	body, err := newReplay(req, t.bodyBufferLimit())
+	if err != nil {
+		return nil, &Error{Method: req.Method, URL: req.URL.Redacted(), Cause: cause.HTTPRequestError,
+			Stop: StopNotRetryable, Err: &cause.Error{Cause: cause.HTTPRequestError, Err: err}}
+	}
+	defer body.close()
+	c := &call{t: t, req: req, ctx: req.Context(), body: body, max: t.maxAttempts()}
+	if t.IdempotencyKeys && (req.Method == http.MethodPost || req.Method == http.MethodPatch) &&
+		req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
+		c.key = newKey()
+	}
+	c.idempotent = c.key != "" || cause.Idempotent(req)
+	return c.run()
+}
+
+// call is the state of one request across its attempts.
+type call struct {
+	t          *Transport
+	req        *http.Request
+	ctx        context.Context
+	body       *replay
+	key        string // the Idempotency-Key added, if any
+	idempotent bool
+	max        int
+	target     int // 0: the request's own URL, i: Fallbacks[i-1]
+	attempts   []Attempt
+	waited     time.Duration
+	kept       *http.Response // the last discarded response, body buffered
+}
+
+func (c *call) url() *url.URL {
+	if c.target == 0 {
+		return c.req.URL
+	}
+	fb := c.t.fallbacks[c.target-1]
+	u := *c.req.URL
+	u.Scheme, u.Host, u.User = fb.Scheme, fb.Host, fb.User
+	return &u
+}
+
+func (c *call) run() (*http.Response, error) {
+	t := c.t
+	for n := 1; ; n++ {
+		u, h, probe, ok := c.route(n)
+		if !ok {
+			return c.finish(StopCircuitOpen)
+		}
+		resp, a, tr := c.attempt(n, u)
+		out := outcomeOf(a.Cause)
+		h.breaker.record(t.clock(), out, probe)
+		h.budget.record(out)
+		if a.Cause == cause.None {
+			c.report(a, false, 0, "")
+			return c.deliver(resp, tr), nil
+		}
+		stop, wait := c.decide(n, resp, a)
+		if stop != "" {
+			c.report(a, false, 0, stop)
+			if resp != nil {
+				return c.deliver(resp, tr), nil
+			}
+			return c.finish(stop)
+		}
+		if resp != nil {
+			c.keep(resp)
+		}
+		c.report(a, true, wait, "")
+		start := t.clock()
+		if err := t.wait(c.ctx, wait); err != nil {
+			c.waited += t.clock().Sub(start)
+			if errors.Is(err, context.Canceled) {
+				return c.finish(StopCanceled)
+			}
+			return c.finish(StopDeadline)
+		}
+		c.waited += wait
+	}
+}
+
+// route picks the target of attempt n: the current one, unless its circuit
+// is open; then the next fallback whose circuit lets the attempt through.
+// A refusal is recorded under the same n, as it sends nothing.
+func (c *call) route(n int) (u *url.URL, h *host, probe, ok bool) {
+	for {
+		u = c.url()
+		h = c.t.host(u)
+		if probe, ok = h.breaker.allow(c.t.clock()); ok {
+			return u, h, probe, true
+		}
+		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: ErrCircuitOpen}
+		if c.target == len(c.t.fallbacks) {
+			c.report(a, false, 0, StopCircuitOpen)
+			return nil, nil, false, false
+		}
+		c.target++
+		c.report(a, true, 0, "")
+	}
+}
+
+// attempt sends one attempt to u and names its cause: None for a response
+// that is not retried on, UpstreamStatus or HTTPRequestDenied for one that
+// is, the tracker's classification for an error.
+func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
+	tr := new(cause.Tracker)
+	areq := c.req.Clone(tr.WithContext(c.ctx))
+	if c.target > 0 {
+		areq.URL, areq.Host = u, ""
+	}
+	if c.key != "" {
+		areq.Header.Set("Idempotency-Key", c.key)
+	}
+	a := Attempt{N: n, URL: u.Redacted()}
+	body, err := c.body.next(areq)
+	if err != nil {
+		a.Cause, a.Err = cause.HTTPRequestError, err
+		return nil, a, tr
+	}
+	areq.Body = body
+	start := c.t.clock()
+	resp, err := c.t.base.RoundTrip(areq)
+	a.Duration = c.t.clock().Sub(start)
+	a.Phase, a.Written = tr.Phase(), tr.Written()
+	if err != nil {
+		a.Cause, a.Err = tr.Classify(err), err
+		return nil, a, tr
+	}
+	a.Status = resp.StatusCode
+	switch {
+	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable,
+		resp.StatusCode == http.StatusGatewayTimeout:
+		a.Cause = cause.UpstreamStatus
+	case resp.StatusCode == http.StatusTooManyRequests && c.t.Retry429:
+		a.Cause = cause.HTTPRequestDenied
+	}
+	return resp, a, tr
+}
+
+// decide says whether a failed attempt is retried, and after what wait.
+// It moves c.target on when the retry goes to the next fallback.
+func (c *call) decide(n int, resp *http.Response, a Attempt) (StopReason, time.Duration) {
+	t := c.t
+	switch {
+	case errors.Is(c.ctx.Err(), context.Canceled):
+		return StopCanceled, 0
+	case c.ctx.Err() != nil:
+		return StopDeadline, 0
+	case a.Cause.Safety() == cause.NoRetry:
+		return StopNotRetryable, 0
+	case resp != nil && !c.idempotent, !a.Cause.RetryableFor(c.idempotent, a.Written):
+		return StopNotIdempotent, 0 // a response, even a 429, proves the request arrived
+	case n >= c.max:
+		return StopAttempts, 0
+	case !c.body.replayable():
+		return StopBodyTooLarge, 0
+	}
+	next := c.target
+	if a.Cause.Safety() == cause.NeverSent && next < len(t.fallbacks) {
+		next++ // the request never reached this host: try the next one
+	}
+	saved := c.target
+	c.target = next
+	if !t.host(c.url()).budget.allow() {
+		c.target = saved
+		return StopBudget, 0
+	}
+	var wait time.Duration
+	if next == saved { // a new host needs no time to recover
+		wait = c.backoff(n)
+		if ra, ok := retryAfter(resp, t.clock()); ok {
+			wait = max(wait, min(ra, t.maxRetryAfter()))
+		}
+	}
+	if dl, ok := c.ctx.Deadline(); ok && !t.clock().Add(wait).Before(dl) {
+		c.target = saved
+		return StopDeadline, 0
+	}
+	return "", wait
+}
+
+// backoff is the wait before retry n (n >= 1): full jitter over a capped
+// exponential, rand[0, min(MaxDelay, BaseDelay*2^(n-1))].
+func (c *call) backoff(n int) time.Duration {
+	ceil, maxD := c.t.baseDelay(), c.t.maxDelay()
+	for i := 1; i < n && ceil < maxD; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, maxD)
+	return time.Duration(c.t.random(int64(ceil) + 1))
+}
+
+// retryAfter reads a Retry-After header, in delay-seconds or as an
+// HTTP-date (RFC 9110 section 10.2.3); a date in the past means no wait.
+func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(24*time.Hour/time.Second) {
+			secs = int64(24 * time.Hour / time.Second) // saturate; capped later
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if when, err := http.ParseTime(v); err == nil {
+		return max(when.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+func (c *call) report(a Attempt, retry bool, wait time.Duration, stop StopReason) {
+	c.attempts = append(c.attempts, a)
+	if c.t.OnAttempt == nil {
+		return
+	}
+	info := AttemptInfo{Attempt: a, Method: c.req.Method, Max: c.max, Retry: retry, Wait: wait, Stop: stop}
+	if retry {
+		if next := c.url().Redacted(); next != a.URL {
+			info.Next = next
+		}
+	}
+	c.t.OnAttempt(info)
+}
+
+// keep drains and closes a discarded response so that its connection is
+// reused, and keeps it, body buffered, in case no later attempt produces
+// a response. A body over drainLimit is cut short and not kept.
+func (c *call) keep(resp *http.Response) {
+	c.dropKept()
+	if b, ok := drain(resp.Body); ok {
+		resp.Body = b
+		c.kept = resp
+	}
+}
+
+func (c *call) dropKept() {
+	if c.kept != nil {
+		c.kept.Body.Close()
+		c.kept = nil
+	}
+}
+
+// deliver returns the final response with its body intact.
+func (c *call) deliver(resp *http.Response, tr *cause.Tracker) *http.Response {
+	c.dropKept()
+	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+		tr.Reading()
+		resp.Body = &causeBody{ReadCloser: resp.Body, tr: tr}
+	}
+	return resp
+}
+
+// finish ends a request whose last attempt produced no response: the last
+// discarded response if one was kept (and the caller is still waiting),
+// else an *Error.
+func (c *call) finish(stop StopReason) (*http.Response, error) {
+	if c.kept != nil && stop != StopCanceled {
+		resp := c.kept
+		c.kept = nil
+		return resp, nil
+	}
+	c.dropKept()
+	return nil, c.fail(stop)
+}
+
+func (c *call) fail(stop StopReason) error {
+	e := &Error{Method: c.req.Method, URL: c.req.URL.Redacted(), Attempts: len(c.attempts),
+		History: c.attempts, TotalWait: c.waited, Stop: stop}
+	if stop == StopCanceled && c.ctx.Err() != nil {
+		e.Cause, e.Err = cause.ClientClosed, &cause.Error{Cause: cause.ClientClosed, Err: c.ctx.Err()}
+		return e
+	}
+	if len(c.attempts) > 0 {
+		last := c.attempts[len(c.attempts)-1]
+		e.Cause = last.Cause
+		e.Err = &cause.Error{Cause: last.Cause, Phase: last.Phase, Addr: last.URL, Err: last.Err}
+	}
+	return e
+}
