@@ -70,7 +70,6 @@ type framingConn struct {
 	http10      bool  // the current head's request line is HTTP/1.0
 	optionsStar bool  // the current head is "OPTIONS *"
 	obsFold     bool  // the current head has a folded line
-	firstLine   bool  // the next head line is the request line
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
