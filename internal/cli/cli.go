@@ -29,6 +29,8 @@ Usage:
   holdfast check -c holdfast.yaml   validate a configuration and summarise it
   holdfast probe URL [URL...]       why is this 502? times each phase, names the cause
   holdfast probe -c holdfast.yaml   check every server of every pool on its health path
+  holdfast convert [--lang L] [--no-retry] [-- curl ...]
+                                    turn a curl command (or stdin) into resilient code
   holdfast demo [--duration 30s]    the gateway in front of misbehaving local backends, live
   holdfast version                  print the version
 
@@ -51,6 +53,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return demo(args[1:], stdout, stderr)
 	case "probe":
 		return probeCmd(args[1:], stdout, stderr)
+	case "convert":
+		return convertCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "holdfast", Version)
 		return 0

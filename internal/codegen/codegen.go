@@ -1,0 +1,221 @@
+// Package codegen turns a parsed curl request into a program in another
+// language that makes the same request and survives the failures behind
+// 502, 503 and 504: it retries them and network errors with capped
+// exponential backoff and full jitter, honours Retry-After, never retries a
+// POST or PATCH that may have been delivered unless the command carries an
+// Idempotency-Key header, and fails loudly with the final status.
+//
+// Each target language lives in its own file; all share the policy below.
+package codegen
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/curl"
+)
+
+// Options changes what Generate produces. The zero value generates the
+// resilient program.
+type Options struct {
+	// NoRetry generates the plain translation: one attempt, status still
+	// checked.
+	NoRetry bool
+}
+
+// ErrUnknownLanguage is returned by Generate for a language it has no
+// generator for.
+var ErrUnknownLanguage = errors.New("unknown language")
+
+type generator func(r *curl.Request, p policy) string
+
+func generators() map[string]generator {
+	return map[string]generator{
+		"go":         genGo,
+		"python":     genPython,
+		"javascript": genJS,
+		"shell":      genShell,
+	}
+}
+
+// Languages returns the names Generate accepts, in the documented order.
+func Languages() []string {
+	order := []string{"go", "python", "javascript", "java", "php", "ruby", "shell"}
+	g := generators()
+	var out []string
+	for _, l := range order {
+		if g[l] != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Aliases accepted by Generate, for the flag's convenience.
+func canonical(lang string) string {
+	switch strings.ToLower(lang) {
+	case "golang":
+		return "go"
+	case "py", "python3":
+		return "python"
+	case "js", "node", "nodejs":
+		return "javascript"
+	case "sh", "bash", "curl":
+		return "shell"
+	}
+	return strings.ToLower(lang)
+}
+
+// Generate returns a program in lang that makes request r.
+func Generate(lang string, r *curl.Request, opts Options) (string, error) {
+	g := generators()[canonical(lang)]
+	if g == nil {
+		return "", fmt.Errorf("%w %q (supported: %s)", ErrUnknownLanguage, lang, strings.Join(Languages(), ", "))
+	}
+	return g(r, newPolicy(r, opts)), nil
+}
+
+// Defaults of the generated retry policy, when the curl command does not
+// set its own. Three retries and a half-second first step ride out a
+// restarting upstream or a keep-alive race without stretching a failing
+// call beyond a few seconds; the 10 s cap keeps one wait from dominating.
+const (
+	defaultRetries   = 3
+	defaultBaseDelay = 500 * time.Millisecond
+	defaultMaxDelay  = 10 * time.Second
+	// maxRetryAfter is the longest Retry-After the generated code waits
+	// out; a longer one ends the retries, as waiting would outlast any
+	// caller's patience.
+	maxRetryAfter = 60 * time.Second
+)
+
+// policy is what the generated code does on failure, derived once from the
+// request so that every language says the same thing.
+type policy struct {
+	Retry          bool          // false: one attempt only
+	Attempts       int           // total attempts, first included
+	BaseDelay      time.Duration // first backoff step (curl --retry-delay)
+	MaxDelay       time.Duration // cap on one backoff step
+	MaxElapsed     time.Duration // --retry-max-time: no retry starts after it; 0 = none
+	AttemptTimeout time.Duration // --max-time, per attempt; 0 = none
+	ConnectTimeout time.Duration // --connect-timeout; 0 = the language's default
+	// Safe is set when the request may be sent twice: an idempotent method,
+	// or an Idempotency-Key header. Unsafe requests are retried only when
+	// the connection was refused, so nothing was sent.
+	Safe   bool
+	HasKey bool
+}
+
+func newPolicy(r *curl.Request, opts Options) policy {
+	p := policy{
+		Attempts:       defaultRetries + 1,
+		BaseDelay:      defaultBaseDelay,
+		MaxDelay:       defaultMaxDelay,
+		MaxElapsed:     r.Retry.MaxTime,
+		AttemptTimeout: r.MaxTime,
+		ConnectTimeout: r.ConnectTimeout,
+		HasKey:         r.HasIdempotencyKey(),
+	}
+	p.Safe = r.Idempotent() || p.HasKey
+	if r.Retry.CountSet {
+		p.Attempts = r.Retry.Count + 1
+	}
+	if r.Retry.Delay > 0 {
+		p.BaseDelay = r.Retry.Delay
+		if p.BaseDelay > p.MaxDelay {
+			p.MaxDelay = p.BaseDelay
+		}
+	}
+	p.Retry = !opts.NoRetry && p.Attempts > 1
+	if !p.Retry {
+		p.Attempts = 1
+	}
+	return p
+}
+
+// summary is the retry policy in a few lines of prose, for the comment at
+// the top of every generated program.
+func (p policy) summary(r *curl.Request) []string {
+	if !p.Retry {
+		return []string{"No retries (--no-retry or curl --retry 0): one attempt; a final status of 400 or more is an error."}
+	}
+	lines := []string{
+		fmt.Sprintf("Retry policy: up to %d attempts. 502, 503, 504 and network errors are retried", p.Attempts),
+		fmt.Sprintf("with capped exponential backoff and full jitter (first step %s, cap %s);", dur(p.BaseDelay), dur(p.MaxDelay)),
+		fmt.Sprintf("a Retry-After header is waited out (up to %s).", dur(maxRetryAfter)),
+	}
+	switch {
+	case !p.Safe:
+		lines = append(lines,
+			fmt.Sprintf("%s is not idempotent and the command has no Idempotency-Key header, so it is", r.Method),
+			"retried only when the connection was refused (nothing was sent); add the header",
+			"to let it be retried after a 502, 503, 504 or a dropped connection.")
+	case p.HasKey && !r.Idempotent():
+		lines = append(lines, fmt.Sprintf("%s is retried because the command sends an Idempotency-Key header.", r.Method))
+	}
+	if p.AttemptTimeout > 0 {
+		lines = append(lines, fmt.Sprintf("Each attempt may take %s (curl --max-time).", dur(p.AttemptTimeout)))
+	}
+	if p.MaxElapsed > 0 {
+		lines = append(lines, fmt.Sprintf("No retry starts after %s in all (curl --retry-max-time).", dur(p.MaxElapsed)))
+	}
+	lines = append(lines, "A final status of 400 or more is an error.")
+	return lines
+}
+
+func dur(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	return d.String()
+}
+
+// headers returns the request headers with repeated names merged, as the
+// target languages' header maps hold one value per name: values joined with
+// ", " (RFC 9110 section 5.3), cookies with "; ".
+func headers(r *curl.Request) []curl.Header {
+	var out []curl.Header
+	index := map[string]int{}
+	for _, h := range r.Headers {
+		k := strings.ToLower(h.Name)
+		if i, ok := index[k]; ok {
+			sep := ", "
+			if k == "cookie" {
+				sep = "; "
+			}
+			out[i].Value = curl.JoinText([]curl.Text{out[i].Value, h.Value}, sep)
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, h)
+	}
+	return out
+}
+
+// bodyBytes reports whether the body is inline text (raw, urlencoded, json).
+func inlineBody(r *curl.Request) bool {
+	switch r.Body.Kind {
+	case curl.BodyRaw, curl.BodyURLEncoded, curl.BodyJSON:
+		return true
+	}
+	return false
+}
+
+// textExpr renders t as an expression of a language: lit quotes a literal,
+// env reads a variable, join concatenates.
+func textExpr(t curl.Text, lit func(string) string, env func(string) string, join string) string {
+	if len(t) == 0 {
+		return lit("")
+	}
+	parts := make([]string, 0, len(t))
+	for _, s := range t {
+		if s.Env != "" {
+			parts = append(parts, env(s.Env))
+			continue
+		}
+		parts = append(parts, lit(s.Lit))
+	}
+	return strings.Join(parts, join)
+}

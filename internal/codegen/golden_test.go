@@ -1,0 +1,89 @@
+package codegen
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/holdfast/holdfast/internal/curl"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenCommands are representative curl commands; each is converted to
+// every language and compared with testdata/NAME.EXT.
+var goldenCommands = []struct {
+	name, cmd string
+	opts      Options
+}{
+	{"get", `curl https://api.example.com/items?page=2 -H 'Accept: application/json'`, Options{}},
+	{"get_timeouts", `curl -sS --retry 5 --retry-delay 0.2 --retry-max-time 20 -m 3 --connect-timeout 1 -L --max-redirs 3 https://api.example.com/`, Options{}},
+	{"post_form", `curl -X POST -u "$API_USER:$API_PASS" -d 'grant_type=client_credentials' -d scope=read https://auth.example.com/token`, Options{}},
+	{"post_json_idempotent", `curl --json '{"amount": 100}' -H 'Idempotency-Key: 4f1c' -H "Authorization: Bearer $TOKEN" https://pay.example.com/charges`, Options{}},
+	{"multipart", `curl -F name=report -F 'file=@report.pdf;type=application/pdf' -k https://files.example.com/upload`, Options{}},
+	{"put_file", `curl -T data.bin -o out.txt https://files.example.com/data.bin`, Options{}},
+	{"no_retry", `curl -H 'X-Trace: 1' https://api.example.com/`, Options{NoRetry: true}},
+}
+
+var extensions = map[string]string{"go": "go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}
+
+func TestGolden(t *testing.T) {
+	for _, lang := range Languages() {
+		for _, gc := range goldenCommands {
+			t.Run(lang+"/"+gc.name, func(t *testing.T) {
+				s, err := curl.Parse(gc.cmd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := Generate(lang, s.Requests[0], gc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join("testdata", gc.name+"."+extensions[lang])
+				if *update {
+					if err := os.MkdirAll("testdata", 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test -update)", err)
+				}
+				if got != string(want) {
+					t.Errorf("Generate(%s, %s) differs from %s (run go test -update and review the diff):\n%s", lang, gc.name, path, firstDiff(got, string(want)))
+				}
+			})
+		}
+	}
+}
+
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var a, b string
+		if i < len(g) {
+			a = g[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			return "line " + strconv.Itoa(i+1) + ":\n got: " + a + "\nwant: " + b
+		}
+	}
+	return ""
+}
+
+func TestGenerateUnknownLanguage(t *testing.T) {
+	s, _ := curl.Parse("curl http://h")
+	if _, err := Generate("cobol", s.Requests[0], Options{}); err == nil {
+		t.Error("Generate(cobol) succeeded, want ErrUnknownLanguage")
+	}
+}

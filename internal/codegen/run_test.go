@@ -1,0 +1,295 @@
+package codegen
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/curl"
+)
+
+// The generated programs are run against a server that fails on purpose.
+// The default run covers Go, Python, JavaScript and shell; set
+// HOLDFAST_CONVERT_ALL=1 to run every target (and fail, not skip, when a
+// runtime is missing).
+
+// recorded is one request the flaky server received.
+type recorded struct {
+	method, uri string
+	header      http.Header
+	body        string
+	at          time.Time
+}
+
+// flaky is a server that answers with a script of failures, then 200, and
+// records every request. It exists because the generated code's retry
+// behaviour can only be shown against real failures on a real socket.
+type flaky struct {
+	mu       sync.Mutex
+	reqs     []recorded
+	failures []string // per attempt: "502", "503-retry-after", "reset", "slow"
+	srv      *httptest.Server
+}
+
+func newFlaky(t *testing.T, failures ...string) *flaky {
+	f := &flaky{failures: failures}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *flaky) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	n := len(f.reqs)
+	f.reqs = append(f.reqs, recorded{method: r.Method, uri: r.RequestURI, header: r.Header.Clone(), body: string(body), at: time.Now()})
+	f.mu.Unlock()
+	if n >= len(f.failures) {
+		io.WriteString(w, "ok\n")
+		return
+	}
+	switch f.failures[n] {
+	case "502":
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	case "503-retry-after":
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	case "reset":
+		// Close with RST before any response byte: an upstream that crashed.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			conn.Close()
+		}
+	case "slow":
+		select {
+		case <-time.After(1500 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "too late\n")
+	}
+}
+
+func (f *flaky) requests() []recorded {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]recorded(nil), f.reqs...)
+}
+
+// runner builds and runs one language's programs.
+type runner struct {
+	lang  string
+	ext   string
+	tool  string                                        // the executable that must be on PATH
+	build func(t *testing.T, dir, file string) []string // returns the command to run
+}
+
+func runners() []runner {
+	return []runner{
+		{lang: "go", ext: "go", tool: "go", build: func(t *testing.T, dir, file string) []string {
+			bin := filepath.Join(dir, "prog")
+			cmd := exec.Command("go", "build", "-o", bin, file)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("go build: %v\n%s", err, out)
+			}
+			if out, err := exec.Command("go", "vet", file).CombinedOutput(); err != nil {
+				t.Fatalf("go vet: %v\n%s", err, out)
+			}
+			return []string{bin}
+		}},
+		{lang: "python", ext: "py", tool: "python3", build: func(t *testing.T, dir, file string) []string {
+			if out, err := exec.Command("python3", "-c", "import requests").CombinedOutput(); err != nil {
+				skipOrFail(t, "python3 requests (Debian: python3-requests): "+string(out))
+			}
+			return []string{"python3", file}
+		}},
+		{lang: "javascript", ext: "js", tool: "node", build: func(t *testing.T, dir, file string) []string {
+			if out, err := exec.Command("node", "--check", file).CombinedOutput(); err != nil {
+				t.Fatalf("node --check: %v\n%s", err, out)
+			}
+			return []string{"node", file}
+		}},
+		{lang: "shell", ext: "sh", tool: "curl", build: func(t *testing.T, dir, file string) []string {
+			if out, err := exec.Command("sh", "-n", file).CombinedOutput(); err != nil {
+				t.Fatalf("sh -n: %v\n%s", err, out)
+			}
+			return []string{"sh", file}
+		}},
+	}
+}
+
+func fullMode() bool { return os.Getenv("HOLDFAST_CONVERT_ALL") == "1" }
+
+func skipOrFail(t *testing.T, missing string) {
+	t.Helper()
+	if fullMode() {
+		t.Fatalf("runtime missing in full mode: %s", missing)
+	}
+	t.Skipf("runtime missing: %s", missing)
+}
+
+// The commands the programs are generated from. The URL is read from the
+// environment, so that one program serves every server.
+const (
+	getCmd = `curl -H 'X-Test: get' --retry 3 --retry-delay 0.05 -m 1 "$HOLDFAST_URL/items?page=2"`
+	// postCmd has no Idempotency-Key: it must not be retried after a 502.
+	postCmd = `curl -X POST -H 'X-Test: post' -d 'a=1' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/orders"`
+	// keyCmd has one, and a bit of everything a request carries.
+	keyCmd = `curl -H 'Idempotency-Key: k-42' -H 'X-Test: key' -u 'me:s3cret' -b 'session=abc' -A 'holdfast-test' ` +
+		`-d 'a=1' --data-urlencode 'b=two words' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/orders?x=1"`
+)
+
+type scenario struct {
+	name     string
+	cmd      string
+	failures []string
+	attempts int
+	ok       bool
+	minWait  time.Duration
+	maxTotal time.Duration
+}
+
+func scenarios(lang string) []scenario {
+	s := []scenario{
+		{name: "502-502-200", cmd: getCmd, failures: []string{"502", "502"}, attempts: 3, ok: true, maxTotal: 4 * time.Second},
+		{name: "retry-after", cmd: getCmd, failures: []string{"503-retry-after"}, attempts: 2, ok: true, minWait: time.Second, maxTotal: 6 * time.Second},
+		{name: "reset", cmd: getCmd, failures: []string{"reset", "reset"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
+		// The per-attempt timer starts before the request reaches the server,
+		// so the gap the server sees is a little under --max-time.
+		{name: "slow", cmd: getCmd, failures: []string{"slow"}, attempts: 2, ok: true, minWait: 700 * time.Millisecond, maxTotal: 6 * time.Second},
+		{name: "post-not-retried", cmd: postCmd, failures: []string{"502", "502"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+		{name: "post-with-key", cmd: keyCmd, failures: []string{"502", "502"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
+	}
+	if lang == "shell" {
+		// curl's own --retry does not retry a connection reset (exit 56)
+		// without --retry-all-errors, which would also retry a 404: the
+		// shell target keeps curl's semantics and fails loudly.
+		s[2].attempts, s[2].ok = 1, false
+	}
+	return s
+}
+
+func TestGeneratedProgramsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs generated programs")
+	}
+	for _, rn := range runners() {
+		t.Run(rn.lang, func(t *testing.T) {
+			t.Parallel()
+			if _, err := exec.LookPath(rn.tool); err != nil {
+				skipOrFail(t, rn.tool)
+			}
+			dir := t.TempDir()
+			progs := map[string][]string{}
+			for i, cmd := range []string{getCmd, postCmd, keyCmd} {
+				s, err := curl.Parse(cmd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				src, err := Generate(rn.lang, s.Requests[0], Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub := filepath.Join(dir, string(rune('a'+i)))
+				if err := os.MkdirAll(sub, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				file := filepath.Join(sub, "main."+rn.ext)
+				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				progs[cmd] = rn.build(t, sub, file)
+			}
+			for _, sc := range scenarios(rn.lang) {
+				t.Run(sc.name, func(t *testing.T) {
+					srv := newFlaky(t, sc.failures...)
+					start := time.Now()
+					stdout, stderr, err := runProgram(t, progs[sc.cmd], srv.srv.URL)
+					total := time.Since(start)
+					reqs := srv.requests()
+					if len(reqs) != sc.attempts {
+						t.Errorf("attempts = %d, want %d\nstderr: %s", len(reqs), sc.attempts, stderr)
+					}
+					if sc.ok && (err != nil || !strings.Contains(stdout, "ok")) {
+						t.Errorf("program failed: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+					}
+					if !sc.ok && err == nil {
+						t.Errorf("program succeeded, want a loud failure\nstdout: %s", stdout)
+					}
+					if !sc.ok && sc.name == "post-not-retried" && !strings.Contains(stdout+stderr, "502") && rn.lang != "shell" {
+						t.Errorf("failure output does not name the status 502:\n%s", stderr)
+					}
+					if len(reqs) >= 2 && sc.minWait > 0 {
+						if gap := reqs[1].at.Sub(reqs[0].at); gap < sc.minWait {
+							t.Errorf("wait before the retry = %v, want at least %v", gap, sc.minWait)
+						}
+					}
+					if total > sc.maxTotal {
+						t.Errorf("took %v, want under %v", total, sc.maxTotal)
+					}
+					for i, r := range reqs {
+						if i > 0 && !sameRequest(r, reqs[0]) {
+							t.Errorf("attempt %d differs from the first: %+v vs %+v", i+1, r, reqs[0])
+						}
+					}
+					if len(reqs) > 0 && sc.cmd == keyCmd {
+						compareWithCurl(t, reqs[0], sc.cmd)
+					}
+				})
+			}
+		})
+	}
+}
+
+func runProgram(t *testing.T, argv []string, url string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "HOLDFAST_URL="+url)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func sameRequest(a, b recorded) bool {
+	return a.method == b.method && a.uri == b.uri && a.body == b.body
+}
+
+// compareWithCurl runs the command with curl itself against a recording
+// server and checks that the generated program sent the same method, URI,
+// body and the headers the command sets.
+func compareWithCurl(t *testing.T, got recorded, cmd string) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		return
+	}
+	srv := newFlaky(t)
+	plain := strings.Replace(cmd, "--retry 3 --retry-delay 0.05 ", "", 1) // curl 7 takes no fraction
+	if _, stderr, err := runProgram(t, []string{"sh", "-c", plain + " -s -o /dev/null"}, srv.srv.URL); err != nil {
+		t.Fatalf("curl itself failed: %v %s", err, stderr)
+	}
+	want := srv.requests()[0]
+	if got.method != want.method || got.uri != want.uri || got.body != want.body {
+		t.Errorf("request = %s %s %q, curl sends %s %s %q", got.method, got.uri, got.body, want.method, want.uri, want.body)
+	}
+	for _, h := range []string{"Idempotency-Key", "X-Test", "Authorization", "Cookie", "User-Agent", "Content-Type"} {
+		if g, w := got.header.Get(h), want.header.Get(h); g != w {
+			t.Errorf("header %s = %q, curl sends %q", h, g, w)
+		}
+	}
+}

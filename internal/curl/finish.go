@@ -1,0 +1,275 @@
+package curl
+
+import (
+	"fmt"
+	"strings"
+)
+
+// finish turns the options of one --next group into requests, one per URL.
+func (g *group) finish(in stdinSource) ([]*Request, []Warning) {
+	if len(g.urls) == 0 {
+		if len(g.data) > 0 || len(g.headers) > 0 || len(g.form) > 0 || g.methodAt {
+			g.warns = append(g.warns, Warning{Pos: g.pos, Msg: "a curl command without a URL is skipped"})
+		}
+		return nil, g.warns
+	}
+	var reqs []*Request
+	for i, u := range g.urls {
+		r := g.req // copies the plain settings
+		r.Pos = g.pos
+		if i == 0 {
+			r.Warnings = g.warns
+		}
+		g.build(&r, u, in)
+		reqs = append(reqs, &r)
+	}
+	if len(g.urls) > 1 {
+		reqs[0].Warnings = append(reqs[0].Warnings, Warning{Pos: g.urls[1].pos, Msg: fmt.Sprintf("the command names %d URLs: one program is generated for each", len(g.urls))})
+	}
+	return reqs, nil
+}
+
+func (g *group) build(r *Request, u arg, in stdinSource) {
+	warn := func(a arg, opt, format string, args ...any) {
+		r.Warnings = append(r.Warnings, Warning{Pos: a.pos, Option: opt, Msg: fmt.Sprintf(format, args...)})
+	}
+	r.Headers = append([]Header(nil), g.headers...)
+	r.URL = withScheme(u.text)
+
+	// The body, from data options, then forms, then -T.
+	var body Body
+	var queryData []Text
+	if len(g.data) > 0 {
+		body, queryData = g.dataBody(r, in, warn)
+	}
+	if len(g.form) > 0 {
+		if body.Kind != BodyNone {
+			warn(arg{pos: g.pos}, "-F", "-F cannot be combined with -d (curl refuses it): the form fields are ignored")
+		} else {
+			body = Body{Kind: BodyMultipart, Parts: append([]FormPart(nil), g.form...)}
+			if ct, ok := r.Header("Content-Type"); ok {
+				warn(arg{pos: g.pos}, "-H", "Content-Type %q is replaced by multipart/form-data with the boundary the generated code chooses", ct.String())
+				r.Headers = removeHeader(r.Headers, "Content-Type")
+			}
+		}
+	}
+	if g.upload != nil {
+		if body.Kind != BodyNone {
+			warn(*g.upload, "-T", "-T together with data or a form is not supported: the upload %q is ignored", g.upload.text.String())
+		} else if g.upload.raw == "-" || g.upload.raw == "." {
+			body = stdinBody(in)
+		} else {
+			body = Body{Kind: BodyFile, File: g.upload.text}
+		}
+	}
+
+	// The method.
+	switch {
+	case g.methodAt:
+		r.Method, r.MethodExplicit = g.method, true
+		if m := strings.ToUpper(g.method); m != g.method && isStandardMethod(m) {
+			r.Method = m
+		}
+	case g.head:
+		r.Method = "HEAD"
+	case g.get:
+		r.Method = "GET"
+	case g.upload != nil && body.Kind == BodyFile:
+		r.Method = "PUT"
+	case body.Kind != BodyNone:
+		r.Method = "POST"
+	default:
+		r.Method = "GET"
+	}
+
+	// -G: the data goes into the query instead.
+	if g.get && len(queryData) > 0 {
+		r.URL = appendQuery(r.URL, JoinText(queryData, "&"))
+		body = Body{}
+	}
+	for _, q := range g.queries {
+		r.URL = appendQuery(r.URL, q)
+	}
+	r.Body = body
+
+	// Headers curl adds, unless the command set them itself.
+	add := func(name string, v Text) {
+		if _, ok := r.Header(name); !ok {
+			r.Headers = append(r.Headers, Header{Name: name, Value: v})
+		}
+	}
+	if g.agentSet {
+		add("User-Agent", g.agent)
+	}
+	if g.refSet {
+		add("Referer", g.referer)
+	}
+	if len(g.cookies) > 0 {
+		if c, ok := r.Header("Cookie"); ok {
+			warn(arg{pos: g.pos}, "-b", "both -b and a Cookie header are given: both are kept, in one header")
+			r.Headers = removeHeader(r.Headers, "Cookie")
+			r.Headers = append(r.Headers, Header{Name: "Cookie", Value: JoinText(append([]Text{c}, g.cookies...), "; ")})
+		} else {
+			add("Cookie", JoinText(g.cookies, "; "))
+		}
+	}
+	if len(g.bearer) > 0 {
+		add("Authorization", Concat(Lit("Bearer "), g.bearer))
+	}
+	if g.auth != nil {
+		if _, ok := r.Header("Authorization"); ok {
+			warn(arg{pos: g.pos}, "-u", "-u is overridden by the Authorization header the command also sets")
+		} else {
+			a := *g.auth
+			r.Auth = &a
+		}
+	}
+	switch {
+	case r.Body.Kind == BodyNone:
+	case g.hasJSON():
+		add("Content-Type", Lit("application/json"))
+		add("Accept", Lit("application/json"))
+	case len(g.data) > 0:
+		add("Content-Type", Lit("application/x-www-form-urlencoded"))
+	}
+	if r.Body.Kind == BodyURLEncoded {
+		if ct, ok := r.Header("Content-Type"); ok && !strings.HasPrefix(strings.ToLower(ct.String()), "application/x-www-form-urlencoded") {
+			r.Body.Kind = BodyRaw
+		}
+	}
+}
+
+func (g *group) hasJSON() bool {
+	for _, d := range g.data {
+		if d.opt == "json" {
+			return true
+		}
+	}
+	return false
+}
+
+// dataBody joins the data options as curl does: "&" between -d pieces,
+// nothing between --json pieces. It returns the pieces too, for -G.
+func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, string, ...any)) (Body, []Text) {
+	var pieces []Text
+	var text Text
+	var files []dataItem
+	json := false
+	for i, d := range g.data {
+		var piece Text
+		switch d.opt {
+		case "data-raw":
+			piece = d.value.text
+		case "data-urlencode":
+			t, ok := urlencodeArg(d.value.text)
+			if !ok {
+				files = append(files, d)
+				continue
+			}
+			piece = t
+		case "json":
+			json = true
+			fallthrough
+		default:
+			if d.value.text.HasLitPrefix("@") {
+				files = append(files, d)
+				continue
+			}
+			piece = d.value.text
+		}
+		if i > 0 && len(pieces) > 0 && d.opt != "json" {
+			text = append(text, Segment{Lit: "&"})
+		}
+		text = append(text, piece...)
+		pieces = append(pieces, piece)
+	}
+	kind := BodyURLEncoded
+	if json {
+		kind = BodyJSON
+	}
+	switch {
+	case len(files) == 0:
+		return Body{Kind: kind, Data: text.norm()}, pieces
+	case len(files) == 1 && len(pieces) == 0:
+		d := files[0]
+		if d.opt == "data-urlencode" {
+			warn(d.value, "--data-urlencode", "--data-urlencode %q reads a file: not supported, ignored", d.value.text.String())
+			return Body{}, nil
+		}
+		file := d.value.text.TrimLitPrefix("@")
+		b := Body{Kind: BodyFile, File: file, StripNewlines: d.opt == "data" || d.opt == "data-ascii"}
+		if file.String() == "-" {
+			b = stdinBody(in)
+			b.StripNewlines = d.opt == "data" || d.opt == "data-ascii"
+			if b.Kind != BodyFile {
+				b.Kind = kind
+			}
+		}
+		if g.get {
+			warn(d.value, "-G", "-G with data from a file is not supported: the file is sent as the body")
+		}
+		return b, nil
+	}
+	for _, d := range files {
+		if d.value.text.String() == "@-" && in.set && !in.isFile {
+			// Here-string data joins the rest as text.
+			if len(text) > 0 {
+				text = append(text, Segment{Lit: "&"})
+			}
+			text = append(text, in.text...)
+			pieces = append(pieces, in.text)
+			continue
+		}
+		warn(d.value, "--"+d.opt, "data from a file (%s) mixed with other data is not supported: the file is left out", d.value.text.String())
+	}
+	return Body{Kind: kind, Data: text.norm()}, pieces
+}
+
+// stdinBody is the body for "@-" and "-T -": what the shell redirects into
+// curl, or the generated program's own standard input.
+func stdinBody(in stdinSource) Body {
+	switch {
+	case in.set && in.isFile:
+		if len(in.file) == 0 {
+			return Body{}
+		}
+		return Body{Kind: BodyFile, File: in.file}
+	case in.set:
+		return Body{Kind: BodyRaw, Data: in.text}
+	}
+	return Body{Kind: BodyFile, File: Lit("-")}
+}
+
+func isStandardMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT":
+		return true
+	}
+	return false
+}
+
+// withScheme adds http:// to a URL without a scheme, as curl does.
+func withScheme(u Text) Text {
+	if len(u) == 0 || u[0].Env != "" {
+		return u
+	}
+	first := u[0].Lit
+	if i := strings.Index(first, "://"); i > 0 && !strings.ContainsAny(first[:i], "/?#") {
+		return u
+	}
+	return Concat(Lit("http://"), u)
+}
+
+// appendQuery adds q to the query of u.
+func appendQuery(u, q Text) Text {
+	if len(q) == 0 {
+		return u
+	}
+	switch s := u.String(); {
+	case u.ContainsLit("?") && (strings.HasSuffix(s, "?") || strings.HasSuffix(s, "&")):
+		return Concat(u, q)
+	case u.ContainsLit("?"):
+		return Concat(u, Lit("&"), q)
+	}
+	return Concat(u, Lit("?"), q)
+}

@@ -1,0 +1,602 @@
+package curl
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// optKind says what an option does with its argument, if it has one.
+type optKind int
+
+const (
+	flagOpt      optKind = iota // no argument
+	valueOpt                    // takes an argument
+	ignoredFlag                 // no argument, changes only curl's own display
+	ignoredValue                // takes an argument, changes only curl's own display
+	unsupFlag                   // no argument, known but not converted
+	unsupValue                  // takes an argument, known but not converted
+)
+
+type optSpec struct {
+	kind optKind
+	why  string // for unsupported options: what the generated code does instead
+}
+
+// longOpts is the curl options this package knows, by long name.
+var longOpts = map[string]optSpec{
+	// The request.
+	"request": {kind: valueOpt}, "header": {kind: valueOpt}, "url": {kind: valueOpt},
+	"url-query": {kind: valueOpt}, "get": {kind: flagOpt}, "head": {kind: flagOpt},
+	"data": {kind: valueOpt}, "data-ascii": {kind: valueOpt}, "data-binary": {kind: valueOpt},
+	"data-raw": {kind: valueOpt}, "data-urlencode": {kind: valueOpt}, "json": {kind: valueOpt},
+	"form": {kind: valueOpt}, "form-string": {kind: valueOpt}, "upload-file": {kind: valueOpt},
+	"user": {kind: valueOpt}, "basic": {kind: flagOpt}, "oauth2-bearer": {kind: valueOpt},
+	"cookie": {kind: valueOpt}, "user-agent": {kind: valueOpt}, "referer": {kind: valueOpt},
+	"insecure": {kind: flagOpt}, "compressed": {kind: flagOpt}, "location": {kind: flagOpt},
+	"max-redirs": {kind: valueOpt}, "output": {kind: valueOpt},
+	"max-time": {kind: valueOpt}, "connect-timeout": {kind: valueOpt},
+	"retry": {kind: valueOpt}, "retry-delay": {kind: valueOpt}, "retry-max-time": {kind: valueOpt},
+	"retry-connrefused": {kind: flagOpt}, "retry-all-errors": {kind: flagOpt},
+	"next": {kind: flagOpt},
+
+	// Options that change what curl prints, not the request.
+	"silent": {kind: ignoredFlag}, "show-error": {kind: ignoredFlag}, "verbose": {kind: ignoredFlag},
+	"include": {kind: ignoredFlag}, "progress-bar": {kind: ignoredFlag}, "no-progress-meter": {kind: ignoredFlag},
+	"fail": {kind: ignoredFlag}, "fail-with-body": {kind: ignoredFlag}, "globoff": {kind: ignoredFlag},
+	"no-buffer": {kind: ignoredFlag}, "disable": {kind: ignoredFlag}, "styled-output": {kind: ignoredFlag},
+	"tcp-nodelay": {kind: ignoredFlag}, "path-as-is": {kind: ignoredFlag},
+
+	// Known, not converted: each one is reported.
+	"proxy":      {kind: unsupValue, why: "the generated code uses the environment's proxy settings (HTTPS_PROXY) instead"},
+	"proxy-user": {kind: unsupValue}, "socks5": {kind: unsupValue}, "socks5-hostname": {kind: unsupValue},
+	"noproxy": {kind: unsupValue}, "preproxy": {kind: unsupValue},
+	"cert": {kind: unsupValue, why: "client certificates are not converted"}, "key": {kind: unsupValue},
+	"cacert": {kind: unsupValue, why: "the system's certificate authorities are used"}, "capath": {kind: unsupValue},
+	"cert-type": {kind: unsupValue}, "key-type": {kind: unsupValue}, "pass": {kind: unsupValue},
+	"pinnedpubkey": {kind: unsupValue}, "ciphers": {kind: unsupValue},
+	"cookie-jar":           {kind: unsupValue, why: "cookies the server sets are not saved"},
+	"junk-session-cookies": {kind: unsupFlag},
+	"digest":               {kind: unsupFlag, why: "only Basic authentication is generated"}, "ntlm": {kind: unsupFlag},
+	"negotiate": {kind: unsupFlag}, "anyauth": {kind: unsupFlag}, "no-basic": {kind: unsupFlag},
+	"aws-sigv4": {kind: unsupValue},
+	"http1.0":   {kind: unsupFlag}, "http1.1": {kind: unsupFlag}, "http2": {kind: unsupFlag},
+	"http2-prior-knowledge": {kind: unsupFlag}, "http3": {kind: unsupFlag}, "http3-only": {kind: unsupFlag},
+	"ipv4": {kind: unsupFlag}, "ipv6": {kind: unsupFlag},
+	"tlsv1": {kind: unsupFlag}, "tlsv1.0": {kind: unsupFlag}, "tlsv1.1": {kind: unsupFlag},
+	"tlsv1.2": {kind: unsupFlag}, "tlsv1.3": {kind: unsupFlag}, "tls-max": {kind: unsupValue},
+	"ssl-no-revoke": {kind: unsupFlag},
+	"resolve":       {kind: unsupValue}, "connect-to": {kind: unsupValue}, "interface": {kind: unsupValue},
+	"local-port": {kind: unsupValue}, "unix-socket": {kind: unsupValue}, "abstract-unix-socket": {kind: unsupValue},
+	"dns-servers": {kind: unsupValue},
+	"trace":       {kind: unsupValue}, "trace-ascii": {kind: unsupValue}, "trace-time": {kind: unsupFlag},
+	"write-out": {kind: unsupValue}, "dump-header": {kind: unsupValue}, "stderr": {kind: unsupValue},
+	"remote-name": {kind: unsupFlag}, "remote-name-all": {kind: unsupFlag}, "remote-header-name": {kind: unsupFlag},
+	"remote-time": {kind: unsupFlag}, "create-dirs": {kind: unsupFlag}, "output-dir": {kind: unsupValue},
+	"continue-at": {kind: unsupValue}, "range": {kind: unsupValue},
+	"limit-rate": {kind: unsupValue}, "speed-limit": {kind: unsupValue}, "speed-time": {kind: unsupValue},
+	"keepalive-time": {kind: unsupValue}, "no-keepalive": {kind: unsupFlag},
+	"expect100-timeout": {kind: unsupValue}, "parallel": {kind: unsupFlag}, "parallel-max": {kind: unsupValue},
+	"config":    {kind: unsupValue, why: "options in a config file are not read"},
+	"time-cond": {kind: unsupValue}, "raw": {kind: unsupFlag}, "post301": {kind: unsupFlag},
+	"post302": {kind: unsupFlag}, "post303": {kind: unsupFlag}, "location-trusted": {kind: unsupFlag},
+	"netrc": {kind: unsupFlag}, "netrc-optional": {kind: unsupFlag}, "netrc-file": {kind: unsupValue},
+	"delegation": {kind: unsupValue}, "proto": {kind: unsupValue}, "proto-redir": {kind: unsupValue},
+	"ignore-content-length": {kind: unsupFlag}, "max-filesize": {kind: unsupValue},
+	"variable": {kind: unsupValue}, "expand-url": {kind: unsupValue},
+	// Options of protocols other than HTTP, known so that their argument is
+	// not taken for a URL.
+	"ftp-port": {kind: unsupValue}, "quote": {kind: unsupValue}, "telnet-option": {kind: unsupValue},
+	"append": {kind: unsupFlag}, "use-ascii": {kind: unsupFlag}, "list-only": {kind: unsupFlag},
+	"manual": {kind: unsupFlag}, "proxytunnel": {kind: unsupFlag}, "version": {kind: unsupFlag},
+	"help": {kind: unsupFlag},
+}
+
+// shortOpts maps curl's one-letter options to their long names.
+var shortOpts = map[byte]string{
+	'X': "request", 'H': "header", 'G': "get", 'I': "head", 'd': "data", 'F': "form",
+	'T': "upload-file", 'u': "user", 'b': "cookie", 'A': "user-agent", 'e': "referer",
+	'k': "insecure", 'L': "location", 'o': "output", 'm': "max-time",
+	's': "silent", 'S': "show-error", 'v': "verbose", 'i': "include", '#': "progress-bar",
+	'f': "fail", 'g': "globoff", 'N': "no-buffer", 'q': "disable",
+	'x': "proxy", 'U': "proxy-user", 'E': "cert", 'c': "cookie-jar", 'j': "junk-session-cookies",
+	'0': "http1.0", '4': "ipv4", '6': "ipv6", '1': "tlsv1", 'w': "write-out", 'D': "dump-header",
+	'O': "remote-name", 'J': "remote-header-name", 'R': "remote-time", 'C': "continue-at", 'r': "range",
+	'Y': "speed-limit", 'y': "speed-time", 'K': "config", 'z': "time-cond", 'Z': "parallel",
+	'n': "netrc", 'P': "ftp-port", 'Q': "quote", 'a': "append", 'B': "use-ascii", 'l': "list-only",
+	'M': "manual", 'p': "proxytunnel", 't': "telnet-option", 'V': "version", 'h': "help",
+}
+
+// dataItem is one -d, --data-*, or --json argument, in order.
+type dataItem struct {
+	opt   string
+	value arg
+}
+
+// group is the state of one --next section of a curl command.
+type group struct {
+	pos      Pos
+	warns    []Warning
+	method   string
+	methodAt bool
+	headers  []Header
+	urls     []arg
+	queries  []Text
+	data     []dataItem
+	form     []FormPart
+	get      bool
+	head     bool
+	upload   *arg
+	auth     *Auth
+	bearer   Text
+	cookies  []Text
+	agent    Text
+	agentSet bool
+	referer  Text
+	refSet   bool
+	req      Request // the plain settings: timeouts, retry, flags
+}
+
+func (g *group) warn(a arg, opt, format string, args ...any) {
+	g.warns = append(g.warns, Warning{Pos: a.pos, Option: opt, Msg: fmt.Sprintf(format, args...)})
+}
+
+// parseCurl reads curl's arguments (without "curl") into requests, one per
+// URL. in is where standard input comes from, for @- data.
+func parseCurl(at Pos, args []arg, in stdinSource) ([]*Request, []Warning) {
+	var reqs []*Request
+	var warns []Warning
+	g := &group{pos: at}
+	flush := func() {
+		rs, ws := g.finish(in)
+		reqs = append(reqs, rs...)
+		warns = append(warns, ws...)
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func(opt string) (arg, bool) {
+			if i+1 >= len(args) {
+				g.warn(a, opt, "option %s needs a value: ignored", opt)
+				return arg{}, false
+			}
+			i++
+			return args[i], true
+		}
+		if !a.text.HasLitPrefix("-") || a.raw == "-" || len(a.text) == 0 {
+			g.urls = append(g.urls, a)
+			continue
+		}
+		lit := a.text[0].Lit
+		if !a.lit && !strings.Contains(lit, "=") {
+			// -H"$X" and the like: the option name is literal, its value not.
+			if !strings.HasPrefix(lit, "--") && len(lit) == 2 {
+				name, ok := shortOpts[lit[1]]
+				if ok && longOpts[name].kind == valueOpt || ok && longOpts[name].kind == unsupValue || ok && longOpts[name].kind == ignoredValue {
+					g.apply(a, "-"+lit[1:2], name, arg{text: a.text.TrimLitPrefix(lit), pos: a.pos})
+					continue
+				}
+			}
+		}
+		if strings.HasPrefix(lit, "--") {
+			if lit == "--" {
+				// Everything after is a URL.
+				g.urls = append(g.urls, args[i+1:]...)
+				break
+			}
+			name := strings.TrimPrefix(a.text.String(), "--")
+			var val *arg
+			if n, v, ok := a.text.TrimLitPrefix("--").Cut("="); ok {
+				if spec, known := longOpts[n.String()]; known && (spec.kind == valueOpt || spec.kind == unsupValue || spec.kind == ignoredValue) {
+					name = n.String()
+					val = &arg{text: v, lit: v.IsLiteral(), raw: v.String(), pos: a.pos}
+				}
+			}
+			if name == "next" {
+				flush()
+				g = &group{pos: a.pos}
+				continue
+			}
+			spec, ok := longOpts[name]
+			if !ok && strings.HasPrefix(name, "no-") {
+				if s2, ok2 := longOpts[strings.TrimPrefix(name, "no-")]; ok2 && (s2.kind == flagOpt || s2.kind == ignoredFlag || s2.kind == unsupFlag) {
+					g.negate(a, strings.TrimPrefix(name, "no-"))
+					continue
+				}
+			}
+			if !ok {
+				g.warn(a, "--"+name, "unknown option --%s: ignored", name)
+				continue
+			}
+			switch spec.kind {
+			case valueOpt, unsupValue, ignoredValue:
+				if val == nil {
+					v, ok := next("--" + name)
+					if !ok {
+						continue
+					}
+					val = &v
+				}
+				g.apply(a, "--"+name, name, *val)
+			default:
+				g.apply(a, "--"+name, name, arg{})
+			}
+			continue
+		}
+		// A cluster of short options: -sSLk, -XPOST, -ofile.
+		if !a.lit {
+			g.warn(a, a.text.String(), "option %q mixes a variable into its name: ignored", a.text.String())
+			continue
+		}
+		cluster := a.raw[1:]
+		for j := 0; j < len(cluster); j++ {
+			c := cluster[j]
+			name, ok := shortOpts[c]
+			if !ok {
+				g.warn(a, "-"+string(c), "unknown option -%c: ignored", c)
+				continue
+			}
+			spec := longOpts[name]
+			opt := "-" + string(c)
+			switch spec.kind {
+			case valueOpt, unsupValue, ignoredValue:
+				var v arg
+				if rest := cluster[j+1:]; rest != "" {
+					v = arg{text: Lit(rest), raw: rest, lit: true, pos: a.pos}
+				} else {
+					var ok bool
+					if v, ok = next(opt); !ok {
+						break
+					}
+				}
+				g.apply(a, opt, name, v)
+				j = len(cluster)
+			default:
+				g.apply(a, opt, name, arg{})
+			}
+		}
+	}
+	flush()
+	return reqs, warns
+}
+
+// negate applies --no-NAME for a boolean option.
+func (g *group) negate(a arg, name string) {
+	switch name {
+	case "get":
+		g.get = false
+	case "head":
+		g.head = false
+	case "insecure":
+		g.req.Insecure = false
+	case "compressed":
+		g.req.Compressed = false
+	case "location":
+		g.req.FollowRedirects = false
+	case "retry-connrefused":
+		g.req.Retry.ConnRefused = false
+	case "retry-all-errors":
+		g.req.Retry.AllErrors = false
+	}
+}
+
+// apply applies one option; opt is how the command spelled it.
+func (g *group) apply(a arg, opt, name string, v arg) {
+	spec := longOpts[name]
+	switch spec.kind {
+	case ignoredFlag, ignoredValue:
+		return
+	case unsupFlag, unsupValue:
+		msg := fmt.Sprintf("option %s is not supported: ignored", opt)
+		if spec.why != "" {
+			msg += " (" + spec.why + ")"
+		}
+		g.warn(a, opt, "%s", msg)
+		return
+	}
+	switch name {
+	case "request":
+		// -X "" puts curl back to choosing the method itself.
+		g.method = v.text.String()
+		g.methodAt = g.method != ""
+		if !v.lit {
+			g.warn(v, opt, "a method read from a variable is not supported: %s used literally", g.method)
+		}
+	case "header":
+		n, val, ok := v.text.Cut(":")
+		if !ok {
+			if s := v.text.String(); v.lit && strings.HasSuffix(s, ";") {
+				// "-H 'X-Empty;'" sends a header with an empty value.
+				g.headers = append(g.headers, Header{Name: strings.TrimSpace(strings.TrimSuffix(s, ";"))})
+				return
+			}
+			if v.text.HasLitPrefix("@") {
+				g.warn(v, opt, "headers read from a file (%s) are not supported: ignored", v.text.String())
+				return
+			}
+			g.warn(v, opt, "header %q has no colon: ignored", v.text.String())
+			return
+		}
+		name := strings.TrimSpace(n.String())
+		if !n.IsLiteral() || !validHeaderName(name) {
+			g.warn(v, opt, "header %q has no valid name: ignored", v.text.String())
+			return
+		}
+		val = trimSpaceText(val)
+		if len(val) == 0 {
+			// "-H 'Accept:'" removes a header curl would send.
+			g.warn(v, opt, "-H %q removes curl's default %s header; the generated code may still send its own", name+":", name)
+			g.headers = removeHeader(g.headers, name)
+			return
+		}
+		g.headers = append(g.headers, Header{Name: name, Value: val})
+	case "url":
+		g.urls = append(g.urls, v)
+	case "url-query":
+		g.queries = append(g.queries, encodeQueryArg(g, v, opt))
+	case "get":
+		g.get = true
+	case "head":
+		g.head = true
+	case "data", "data-ascii", "data-binary", "data-raw", "data-urlencode", "json":
+		g.data = append(g.data, dataItem{opt: name, value: v})
+	case "form", "form-string":
+		g.form = append(g.form, formPart(g, v, opt, name == "form-string"))
+	case "upload-file":
+		u := v
+		g.upload = &u
+	case "user":
+		u, p, ok := v.text.Cut(":")
+		if !ok {
+			g.warn(v, opt, "-u without a password: curl would prompt for one; the generated code sends an empty password")
+		}
+		g.auth = &Auth{User: u, Password: p}
+	case "basic":
+	case "oauth2-bearer":
+		g.bearer = v.text
+	case "cookie":
+		if v.text.ContainsLit("=") || !v.lit {
+			g.cookies = append(g.cookies, v.text)
+			return
+		}
+		g.warn(v, opt, "cookies read from the file %q are not supported: ignored (pass them as -b 'name=value')", v.raw)
+	case "user-agent":
+		g.agent, g.agentSet = v.text, true
+	case "referer":
+		ref := v.text
+		if r, _, ok := ref.Cut(";auto"); ok {
+			ref = r
+		}
+		g.referer, g.refSet = ref, true
+	case "insecure":
+		g.req.Insecure = true
+	case "compressed":
+		g.req.Compressed = true
+	case "location":
+		g.req.FollowRedirects = true
+	case "max-redirs":
+		if n, ok := g.intValue(v, opt); ok {
+			g.req.MaxRedirects = n
+		}
+	case "output":
+		if !v.lit {
+			g.warn(v, opt, "an output file named by a variable is not supported: writing to standard output")
+			return
+		}
+		g.req.Output = v.raw
+	case "max-time":
+		g.req.MaxTime = g.seconds(v, opt)
+	case "connect-timeout":
+		g.req.ConnectTimeout = g.seconds(v, opt)
+	case "retry":
+		if n, ok := g.intValue(v, opt); ok {
+			g.req.Retry.Count, g.req.Retry.CountSet = n, true
+		}
+	case "retry-delay":
+		g.req.Retry.Delay = g.seconds(v, opt)
+	case "retry-max-time":
+		g.req.Retry.MaxTime = g.seconds(v, opt)
+	case "retry-connrefused":
+		g.req.Retry.ConnRefused = true
+	case "retry-all-errors":
+		g.req.Retry.AllErrors = true
+	}
+}
+
+func (g *group) seconds(v arg, opt string) time.Duration {
+	if !v.lit {
+		g.warn(v, opt, "%s from a variable is not supported: ignored", opt)
+		return 0
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v.raw), 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e9 {
+		g.warn(v, opt, "%s %q is not a number of seconds: ignored", opt, v.raw)
+		return 0
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+func (g *group) intValue(v arg, opt string) (int, bool) {
+	if !v.lit {
+		g.warn(v, opt, "%s from a variable is not supported: ignored", opt)
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v.raw))
+	if err != nil || n < -1 || n > 1_000_000 {
+		g.warn(v, opt, "%s %q is not a count: ignored", opt, v.raw)
+		return 0, false
+	}
+	return n, true
+}
+
+func trimSpaceText(t Text) Text {
+	t = t.norm()
+	if len(t) > 0 && t[0].Env == "" {
+		t[0].Lit = strings.TrimLeft(t[0].Lit, " \t")
+	}
+	if n := len(t); n > 0 && t[n-1].Env == "" {
+		t[n-1].Lit = strings.TrimRight(t[n-1].Lit, " \t\r\n")
+	}
+	return t.norm()
+}
+
+func removeHeader(hs []Header, name string) []Header {
+	out := hs[:0]
+	for _, h := range hs {
+		if !strings.EqualFold(h.Name, name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// formPart parses one -F argument: name=value, name=@file, name=<file, with
+// ;type= and ;filename= attributes.
+func formPart(g *group, v arg, opt string, plain bool) FormPart {
+	n, val, ok := v.text.Cut("=")
+	if !ok {
+		g.warn(v, opt, "form field %q has no '=': sent as an empty field", v.text.String())
+	}
+	p := FormPart{Name: n.String()}
+	if plain {
+		p.Value = val
+		return p
+	}
+	switch {
+	case val.HasLitPrefix("@"), val.HasLitPrefix("<"):
+		p.FileAsValue = val.HasLitPrefix("<")
+		rest := val.TrimLitPrefix(val[0].Lit[:1])
+		file, attrs := splitFormAttrs(rest)
+		p.File = unquoteFormValue(file)
+		p.ContentType, p.Filename = attrs["type"], attrs["filename"]
+	default:
+		value, attrs := splitFormAttrs(val)
+		p.Value = unquoteFormValue(value)
+		p.ContentType = attrs["type"]
+	}
+	return p
+}
+
+// splitFormAttrs cuts ";type=..." and ";filename=..." off a form value, as
+// curl does when they follow the value.
+func splitFormAttrs(t Text) (Text, map[string]string) {
+	attrs := map[string]string{}
+	for {
+		n := len(t)
+		if n == 0 || t[n-1].Env != "" {
+			return t, attrs
+		}
+		last := t[n-1].Lit
+		i := strings.LastIndex(last, ";")
+		if i < 0 {
+			return t, attrs
+		}
+		k, val, ok := strings.Cut(last[i+1:], "=")
+		k = strings.TrimSpace(strings.ToLower(k))
+		if !ok || (k != "type" && k != "filename" && k != "headers" && k != "encoder") {
+			return t, attrs
+		}
+		attrs[k] = strings.Trim(val, `"`)
+		t = append(append(Text{}, t[:n-1]...), Segment{Lit: last[:i]}).norm()
+	}
+}
+
+// unquoteFormValue undoes the double quotes curl allows around a form value
+// (-F 'name="value"').
+func unquoteFormValue(t Text) Text {
+	s := t.String()
+	if t.IsLiteral() && len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		inner := s[1 : len(s)-1]
+		inner = strings.ReplaceAll(inner, `\"`, `"`)
+		inner = strings.ReplaceAll(inner, `\\`, `\`)
+		return Lit(inner)
+	}
+	return t
+}
+
+// encodeQueryArg turns --url-query's argument into query text: "+x" is
+// sent as is, the rest encoded as --data-urlencode encodes.
+func encodeQueryArg(g *group, v arg, opt string) Text {
+	if v.text.HasLitPrefix("+") {
+		return v.text.TrimLitPrefix("+")
+	}
+	t, ok := urlencodeArg(v.text)
+	if !ok {
+		g.warn(v, opt, "%s %q reads a file: not supported, sent as given", opt, v.text.String())
+		return v.text
+	}
+	return t
+}
+
+// urlencodeArg implements --data-urlencode's forms: "content", "=content",
+// "name=content". The file forms ("@file", "name@file") report false.
+// Variables are left as they are: their values are not encoded.
+func urlencodeArg(t Text) (Text, bool) {
+	if t.HasLitPrefix("=") {
+		return escapeText(t.TrimLitPrefix("=")), true
+	}
+	if len(t) > 0 && t[0].Env == "" {
+		first := t[0].Lit
+		eq := strings.Index(first, "=")
+		at := strings.Index(first, "@")
+		if at >= 0 && (eq < 0 || at < eq) {
+			return nil, false
+		}
+		if eq >= 0 {
+			name, rest, _ := t.Cut("=")
+			return Concat(name, Lit("="), escapeText(rest)), true
+		}
+	}
+	return escapeText(t), true
+}
+
+func escapeText(t Text) Text {
+	out := make(Text, 0, len(t))
+	for _, s := range t {
+		if s.Env != "" {
+			out = append(out, s)
+			continue
+		}
+		out = append(out, Segment{Lit: Escape(s.Lit)})
+	}
+	return out.norm()
+}
+
+// Escape percent-encodes s as curl's --data-urlencode does: every byte but
+// letters, digits and -._~ is encoded, and a space becomes "+".
+func Escape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
