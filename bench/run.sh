@@ -37,6 +37,8 @@
 #                     the least disturbed attempt is kept
 #   OUT       []      also write the Markdown report to this file
 #   INSTALL   [1]     0 = never run apt-get; fail if a tool is missing
+#   HOLDFAST_BIN []   use this holdfast binary instead of building
+#                     ./cmd/holdfast from the tree
 #
 # Exit status: 0 when every requested target was measured, 1 when one was
 # skipped (failed to build or start, or a wrk run failed) or on a fatal error,
@@ -57,6 +59,7 @@ OTHER_LIMIT=${OTHER_LIMIT:-10}
 BUSY_RETRIES=${BUSY_RETRIES:-2}
 OUT=${OUT:-}
 INSTALL=${INSTALL:-1}
+HOLDFAST_BIN=${HOLDFAST_BIN:-}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -148,6 +151,10 @@ cleanup() {
 	CLEANED=1
 	set +e
 	local i
+	if [[ -n $WRK_PID ]]; then
+		kill -TERM "$WRK_PID" 2>/dev/null
+		wait "$WRK_PID" 2>/dev/null
+	fi
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		stop_proc "${PIDS[i]}" "${NAMES[i]}"
 	done
@@ -306,11 +313,15 @@ log "building backend"
 	show_log "$WORK/logs/build-backend.log"
 	die "building bench/backend failed"
 }
-if wants holdfast; then
+if wants holdfast && [[ -n $HOLDFAST_BIN ]]; then
+	[[ -x $HOLDFAST_BIN ]] || die "HOLDFAST_BIN=$HOLDFAST_BIN is not an executable file"
+	log "using holdfast binary $HOLDFAST_BIN (not building)"
+	cp "$HOLDFAST_BIN" "$WORK/holdfast"
+elif wants holdfast; then
 	log "building holdfast"
 	if ! (cd "$ROOT" && go build -o "$WORK/holdfast" ./cmd/holdfast) >"$WORK/logs/build-holdfast.log" 2>&1; then
 		show_log "$WORK/logs/build-holdfast.log"
-		skip_target holdfast "go build ./cmd/holdfast failed (log above)"
+		skip_target holdfast "go build ./cmd/holdfast failed (build log shown on stderr)"
 	fi
 fi
 
@@ -496,9 +507,9 @@ for t in nginx haproxy caddy holdfast; do
 	fi
 	if [[ -n $LAST_PID ]]; then stop_proc "$LAST_PID" "$t"; fi
 	if [[ $t == holdfast ]]; then
-		skip_target holdfast "'holdfast serve' did not start (does the serve command exist yet? log above)"
+		skip_target holdfast "'holdfast serve' did not start (does the serve command exist yet? its log was shown on stderr)"
 	else
-		skip_target "$t" "failed to start (log above)"
+		skip_target "$t" "failed to start (its log was shown on stderr)"
 	fi
 done
 ((${#WANT[@]} > 0)) || die "no target could be started"
@@ -511,7 +522,7 @@ version_of() {
 	nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
 	haproxy) haproxy -v 2>/dev/null | head -n 1 | awk '{print "haproxy " $3}' ;;
 	caddy) caddy version 2>/dev/null | awk '{print "caddy " $1}' ;;
-	holdfast) echo "holdfast (this tree)" ;;
+	holdfast) echo "holdfast (${HOLDFAST_BIN:-built from this tree})" ;;
 	esac
 }
 
@@ -549,9 +560,12 @@ our_ticks() {
 	echo $((total + t))
 }
 
-run_wrk() { # target duration outfile
+# start_wrk TARGET DURATION OUTFILE: wrk in the background, its PID (wrk's
+# own: taskset execs it) in WRK_PID.
+start_wrk() {
 	"${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$2" --latency \
-		"http://127.0.0.1:${PORT_OF[$1]}/" >"$3" 2>&1
+		"http://127.0.0.1:${PORT_OF[$1]}/" >"$3" 2>&1 &
+	WRK_PID=$!
 }
 
 # parse_wrk FILE: "req/s p50_ms p99_ms errors requests", or exit 1.
@@ -579,40 +593,63 @@ parse_wrk() {
 	}' "$1"
 }
 
+# other_pct M0 M1 O0 O1: % of the machine's CPU used by others between two
+# samples of machine_ticks (M) and our_ticks (O).
+other_pct() {
+	awk -v m0="$1" -v m1="$2" -v o0="$3" -v o1="$4" 'BEGIN {
+		split(m0, a, " "); split(m1, b, " "); tot = b[2] - a[2]
+		x = (tot > 0) ? 100 * ((b[1] - a[1]) - (o1 - o0)) / tot : 0
+		printf "%.1f", (x < 0) ? 0 : x }'
+}
+
+# How busy is the machine before we start? (The load average would also
+# count the benchmark's own previous runs.)
+m0=$(machine_ticks)
+o0=$(our_ticks "$$")
+sleep 2
+OTHER_START=$(other_pct "$m0" "$(machine_ticks)" "$o0" "$(our_ticks "$$")")
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$LOAD_START" -v n="$NPROC" 'BEGIN {exit !(l > n / 4)}'; then
-	log "WARNING: 1-min load average is $LOAD_START on $NPROC CPUs: other work on this machine will disturb the numbers"
+if awk -v x="$OTHER_START" -v l="$OTHER_LIMIT" 'BEGIN {exit !(x > l)}'; then
+	log "WARNING: other processes are using $OTHER_START% of the machine's CPU right now: they will disturb the numbers"
+else
+	log "machine is quiet: other processes used $OTHER_START% of the CPU over the last 2 s"
 fi
 log "targets: ${WANT[*]}; $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d$DURATION, warm-up $WARMUP, PIN=$PIN"
 if [[ $WARMUP != 0 ]]; then
 	for t in "${WANT[@]}"; do
 		log "warm-up $t ($WARMUP)"
-		run_wrk "$t" "$WARMUP" "$WORK/logs/warmup-$t.txt" || log "warm-up of $t failed (see next runs)"
+		start_wrk "$t" "$WARMUP" "$WORK/logs/warmup-$t.txt"
+		wait "$WRK_PID" || log "warm-up of $t failed (see next runs)"
+		WRK_PID=""
 	done
 fi
 
-# measure TARGET ROUND ATTEMPT: one wrk run. Prints the result line
-# "round req/s p50 p99 rss_kib errors requests other%" or returns 1.
+# measure TARGET ROUND ATTEMPT: one wrk run. Sets MEASURED to the result
+# line "round req/s p50 p99 rss_kib errors requests other%" or returns 1.
+# wrk runs in the background and the shell waits for it with `wait`, which a
+# signal interrupts at once (a foreground child would delay the traps until
+# it ends); cleanup stops it.
+WRK_PID=""
+MEASURED=""
 measure() {
 	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 rss other line
-	local me=$BASHPID # this shell forks wrk and reaps it: its children's time includes wrk's
 	f="$WORK/logs/wrk-$t-$r-$a.txt"
+	MEASURED=""
 	m0=$(machine_ticks)
-	o0=$(our_ticks "$me")
-	run_wrk "$t" "$DURATION" "$f" || rc=$?
-	o1=$(our_ticks "$me")
+	o0=$(our_ticks "$$")
+	start_wrk "$t" "$DURATION" "$f"
+	wait "$WRK_PID" || rc=$?
+	WRK_PID=""
+	o1=$(our_ticks "$$")
 	m1=$(machine_ticks)
 	rss=$(rss_kib "$t")
-	other=$(awk -v m0="$m0" -v m1="$m1" -v o0="$o0" -v o1="$o1" 'BEGIN {
-		split(m0, a, " "); split(m1, b, " "); tot = b[2] - a[2]
-		x = (tot > 0) ? 100 * ((b[1] - a[1]) - (o1 - o0)) / tot : 0
-		printf "%.1f", (x < 0) ? 0 : x }')
+	other=$(other_pct "$m0" "$m1" "$o0" "$o1")
 	if ((rc != 0)) || ! line=$(parse_wrk "$f"); then
 		log "wrk against $t failed (exit $rc):"
 		show_log "$f"
 		return 1
 	fi
-	echo "$r $line $rss $other" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8}'
+	MEASURED=$(echo "$r $line $rss $other" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8}')
 }
 
 FAILED_RUNS=()
@@ -625,10 +662,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		best=""
 		for ((a = 0; a <= BUSY_RETRIES; a++)); do
 			sleep "$PAUSE"
-			if ! line=$(measure "$t" "$r" "$a"); then
+			if ! measure "$t" "$r" "$a"; then
 				best=""
 				break
 			fi
+			line=$MEASURED
 			read -r _ rps p50 p99 rss errs _ other <<<"$line"
 			log "$(printf '  %-9s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s  other CPU %s%%' \
 				"$t" "$rps" "$p50" "$p99" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$errs" "$other")"
@@ -679,7 +717,7 @@ report() {
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $NPROC CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)."
 	echo
-	echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved rounds (order rotated each round), warm-up $WARMUP per target;" \
+	echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved round(s) (order rotated each round), warm-up $WARMUP per target;" \
 		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN${WRK_PIN[*]:+ (wrk: ${WRK_PIN[*]}}${SERVER_PIN[*]:+, servers: ${SERVER_PIN[*]}}${WRK_PIN[*]:+)};" \
 		"servers see $SERVER_NPROC CPU(s): nginx worker_processes and haproxy nbthread $SERVER_NPROC."
 	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run;" \
@@ -710,7 +748,7 @@ report() {
 			BUSY=1
 		fi
 	done
-	((BUSY == 0)) || notes+=("WARNING: other processes used more than $OTHER_LIMIT% of the machine's CPU during some kept runs, even after up to $BUSY_RETRIES retries (column 'other CPU %', per run below; 1-min load average was $LOAD_START at the start and $(cut -d' ' -f1 /proc/loadavg) at the end): these numbers measure the neighbours as much as the proxies. Rerun on a quiet machine.")
+	((BUSY == 0)) || notes+=("WARNING: other processes used more than $OTHER_LIMIT% of the machine's CPU during some kept runs, even after up to $BUSY_RETRIES retries (column 'other CPU %', per run below; others used $OTHER_START% just before the start; 1-min load average $LOAD_START at the start, $(cut -d' ' -f1 /proc/loadavg) at the end): these numbers measure the neighbours as much as the proxies. Rerun on a quiet machine.")
 	for s in "${notes[@]}"; do echo "- $s"; done
 	((${#notes[@]} == 0)) || echo
 	echo "<details><summary>every run</summary>"
