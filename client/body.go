@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/holdfast/holdfast/cause"
 )
@@ -131,12 +132,22 @@ func (b *lentBody) reclaim() bool {
 	return b.state.CompareAndSwap(lentFresh, lentBack) || b.state.Load() == lentBack
 }
 
+// drainTimeout bounds the reading of a discarded response body.
+const drainTimeout = 250 * time.Millisecond
+
 // drain reads a discarded response body up to drainLimit and closes it,
 // so that the connection goes back to the pool. It returns the body
 // buffered when all of it fit.
 func drain(body io.ReadCloser) (io.ReadCloser, bool) {
+	// A body that stalls must not hold up the retry: past drainTimeout it
+	// is closed, and its connection with it.
+	t := time.AfterFunc(drainTimeout, func() { body.Close() })
 	buf, err := io.ReadAll(io.LimitReader(body, drainLimit+1))
+	stopped := t.Stop()
 	body.Close()
+	if !stopped {
+		return nil, false
+	}
 	if err != nil || len(buf) > drainLimit {
 		return nil, false
 	}

@@ -161,35 +161,38 @@ type breaker struct {
 	mu       sync.Mutex
 	state    breakerState
 	openedAt time.Time
-	inFlight int // probes in flight while half-open
+	inFlight int    // probes in flight while half-open
+	gen      uint64 // counts half-open periods, to tell a probe's own from a stale one
 	window   [slots]struct{ epoch, total, failed int64 }
 }
 
-// allow reports whether an attempt may go to the host, and whether it is
-// a half-open probe (to be passed back to record).
-func (b *breaker) allow(now time.Time) (probe, ok bool) {
+// allow reports whether an attempt may go to the host and, for a
+// half-open probe, the period it belongs to (0 otherwise), to be passed
+// back to record.
+func (b *breaker) allow(now time.Time) (probe uint64, ok bool) {
 	if b.off {
-		return false, true
+		return 0, true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case closed:
-		return false, true
+		return 0, true
 	case open:
 		if now.Sub(b.openedAt) < b.coolDown {
-			return false, false
+			return 0, false
 		}
 		b.state, b.inFlight = halfOpen, 0
+		b.gen++
 	}
 	if b.inFlight >= b.probes {
-		return false, false
+		return 0, false
 	}
 	b.inFlight++
-	return true, true
+	return b.gen, true
 }
 
-func (b *breaker) record(now time.Time, o outcome, probe bool) {
+func (b *breaker) record(now time.Time, o outcome, probe uint64) {
 	if b.off {
 		return
 	}
@@ -197,8 +200,8 @@ func (b *breaker) record(now time.Time, o outcome, probe bool) {
 	defer b.mu.Unlock()
 	switch b.state {
 	case halfOpen:
-		if !probe {
-			return // began before the circuit opened: says nothing of now
+		if probe == 0 || probe != b.gen {
+			return // began before this half-open period: says nothing of now
 		}
 		b.inFlight--
 		switch o {

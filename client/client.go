@@ -41,6 +41,13 @@ type Transport struct {
 	// (keep-alive, proxy from the environment, HTTP/2) is made on first use.
 	Base http.RoundTripper
 
+	// Timeout bounds each request as a whole: every attempt, every wait and
+	// the reading of the response body. If zero, only the request's context
+	// bounds it. Prefer it (or a context deadline) to http.Client.Timeout,
+	// which replaces the *Error of a timed-out request with net/http's own
+	// error, which errors.As cannot see through.
+	Timeout time.Duration
+
 	// MaxAttempts bounds the attempts per request, the first included;
 	// 1 turns retries off. If zero or negative, DefaultMaxAttempts (4).
 	MaxAttempts int
@@ -116,8 +123,9 @@ var _ http.RoundTripper = (*Transport)(nil)
 type Option func(*Transport)
 
 // New returns an [http.Client] whose Transport is a *[Transport] configured
-// by opts. It sets no Timeout: give requests a deadline (Client.Timeout or
-// the request's context) and retries and waits stay within it.
+// by opts. It sets no http.Client.Timeout, which would hide the *Error of a
+// timed-out request: bound requests with WithTimeout or a context deadline,
+// and retries and waits stay within it.
 func New(opts ...Option) *http.Client {
 	t := &Transport{}
 	for _, o := range opts {
@@ -128,6 +136,9 @@ func New(opts ...Option) *http.Client {
 
 // WithBase sets Transport.Base, the transport each attempt is sent with.
 func WithBase(rt http.RoundTripper) Option { return func(t *Transport) { t.Base = rt } }
+
+// WithTimeout sets Transport.Timeout, the bound on a whole request.
+func WithTimeout(d time.Duration) Option { return func(t *Transport) { t.Timeout = d } }
 
 // WithMaxAttempts sets Transport.MaxAttempts, the first attempt included.
 func WithMaxAttempts(n int) Option { return func(t *Transport) { t.MaxAttempts = n } }

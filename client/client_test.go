@@ -85,6 +85,29 @@ func TestBackoffFullJitter(t *testing.T) {
 	}
 }
 
+// A Retry-After past MaxRetryAfter is not cut short: the response goes to
+// the caller at once, who can wait as asked.
+func TestRetryAfterBeyondCapReturnsResponse(t *testing.T) {
+	clk := newFakeClock()
+	srv, count := counting(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	})
+	var stops []StopReason
+	c, _ := testClient(t, clk, WithMaxRetryAfter(time.Minute), WithOnAttempt(func(a AttemptInfo) { stops = append(stops, a.Stop) }))
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || count.Load() != 1 || resp.Header.Get("Retry-After") != "3600" {
+		t.Errorf("got %d after %d requests (Retry-After %q), want the 503 after 1", resp.StatusCode, count.Load(), resp.Header.Get("Retry-After"))
+	}
+	if len(clk.Waits()) != 0 || len(stops) != 1 || stops[0] != StopRetryAfter {
+		t.Errorf("waits %v, stops %v; want none and [%s]", clk.Waits(), stops, StopRetryAfter)
+	}
+}
+
 func TestRetryAfterIsMinimumWait(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -94,7 +117,6 @@ func TestRetryAfterIsMinimumWait(t *testing.T) {
 	}{
 		{"seconds", func(time.Time) string { return "3" }, nil, 3 * time.Second},
 		{"http-date", func(now time.Time) string { return now.Add(7 * time.Second).UTC().Format(http.TimeFormat) }, nil, 7 * time.Second},
-		{"capped", func(time.Time) string { return "3600" }, []Option{WithMaxRetryAfter(time.Minute)}, time.Minute},
 		{"beyond MaxDelay", func(time.Time) string { return "20" }, nil, 20 * time.Second},
 		{"date in the past", func(now time.Time) string { return now.Add(-time.Hour).UTC().Format(http.TimeFormat) }, []Option{WithBackoff(time.Millisecond, time.Millisecond)}, -1},
 	}

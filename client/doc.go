@@ -41,12 +41,16 @@
 // and before any wait that would pass the request's context deadline: the
 // last response (or error) is then returned at once rather than after a
 // sleep that cannot end in time. Retry-After, in seconds or as an
-// HTTP-date, is a minimum wait, capped by MaxRetryAfter.
+// HTTP-date, is a minimum wait: one longer than MaxRetryAfter, or past the
+// deadline, is not shortened but ends the retries, and the response (with
+// its Retry-After) goes to the caller ([StopRetryAfter]). Bound requests
+// with Transport.Timeout or a context deadline rather than
+// http.Client.Timeout, which hides the *[Error] of a timed-out request.
 //
 // Request bodies are replayed with Request.GetBody when set, else buffered
 // up to BodyBufferLimit; a larger body is streamed, and the request is not
 // retried once an attempt has read from it ([StopBodyTooLarge]). The bodies of
-// discarded responses are read (up to 64 KiB) and closed, so that their
+// discarded responses are read (up to 64 KiB, for at most 250ms) and closed, so that their
 // connections go back to the pool.
 //
 // # Fallbacks, budget, breaker
@@ -77,7 +81,7 @@
 //	MaxAttempts          4             three retries ride out a restart or one bad instance behind a balancer; more multiply load
 //	BaseDelay            100ms         most transient failures clear at once; full jitter spreads callers over [0, 100ms]
 //	MaxDelay             10s           one wait never parks a caller longer; its deadline decides beyond that
-//	MaxRetryAfter        60s           honours a server's request for patience, but no header parks a caller for hours
+//	MaxRetryAfter        60s           honours a server's request for patience; a longer one ends the retries rather than parking a caller
 //	Retry429             off           a 429 asks this caller to slow down; retrying it is the caller's choice
 //	BodyBufferLimit      1 MiB         covers API payloads (the gateway's body_buffer default); uploads stream
 //	IdempotencyKeys      off           a key makes a POST retry safe only if the server deduplicates on it
@@ -104,8 +108,9 @@
 //	                    (429 if asked)              429, and status 0              413/429/503 carrying Retry-After
 //	methods retried     idempotent ones; POST/PATCH any method, POST included      HEAD GET PUT DELETE OPTIONS TRACE;
 //	                    only if never sent or keyed                                connect errors for any method
-//	Retry-After         minimum wait, capped 60s,   replaces the backoff on 429    replaces the backoff on 413/429/503,
-//	                    within the deadline         and 503, uncapped              capped by retry_after_max
+//	Retry-After         minimum wait up to 60s      replaces the backoff on 429    replaces the backoff on 413/429/503,
+//	                    within the deadline;        and 503, uncapped              capped by retry_after_max
+//	                    longer: response returned
 //	deadline            no wait that would pass it  waits until the context ends,  no bound across retries;
 //	                                                then returns its error         timeouts are per attempt
 //	when retries run    the last response,          drains it and returns an       raises MaxRetryError

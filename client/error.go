@@ -48,6 +48,7 @@ const (
 	StopBudget        StopReason = "retry_budget_exhausted" // the host's retry budget is spent
 	StopCircuitOpen   StopReason = "circuit_open"           // every remaining target's circuit is open
 	StopNotRetryable  StopReason = "not_retryable"          // retrying cannot help (the request itself is bad)
+	StopRetryAfter    StopReason = "retry_after_too_long"   // the server's Retry-After exceeds MaxRetryAfter
 )
 
 // AttemptInfo is what [Transport.OnAttempt] sees after each attempt: the

@@ -35,8 +35,9 @@ func ExampleNew() {
 	srv, seen := flaky(http.StatusBadGateway, 2)
 	defer srv.Close()
 
-	c := client.New() // the defaults: 4 attempts, backoff from 100ms, budget, breaker
-	c.Timeout = 10 * time.Second
+	// The defaults: 4 attempts, backoff from 100ms, budget, breaker; the
+	// whole request, retries included, within 10s.
+	c := client.New(client.WithTimeout(10 * time.Second))
 	resp, err := c.Get(srv.URL)
 	if err != nil {
 		fmt.Println(err)

@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -38,7 +40,36 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			Stop: StopNotRetryable, Err: &cause.Error{Cause: cause.HTTPRequestError, Err: err}}
 	}
 	defer body.close()
-	c := &call{t: t, req: req, ctx: req.Context(), body: body, max: t.maxAttempts()}
+	ctx := req.Context()
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		resp, err := t.roundTrip(ctx, req, body)
+		if resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+			cancel()
+		} else {
+			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+		}
+		return resp, err
+	}
+	return t.roundTrip(ctx, req, body)
+}
+
+// cancelBody ends a request's Timeout context when its body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+// Close implements io.Closer.
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+func (t *Transport) roundTrip(ctx context.Context, req *http.Request, body *replay) (*http.Response, error) {
+	c := &call{t: t, req: req, ctx: ctx, body: body, max: t.maxAttempts()}
 	if t.IdempotencyKeys && (req.Method == http.MethodPost || req.Method == http.MethodPatch) &&
 		req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
 		c.key = newKey()
@@ -81,6 +112,9 @@ func (c *call) run() (*http.Response, error) {
 		}
 		resp, a, tr := c.attempt(n, u)
 		out := outcomeOf(a.Cause)
+		if c.ctx.Err() != nil {
+			out = ignored // the caller's own deadline or cancel: nothing about the host
+		}
 		h.breaker.record(t.clock(), out, probe)
 		h.budget.record(out)
 		if a.Cause == cause.None {
@@ -114,7 +148,7 @@ func (c *call) run() (*http.Response, error) {
 // route picks the target of attempt n: the current one, unless its circuit
 // is open; then the next fallback whose circuit lets the attempt through.
 // A refusal is recorded under the same n, as it sends nothing.
-func (c *call) route(n int) (u *url.URL, h *host, probe, ok bool) {
+func (c *call) route(n int) (u *url.URL, h *host, probe uint64, ok bool) {
 	for {
 		u = c.url()
 		h = c.t.host(u)
@@ -124,7 +158,7 @@ func (c *call) route(n int) (u *url.URL, h *host, probe, ok bool) {
 		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: ErrCircuitOpen}
 		if c.target == len(c.t.fallbacks) {
 			c.report(a, false, 0, StopCircuitOpen)
-			return nil, nil, false, false
+			return nil, nil, 0, false
 		}
 		c.target++
 		c.report(a, true, 0, "")
@@ -137,6 +171,10 @@ func (c *call) route(n int) (u *url.URL, h *host, probe, ok bool) {
 func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
 	tr := new(cause.Tracker)
 	areq := c.req.Clone(tr.WithContext(c.ctx))
+	// Clone copies the Cancel channel http.Client installs for transports
+	// it does not know; the context already carries deadline and
+	// cancellation, and that channel makes a hang look like a bad response.
+	areq.Cancel = nil //lint:ignore SA1019 cleared, not used
 	if c.target > 0 {
 		areq.URL, areq.Host = u, ""
 	}
@@ -150,12 +188,29 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 		return nil, a, tr
 	}
 	areq.Body = body
+	if !c.idempotent {
+		// With GetBody set, net/http's HTTP/2 transport resends a request
+		// whose stream the server reset, whatever its method, out of
+		// holdfast's sight. A request that must not arrive twice is
+		// retried only by this loop, which checks that it was never sent.
+		areq.GetBody = nil
+	}
 	start := c.t.clock()
 	resp, err := c.t.base.RoundTrip(areq)
 	a.Duration = c.t.clock().Sub(start)
 	a.Phase, a.Written = tr.Phase(), tr.Written()
 	if err != nil {
 		a.Cause, a.Err = tr.Classify(err), err
+		if a.Phase == cause.PhaseNone {
+			// The base transport fired no trace hooks (HTTP/3, a custom
+			// RoundTripper): nothing proves the request was not sent, but
+			// for the failures whose type shows it never left.
+			switch a.Cause {
+			case cause.DNSError, cause.DNSTimeout, cause.ConnectionRefused, cause.ConnectionTimeout:
+			default:
+				a.Written = true
+			}
+		}
 		return nil, a, tr
 	}
 	a.Status = resp.StatusCode
@@ -201,7 +256,14 @@ func (c *call) decide(n int, resp *http.Response, a Attempt) (StopReason, time.D
 	if next == saved { // a new host needs no time to recover
 		wait = c.backoff(n)
 		if ra, ok := retryAfter(resp, t.clock()); ok {
-			wait = max(wait, min(ra, t.maxRetryAfter()))
+			if ra > t.maxRetryAfter() {
+				// Retrying sooner than the server asked would break the
+				// promise of a minimum wait: the caller gets the response,
+				// Retry-After included, and decides.
+				c.target = saved
+				return StopRetryAfter, 0
+			}
+			wait = max(wait, ra)
 		}
 	}
 	if dl, ok := c.ctx.Deadline(); ok && !t.clock().Add(wait).Before(dl) {
@@ -232,14 +294,17 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
+	if v[0] >= '0' && v[0] <= '9' { // delay-seconds is 1*DIGIT: no sign
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
+			secs, err = math.MaxInt64, nil // absurdly long: still long
 		}
-		if secs > int64(24*time.Hour/time.Second) {
-			secs = int64(24 * time.Hour / time.Second) // saturate; capped later
+		if err == nil {
+			if secs > int64(24*time.Hour/time.Second) {
+				secs = int64(24 * time.Hour / time.Second) // saturate
+			}
+			return time.Duration(secs) * time.Second, true
 		}
-		return time.Duration(secs) * time.Second, true
 	}
 	if when, err := http.ParseTime(v); err == nil {
 		return max(when.Sub(now), 0), true
