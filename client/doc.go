@@ -37,6 +37,12 @@
 //
 // Other responses (2xx, 3xx, 4xx, 500, 501) are returned as they are.
 //
+// The base transport is never handed a way to replay the body of a request
+// that must not arrive twice (GetBody is cleared), since net/http's HTTP/2
+// transport would otherwise resend a POST whose stream the server reset.
+// One case stays beyond the client's reach: net/http may resend a request
+// that has no body at all on a new connection by itself.
+//
 // Retries stop at MaxAttempts, when the retry budget of the host is spent,
 // and before any wait that would pass the request's context deadline: the
 // last response (or error) is then returned at once rather than after a
