@@ -7,6 +7,16 @@ import (
 
 // finish turns the options of one --next group into requests, one per URL.
 func (g *group) finish(in stdinSource) ([]*Request, []Warning) {
+	urls := g.urls[:0:0]
+	for _, u := range g.urls {
+		if len(u.text) == 0 {
+			// curl fails on an empty URL and goes on with the next one.
+			g.warns = append(g.warns, Warning{Pos: u.pos, Msg: "an empty URL is skipped (curl reports an error for it)"})
+			continue
+		}
+		urls = append(urls, u)
+	}
+	g.urls = urls
 	if len(g.urls) == 0 {
 		if len(g.data) > 0 || len(g.headers) > 0 || len(g.form) > 0 || g.methodAt {
 			g.warns = append(g.warns, Warning{Pos: g.pos, Msg: "a curl command without a URL is skipped"})
@@ -66,10 +76,9 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 	// The method.
 	switch {
 	case g.methodAt:
+		// Verbatim: curl sends -X post as "post", and methods are
+		// case-sensitive (RFC 9110 section 9.1).
 		r.Method, r.MethodExplicit = g.method, true
-		if m := strings.ToUpper(g.method); m != g.method && isStandardMethod(m) {
-			r.Method = m
-		}
 	case g.head:
 		r.Method = "HEAD"
 	case g.get:
@@ -89,6 +98,12 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 	}
 	for _, q := range g.queries {
 		r.URL = appendQuery(r.URL, q)
+	}
+	if g.head && body.Kind != BodyNone {
+		// curl refuses -I with -d, -F or -T ("You can only select one HTTP
+		// request method!"); a HEAD request carries no body.
+		warn(arg{pos: g.pos}, "-I", "-I (HEAD) cannot be combined with data, a form or an upload (curl refuses the command): the request is sent as %s without a body", r.Method)
+		body = Body{}
 	}
 	r.Body = body
 
@@ -166,11 +181,23 @@ func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, stri
 				files = append(files, d)
 				continue
 			}
+			if !d.value.text.IsLiteral() {
+				warn(d.value, "--data-urlencode", "%s", notEncodedMsg("--data-urlencode", d.value.text))
+			}
 			piece = t
 		case "json":
 			json = true
 			fallthrough
 		default:
+			if d.value.raw == "@-" && in.set && !in.isFile {
+				// Here-string or here-document data: known text, which
+				// joins the rest in command order.
+				piece = in.text
+				if stripsNewlines(d.opt) {
+					piece = g.stripNewlines(d, piece, warn)
+				}
+				break
+			}
 			if d.value.text.HasLitPrefix("@") {
 				files = append(files, d)
 				continue
@@ -197,13 +224,11 @@ func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, stri
 			return Body{}, nil
 		}
 		file := d.value.text.TrimLitPrefix("@")
-		b := Body{Kind: BodyFile, File: file, StripNewlines: d.opt == "data" || d.opt == "data-ascii"}
+		b := Body{Kind: BodyFile, File: file, StripNewlines: stripsNewlines(d.opt)}
 		if file.String() == "-" {
+			// Here-text was taken above: stdin is a file or the program's own.
 			b = stdinBody(in)
-			b.StripNewlines = d.opt == "data" || d.opt == "data-ascii"
-			if b.Kind != BodyFile {
-				b.Kind = kind
-			}
+			b.StripNewlines = b.Kind == BodyFile && stripsNewlines(d.opt)
 		}
 		if g.get {
 			warn(d.value, "-G", "-G with data from a file is not supported: the file is sent as the body")
@@ -211,18 +236,33 @@ func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, stri
 		return b, nil
 	}
 	for _, d := range files {
-		if d.value.text.String() == "@-" && in.set && !in.isFile {
-			// Here-string data joins the rest as text.
-			if len(text) > 0 {
-				text = append(text, Segment{Lit: "&"})
-			}
-			text = append(text, in.text...)
-			pieces = append(pieces, in.text)
-			continue
-		}
 		warn(d.value, "--"+d.opt, "data from a file (%s) mixed with other data is not supported: the file is left out", d.value.text.String())
 	}
 	return Body{Kind: kind, Data: text.norm()}, pieces
+}
+
+// stripsNewlines reports whether curl drops CR and LF from the contents of
+// a file (or stdin) given as @file to this data option: -d and
+// --data-ascii do, --data-binary, --data-urlencode and --json do not.
+func stripsNewlines(opt string) bool {
+	return opt == "data" || opt == "data-ascii"
+}
+
+// stripNewlines removes CR and LF from here-text t, as curl removes them
+// from what -d @- reads. Newlines inside a variable's value cannot be
+// removed here: a warning says so.
+func (g *group) stripNewlines(d dataItem, t Text, warn func(arg, string, string, ...any)) Text {
+	out := make(Text, 0, len(t))
+	for _, s := range t {
+		if s.Env == "" {
+			s.Lit = strings.NewReplacer("\r", "", "\n", "").Replace(s.Lit)
+		}
+		out = append(out, s)
+	}
+	if !t.IsLiteral() {
+		warn(d.value, "--"+d.opt, "--%s @-: carriage returns and line feeds in the value of $%s are sent, where curl would drop them", d.opt, strings.Join(t.Vars(), ", $"))
+	}
+	return out.norm()
 }
 
 // stdinBody is the body for "@-" and "-T -": what the shell redirects into
@@ -240,12 +280,18 @@ func stdinBody(in stdinSource) Body {
 	return Body{Kind: BodyFile, File: Lit("-")}
 }
 
-func isStandardMethod(m string) bool {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT":
-		return true
+// cutFragment removes the fragment ("#..." found in a literal part) from
+// URL u, with everything after it.
+func cutFragment(u Text) Text {
+	for i, s := range u {
+		if s.Env != "" {
+			continue
+		}
+		if before, _, ok := strings.Cut(s.Lit, "#"); ok {
+			return append(append(Text{}, u[:i]...), Lit(before)...).norm()
+		}
 	}
-	return false
+	return u
 }
 
 // withScheme adds http:// to a URL without a scheme, as curl does.
@@ -260,11 +306,13 @@ func withScheme(u Text) Text {
 	return Concat(Lit("http://"), u)
 }
 
-// appendQuery adds q to the query of u.
+// appendQuery adds q to the query of u. A fragment is dropped: the query
+// goes before '#', and curl never sends the fragment.
 func appendQuery(u, q Text) Text {
 	if len(q) == 0 {
 		return u
 	}
+	u = cutFragment(u)
 	switch s := u.String(); {
 	case u.ContainsLit("?") && (strings.HasSuffix(s, "?") || strings.HasSuffix(s, "&")):
 		return Concat(u, q)

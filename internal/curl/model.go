@@ -222,14 +222,19 @@ type Body struct {
 	Data Text
 	// File is the file to send for BodyFile; "-" is standard input.
 	File Text
-	// StripNewlines is set for -d @file, which drops CR and LF from the
-	// file as curl does.
+	// StripNewlines is set for a BodyFile from -d @file (or -d @- with
+	// the program's own standard input): the generated code drops CR and
+	// LF from the file as curl does. Data the parser knows (a here-string
+	// or here-document fed to -d @-) is stripped already, and this is false.
 	StripNewlines bool
 	// Parts are the fields of BodyMultipart, in order.
 	Parts []FormPart
 }
 
-// Auth is HTTP Basic authentication from -u.
+// Auth is HTTP Basic authentication from -u: the credentials are
+// User + ":" + Password. -u "$CREDS", which curl splits at the first ':'
+// of the expanded value, cannot be held apart here: it becomes User $CREDS
+// with an empty Password, and a warning.
 type Auth struct {
 	User, Password Text
 }
@@ -250,7 +255,8 @@ type Retry struct {
 type Request struct {
 	// Pos is where the curl command starts in the source.
 	Pos Pos
-	// Method is the HTTP method, upper case unless -X gave another case.
+	// Method is the HTTP method: curl's choice, in upper case, or -X's
+	// value verbatim ("-X post" sends "post": methods are case-sensitive).
 	Method string
 	// MethodExplicit is set when -X chose the method.
 	MethodExplicit bool
@@ -301,9 +307,10 @@ func (r *Request) HasIdempotencyKey() bool {
 }
 
 // Idempotent reports whether the method may be sent twice without harm
-// (RFC 9110 section 9.2.2). Methods curl users invent are not.
+// (RFC 9110 section 9.2.2). Methods are case-sensitive (section 9.1):
+// "put" is not PUT, and, like methods curl users invent, is not idempotent.
 func (r *Request) Idempotent() bool {
-	switch strings.ToUpper(r.Method) {
+	switch r.Method {
 	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 		return true
 	}

@@ -169,16 +169,6 @@ func parseCurl(at Pos, args []arg, in stdinSource) ([]*Request, []Warning) {
 			continue
 		}
 		lit := a.text[0].Lit
-		if !a.lit && !strings.Contains(lit, "=") {
-			// -H"$X" and the like: the option name is literal, its value not.
-			if !strings.HasPrefix(lit, "--") && len(lit) == 2 {
-				name, ok := shortOpts[lit[1]]
-				if ok && longOpts[name].kind == valueOpt || ok && longOpts[name].kind == unsupValue || ok && longOpts[name].kind == ignoredValue {
-					g.apply(a, "-"+lit[1:2], name, arg{text: a.text.TrimLitPrefix(lit), pos: a.pos})
-					continue
-				}
-			}
-		}
 		if strings.HasPrefix(lit, "--") {
 			if lit == "--" {
 				// Everything after is a URL.
@@ -224,12 +214,14 @@ func parseCurl(at Pos, args []arg, in stdinSource) ([]*Request, []Warning) {
 			}
 			continue
 		}
-		// A cluster of short options: -sSLk, -XPOST, -ofile.
-		if !a.lit {
+		// A cluster of short options: -sSLk, -XPOST, -ofile, -H"X: $V". Only
+		// the literal start of the word can hold option letters; what
+		// follows a variable can only be part of an attached value.
+		cluster, tail := lit[1:], a.text[1:]
+		if len(tail) > 0 && !hasValueOpt(cluster) {
 			g.warn(a, a.text.String(), "option %q mixes a variable into its name: ignored", a.text.String())
 			continue
 		}
-		cluster := a.raw[1:]
 		for j := 0; j < len(cluster); j++ {
 			c := cluster[j]
 			name, ok := shortOpts[c]
@@ -242,8 +234,11 @@ func parseCurl(at Pos, args []arg, in stdinSource) ([]*Request, []Warning) {
 			switch spec.kind {
 			case valueOpt, unsupValue, ignoredValue:
 				var v arg
-				if rest := cluster[j+1:]; rest != "" {
-					v = arg{text: Lit(rest), raw: rest, lit: true, pos: a.pos}
+				if rest := Concat(Lit(cluster[j+1:]), tail); len(rest) > 0 {
+					v = arg{text: rest, lit: rest.IsLiteral(), pos: a.pos}
+					if v.lit {
+						v.raw = rest.String()
+					}
 				} else {
 					var ok bool
 					if v, ok = next(opt); !ok {
@@ -259,6 +254,20 @@ func parseCurl(at Pos, args []arg, in stdinSource) ([]*Request, []Warning) {
 	}
 	flush()
 	return reqs, warns
+}
+
+// hasValueOpt reports whether a cluster of short option letters holds an
+// option that takes a value (which then takes the rest of the word).
+func hasValueOpt(cluster string) bool {
+	for i := 0; i < len(cluster); i++ {
+		if name, ok := shortOpts[cluster[i]]; ok {
+			switch longOpts[name].kind {
+			case valueOpt, unsupValue, ignoredValue:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // negate applies --no-NAME for a boolean option.
@@ -324,6 +333,12 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 			return
 		}
 		val = trimSpaceText(val)
+		if hasCRLF(val) {
+			// A CR or LF inside the value would end the header line and
+			// start another one (header injection): nothing is sent.
+			g.warn(v, opt, "header %q has a carriage return or line feed inside its value: ignored (send each header with its own -H)", v.text.String())
+			return
+		}
 		if len(val) == 0 {
 			// "-H 'Accept:'" removes a header curl would send.
 			g.warn(v, opt, "-H %q removes curl's default %s header; the generated code may still send its own", name+":", name)
@@ -348,22 +363,46 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 		g.upload = &u
 	case "user":
 		u, p, ok := v.text.Cut(":")
-		if !ok {
+		switch {
+		case !ok && !v.lit:
+			// -u "$CREDS": curl splits the value at its first ':' once the
+			// shell has expanded it. The model holds user and password
+			// apart, so that split cannot be expressed: the generated code
+			// sends the whole value as the user, with an empty password.
+			g.warn(v, opt, "%s %q: the value is split into user and password at its first ':' only when the command runs; "+
+				"the generated code sends all of it as the user name, with an empty password (write -u \"$USER:$PASSWORD\" to keep them apart)", opt, v.text.String())
+		case !ok:
 			g.warn(v, opt, "-u without a password: curl would prompt for one; the generated code sends an empty password")
 		}
 		g.auth = &Auth{User: u, Password: p}
 	case "basic":
 	case "oauth2-bearer":
+		if hasCRLF(v.text) {
+			g.warn(v, opt, "%s value has a carriage return or line feed inside: ignored", opt)
+			return
+		}
 		g.bearer = v.text
 	case "cookie":
+		if hasCRLF(v.text) {
+			g.warn(v, opt, "%s %q has a carriage return or line feed inside: ignored", opt, v.text.String())
+			return
+		}
 		if v.text.ContainsLit("=") || !v.lit {
 			g.cookies = append(g.cookies, v.text)
 			return
 		}
 		g.warn(v, opt, "cookies read from the file %q are not supported: ignored (pass them as -b 'name=value')", v.raw)
 	case "user-agent":
+		if hasCRLF(v.text) {
+			g.warn(v, opt, "%s %q has a carriage return or line feed inside: ignored", opt, v.text.String())
+			return
+		}
 		g.agent, g.agentSet = v.text, true
 	case "referer":
+		if hasCRLF(v.text) {
+			g.warn(v, opt, "%s %q has a carriage return or line feed inside: ignored", opt, v.text.String())
+			return
+		}
 		ref := v.text
 		if r, _, ok := ref.Cut(";auto"); ok {
 			ref = r
@@ -439,6 +478,12 @@ func trimSpaceText(t Text) Text {
 		t[n-1].Lit = strings.TrimRight(t[n-1].Lit, " \t\r\n")
 	}
 	return t.norm()
+}
+
+// hasCRLF reports whether a literal part of t holds a carriage return or a
+// line feed, which cannot appear inside a header value.
+func hasCRLF(t Text) bool {
+	return t.ContainsLit("\r") || t.ContainsLit("\n")
 }
 
 func removeHeader(hs []Header, name string) []Header {
@@ -526,7 +571,18 @@ func encodeQueryArg(g *group, v arg, opt string) Text {
 		g.warn(v, opt, "%s %q reads a file: not supported, sent as given", opt, v.text.String())
 		return v.text
 	}
+	if !v.text.IsLiteral() {
+		g.warn(v, opt, "%s", notEncodedMsg(opt, v.text))
+	}
 	return t
+}
+
+// notEncodedMsg is the warning for --data-urlencode and --url-query values
+// that read variables: the model has no way to mark a variable for
+// encoding when the program runs, so its value goes out as it is.
+func notEncodedMsg(opt string, t Text) string {
+	return fmt.Sprintf("%s %q: the value of %s is sent as given when the program runs, not URL-encoded as curl would encode it (unless the generated code encodes it)",
+		opt, t.String(), "$"+strings.Join(t.Vars(), ", $"))
 }
 
 // urlencodeArg implements --data-urlencode's forms: "content", "=content",

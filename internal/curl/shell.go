@@ -42,7 +42,11 @@ func Parse(src string) (*Script, error) {
 			at = pos(f.Stmts[0].Pos())
 		}
 		msg := "no curl command found"
-		if w.firstOther != "" {
+		switch {
+		case w.curlAt.Line != 0:
+			// A curl command without a (non-empty) URL.
+			msg, at = "the curl command has no URL to request", w.curlAt
+		case w.firstOther != "":
 			msg = fmt.Sprintf("%q is not a curl command", w.firstOther)
 			at = w.firstOtherPos
 		}
@@ -101,6 +105,7 @@ type walker struct {
 	script        *Script
 	firstOther    string
 	firstOtherPos Pos
+	curlAt        Pos // the first curl command, even one that makes no request
 }
 
 func (w *walker) warn(p Pos, opt, format string, a ...any) {
@@ -159,6 +164,9 @@ func (w *walker) call(st *syntax.Stmt, c *syntax.CallExpr) {
 		}
 		w.warn(name.pos, "", "command %q is not curl: skipped", label)
 		return
+	}
+	if w.curlAt.Line == 0 {
+		w.curlAt = name.pos
 	}
 	in := stdinSource{}
 	for _, r := range st.Redirs {

@@ -1,0 +1,258 @@
+package curl
+
+import (
+	"strings"
+	"testing"
+)
+
+// curl drops CR and LF from what -d, --data and --data-ascii read from a
+// file or from stdin, and not from --data-binary. Here-text fed to -d @-
+// is known to the parser, so the model holds it stripped already.
+func TestDataStdinHereTextStripsNewlines(t *testing.T) {
+	tests := []struct{ name, src, body string }{
+		{"here-string", "curl -d @- http://x <<< 'ab'", "ab"},
+		{"here-document", "curl -d @- http://x <<EOF\nline1\nline2\nEOF\n", "line1line2"},
+		{"here-string joined to other data", "curl -d a=1 -d @- http://x <<< 'xy'", "a=1&xy"},
+		{"here-string joined in command order", "curl -d @- -d a=1 http://x <<< 'xy'", "xy&a=1"},
+		{"carriage returns too", `curl --data @- http://x <<< $'a\r\nb'`, "ab"},
+		{"data-ascii", "curl --data-ascii @- http://x <<EOF\np\nq\nEOF\n", "pq"},
+		{"attached value", "curl -d@- http://x <<< 'ab'", "ab"},
+		{"data-binary keeps them", "curl --data-binary @- http://x <<< 'ab'", "ab\n"},
+		{"json keeps them", "curl --json @- http://x <<< '{}'", "{}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := parseOne(t, tt.src)
+			if got := r.Body.Data.String(); got != tt.body {
+				t.Errorf("body = %q, want %q", got, tt.body)
+			}
+			if r.Body.Kind == BodyFile || r.Body.StripNewlines {
+				t.Errorf("body kind %s, StripNewlines %v; want inline data, already stripped", r.Body.Kind, r.Body.StripNewlines)
+			}
+		})
+	}
+
+	// Newlines inside a variable's value cannot be stripped by the parser.
+	r := parseOne(t, "curl -d @- http://x <<EOF\n$V\nEOF\n")
+	if got := r.Body.Data.String(); got != "${V}" {
+		t.Errorf("body = %q, want ${V}", got)
+	}
+	if !hasWarning(r.Warnings, "$V") {
+		t.Errorf("warnings = %v, want one about newlines in $V", r.Warnings)
+	}
+
+	// -d @file and -d @- from the program's stdin stay files for the
+	// generated code to strip.
+	for _, src := range []string{`curl -d @in.txt http://x`, `curl -d @- http://x`, `curl -d @- http://x < in.txt`} {
+		r := parseOne(t, src)
+		if r.Body.Kind != BodyFile || !r.Body.StripNewlines {
+			t.Errorf("%s: body kind %s, StripNewlines %v; want file, true", src, r.Body.Kind, r.Body.StripNewlines)
+		}
+	}
+
+	// -G puts here-text data in the query, as curl does.
+	r = parseOne(t, "curl -G -d @- http://x <<< 'a=1'")
+	if got := r.URL.String(); got != "http://x?a=1" || r.Body.Kind != BodyNone {
+		t.Errorf("URL = %q, body kind %s; want http://x?a=1 and no body", got, r.Body.Kind)
+	}
+}
+
+// curl sends no fragment, and the query of -G and --url-query goes where
+// the fragment was: "http://x/c#frag" with -d a=1 requests /c?a=1.
+func TestQueryGoesBeforeFragment(t *testing.T) {
+	tests := []struct{ src, url string }{
+		{`curl -G -d a=1 'http://x/c#frag'`, "http://x/c?a=1"},
+		{`curl -G -d a=1 'http://x/c?q=1#frag'`, "http://x/c?q=1&a=1"},
+		{`curl -G -d a=1 'http://x/c?#frag?x'`, "http://x/c?a=1"},
+		{`curl --url-query a=1 "http://x/c#$FRAG"`, "http://x/c?a=1"},
+		{`curl -G -d a=1 "$BASE/c#frag"`, "${BASE}/c?a=1"},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if got := r.URL.String(); got != tt.url {
+			t.Errorf("%s: URL = %q, want %q", tt.src, got, tt.url)
+		}
+	}
+}
+
+// An option value attached to a short option may read a variable, as in
+// -H"Authorization: Bearer $TOKEN": it is parsed as the detached form is.
+func TestAttachedShortValueWithVariable(t *testing.T) {
+	r := parseOne(t, `curl -H"Authorization: Bearer $TOKEN" -sSd"a=$X" http://x`)
+	if got := headerString(r, "Authorization"); got != "Bearer ${TOKEN}" {
+		t.Errorf("Authorization = %q, want Bearer ${TOKEN}", got)
+	}
+	if v, _ := r.Header("Authorization"); v.IsLiteral() {
+		t.Errorf("Authorization %q lost its variable", v.String())
+	}
+	if got := r.Body.Data.String(); got != "a=${X}" || r.Body.Kind != BodyURLEncoded {
+		t.Errorf("body = %s %q, want urlencoded a=${X}", r.Body.Kind, got)
+	}
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings = %v, want none", r.Warnings)
+	}
+	u := parseOne(t, `curl -ku"$U:$P" -XPOST http://x`)
+	if u.Auth == nil || u.Auth.User.String() != "${U}" || u.Auth.Password.String() != "${P}" || !u.Insecure || u.Method != "POST" {
+		t.Errorf("Auth = %+v, insecure %v, method %s; want ${U} / ${P}, true, POST", u.Auth, u.Insecure, u.Method)
+	}
+
+	// Same request as the detached form.
+	d := parseOne(t, `curl -H "Authorization: Bearer $TOKEN" -s -S -d "a=$X" http://x`)
+	if headerString(d, "Authorization") != headerString(r, "Authorization") || d.Body.Data.String() != r.Body.Data.String() {
+		t.Errorf("attached and detached forms differ")
+	}
+
+	// A variable where option letters would be is still refused.
+	s, err := Parse(`curl -s"$FLAGS" http://x`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(s.AllWarnings(), "mixes a variable into its name") {
+		t.Errorf("warnings = %v, want one about the variable in the option name", s.AllWarnings())
+	}
+}
+
+// -u "$CREDS": curl splits the expanded value at its first ':'. The model
+// holds user and password apart, so the split cannot happen at run time:
+// the value stays the user, and a warning naming -u says so.
+func TestUserFromOneVariableWarns(t *testing.T) {
+	for _, src := range []string{`curl -u "$CREDS" http://x`, `curl --user "$CREDS" http://x`, `curl -u"$CREDS" http://x`} {
+		r := parseOne(t, src)
+		if r.Auth == nil || r.Auth.User.String() != "${CREDS}" || len(r.Auth.Password) != 0 {
+			t.Errorf("%s: Auth = %+v, want user ${CREDS}", src, r.Auth)
+		}
+		found := false
+		for _, w := range r.Warnings {
+			if (w.Option == "-u" || w.Option == "--user") && strings.Contains(w.Msg, "first ':'") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: warnings = %v, want one for -u about the run-time split", src, r.Warnings)
+		}
+	}
+	r := parseOne(t, `curl -u "$USER:$PASS" http://x`)
+	if r.Auth == nil || r.Auth.User.String() != "${USER}" || r.Auth.Password.String() != "${PASS}" || len(r.Warnings) != 0 {
+		t.Errorf("Auth = %+v, warnings %v; want ${USER} / ${PASS}, no warning", r.Auth, r.Warnings)
+	}
+}
+
+// An empty URL argument (curl "" http://x) is an error in curl: it is skipped with
+// a warning, and the other URL makes the only request.
+func TestEmptyURLSkipped(t *testing.T) {
+	for _, src := range []string{`curl '' http://x`, `curl --url "" http://x`, `curl http://x ""`} {
+		s, err := Parse(src)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", src, err)
+		}
+		if len(s.Requests) != 1 || s.Requests[0].URL.String() != "http://x" {
+			t.Errorf("%s: %d requests, want one for http://x", src, len(s.Requests))
+			continue
+		}
+		if !hasWarning(s.AllWarnings(), "empty URL") {
+			t.Errorf("%s: warnings = %v, want one about the empty URL", src, s.AllWarnings())
+		}
+	}
+	if _, err := Parse(`curl ''`); err == nil || !strings.Contains(err.Error(), "no URL") {
+		t.Errorf("Parse(curl '') error = %v, want one saying there is no URL", err)
+	}
+}
+
+// curl refuses -I with data ("You can only select one HTTP request
+// method!"): the request stays HEAD, without the body, and a warning says so.
+func TestHeadWithDataWarns(t *testing.T) {
+	for _, src := range []string{`curl -I -d x http://x`, `curl --head -F a=1 http://x`, `curl -I -T f.txt http://x`} {
+		r := parseOne(t, src)
+		if r.Method != "HEAD" || r.Body.Kind != BodyNone {
+			t.Errorf("%s: %s with body %s, want HEAD without a body", src, r.Method, r.Body.Kind)
+		}
+		if _, ok := r.Header("Content-Type"); ok {
+			t.Errorf("%s: Content-Type set for a request without a body", src)
+		}
+		if !hasWarning(r.Warnings, "-I (HEAD) cannot be combined") {
+			t.Errorf("%s: warnings = %v, want one about -I with a body", src, r.Warnings)
+		}
+	}
+	// -G moves the data into the query: nothing is dropped.
+	r := parseOne(t, `curl -I -G -d a=1 http://x`)
+	if r.Method != "HEAD" || r.URL.String() != "http://x?a=1" || len(r.Warnings) != 0 {
+		t.Errorf("-I -G: %s %s, warnings %v; want HEAD http://x?a=1, none", r.Method, r.URL.String(), r.Warnings)
+	}
+}
+
+// -X sends its value verbatim, and methods are case-sensitive (RFC 9110
+// section 9.1): "post" is not POST, "put" is not the idempotent PUT.
+func TestMethodVerbatimAndCaseSensitive(t *testing.T) {
+	tests := []struct {
+		src, method string
+		idempotent  bool
+	}{
+		{`curl -X post http://x`, "post", false},
+		{`curl -X put http://x`, "put", false},
+		{`curl -X get http://x`, "get", false},
+		{`curl -X PUT http://x`, "PUT", true},
+		{`curl -XDELETE http://x`, "DELETE", true},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if r.Method != tt.method || !r.MethodExplicit || r.Idempotent() != tt.idempotent {
+			t.Errorf("%s: Method %q (explicit %v), Idempotent %v; want %q, true, %v", tt.src, r.Method, r.MethodExplicit, r.Idempotent(), tt.method, tt.idempotent)
+		}
+	}
+}
+
+// A CR or LF inside a header value would start another header (header
+// injection): the header is refused with a warning.
+func TestHeaderWithLineBreakRejected(t *testing.T) {
+	tests := []struct{ src, name string }{
+		{`curl -H $'A: b\r\nC: d' http://x`, "A"},
+		{`curl -H $'A: b\nC: d' http://x`, "A"},
+		{`curl -H $'A: b\rc' http://x`, "A"},
+		{`curl -H $'A: $V\r\nC: d' http://x`, "A"},
+		{`curl -A $'ua\r\nX: 1' http://x`, "User-Agent"},
+		{`curl -e $'r\nX: 1' http://x`, "Referer"},
+		{`curl -b $'a=1\r\nX: 1' http://x`, "Cookie"},
+		{`curl --oauth2-bearer $'t\nX: 1' http://x`, "Authorization"},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if v, ok := r.Header(tt.name); ok {
+			t.Errorf("%s: header %s = %q sent, want it refused", tt.src, tt.name, v.String())
+		}
+		if _, ok := r.Header("C"); ok {
+			t.Errorf("%s: injected header C sent", tt.src)
+		}
+		if !hasWarning(r.Warnings, "carriage return or line feed") {
+			t.Errorf("%s: warnings = %v, want one about the line break", tt.src, r.Warnings)
+		}
+	}
+	// A trailing line break is trimmed, as before.
+	r := parseOne(t, `curl -H $'A: b\r\n' http://x`)
+	if got := headerString(r, "A"); got != "b" {
+		t.Errorf("header A = %q, want b", got)
+	}
+}
+
+// --data-urlencode and --url-query encode literal text; a variable's value
+// cannot be marked for encoding in the model, so it is sent as given when
+// the program runs, and a warning says so.
+func TestURLEncodeWithVariableWarns(t *testing.T) {
+	r := parseOne(t, `curl --data-urlencode "q=a b $Q" http://x`)
+	if got := r.Body.Data.String(); got != "q=a+b+${Q}" {
+		t.Errorf("body = %q, want q=a+b+${Q}", got)
+	}
+	if !hasWarning(r.Warnings, "value of $Q is sent as given") {
+		t.Errorf("warnings = %v, want one about $Q not being encoded", r.Warnings)
+	}
+	r = parseOne(t, `curl --url-query "q=$Q" http://x`)
+	if got := r.URL.String(); got != "http://x?q=${Q}" {
+		t.Errorf("URL = %q, want http://x?q=${Q}", got)
+	}
+	if !hasWarning(r.Warnings, "value of $Q is sent as given") {
+		t.Errorf("warnings = %v, want one about $Q not being encoded", r.Warnings)
+	}
+	r = parseOne(t, `curl --data-urlencode "q=a b" http://x`)
+	if len(r.Warnings) != 0 {
+		t.Errorf("literal --data-urlencode: warnings = %v, want none", r.Warnings)
+	}
+}
