@@ -33,16 +33,20 @@ type generator func(r *curl.Request, p policy) string
 
 func generators() map[string]generator {
 	return map[string]generator{
-		"go":         genGo,
-		"python":     genPython,
-		"javascript": genJS,
-		"shell":      genShell,
+		"go":          genGo,
+		"go-holdfast": genGoHoldfast,
+		"python":      genPython,
+		"javascript":  genJS,
+		"java":        genJava,
+		"php":         genPHP,
+		"ruby":        genRuby,
+		"shell":       genShell,
 	}
 }
 
 // Languages returns the names Generate accepts, in the documented order.
 func Languages() []string {
-	order := []string{"go", "python", "javascript", "java", "php", "ruby", "shell"}
+	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "shell"}
 	g := generators()
 	var out []string
 	for _, l := range order {
@@ -58,12 +62,16 @@ func canonical(lang string) string {
 	switch strings.ToLower(lang) {
 	case "golang":
 		return "go"
+	case "golang-holdfast", "holdfast":
+		return "go-holdfast"
 	case "py", "python3":
 		return "python"
 	case "js", "node", "nodejs":
 		return "javascript"
 	case "sh", "bash", "curl":
 		return "shell"
+	case "rb":
+		return "ruby"
 	}
 	return strings.ToLower(lang)
 }
@@ -106,6 +114,10 @@ type policy struct {
 	// the connection was refused, so nothing was sent.
 	Safe   bool
 	HasKey bool
+	// AllErrors is curl's --retry-all-errors: every 4xx and 5xx status is
+	// retried too, not only 502, 503 and 504. Safe still decides whether
+	// the request may be resent at all.
+	AllErrors bool
 }
 
 func newPolicy(r *curl.Request, opts Options) policy {
@@ -117,6 +129,7 @@ func newPolicy(r *curl.Request, opts Options) policy {
 		AttemptTimeout: r.MaxTime,
 		ConnectTimeout: r.ConnectTimeout,
 		HasKey:         r.HasIdempotencyKey(),
+		AllErrors:      r.Retry.AllErrors,
 	}
 	p.Safe = r.Idempotent() || p.HasKey
 	if r.Retry.CountSet {
@@ -141,8 +154,12 @@ func (p policy) summary(r *curl.Request) []string {
 	if !p.Retry {
 		return []string{"No retries (--no-retry or curl --retry 0): one attempt; a final status of 400 or more is an error."}
 	}
+	what := "502, 503, 504 and network errors are retried"
+	if p.AllErrors {
+		what = "Every 4xx and 5xx status (curl --retry-all-errors) and network errors are retried"
+	}
 	lines := []string{
-		fmt.Sprintf("Retry policy: up to %d attempts. 502, 503, 504 and network errors are retried", p.Attempts),
+		fmt.Sprintf("Retry policy: up to %d attempts. %s", p.Attempts, what),
 		fmt.Sprintf("with capped exponential backoff and full jitter (first step %s, cap %s);", dur(p.BaseDelay), dur(p.MaxDelay)),
 		fmt.Sprintf("a Retry-After header is waited out (up to %s).", dur(maxRetryAfter)),
 	}

@@ -150,7 +150,7 @@ func genGo(r *curl.Request, p policy) string {
 	w("\tif resp.StatusCode >= 400 {\n\t\treturn fmt.Errorf(\"%s %%s: %%s\", url, resp.Status)\n\t}\n\treturn nil\n}\n", r.Method)
 
 	if p.Retry {
-		b.WriteString(goRetryHelpers)
+		b.WriteString(strings.Replace(goRetryHelpers, goStatusCase, goStatusCond(p), 1))
 	}
 	if imports["net/textproto"] {
 		b.WriteString(goMultipartHelper)
@@ -213,6 +213,17 @@ func safeComment(r *curl.Request, p policy) string {
 		return r.Method + " carries an Idempotency-Key header, so the server can drop a repeat."
 	}
 	return r.Method + " may have been delivered before a failure: only a refused connection is retried."
+}
+
+// goStatusCase is the case of goRetryHelpers that picks the statuses worth
+// a retry; goStatusCond replaces it for --retry-all-errors.
+const goStatusCase = "case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:"
+
+func goStatusCond(p policy) string {
+	if p.AllErrors {
+		return "case resp.StatusCode >= 400: // curl --retry-all-errors: every 4xx and 5xx"
+	}
+	return goStatusCase
 }
 
 const goRetryHelpers = `

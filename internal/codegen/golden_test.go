@@ -25,10 +25,11 @@ var goldenCommands = []struct {
 	{"post_json_idempotent", `curl --json '{"amount": 100}' -H 'Idempotency-Key: 4f1c' -H "Authorization: Bearer $TOKEN" https://pay.example.com/charges`, Options{}},
 	{"multipart", `curl -F name=report -F 'file=@report.pdf;type=application/pdf' -k https://files.example.com/upload`, Options{}},
 	{"put_file", `curl -T data.bin -o out.txt https://files.example.com/data.bin`, Options{}},
+	{"all_errors", `curl --retry-all-errors --retry 2 https://api.example.com/items`, Options{}},
 	{"no_retry", `curl -H 'X-Trace: 1' https://api.example.com/`, Options{NoRetry: true}},
 }
 
-var extensions = map[string]string{"go": "go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}
+var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}
 
 func TestGolden(t *testing.T) {
 	for _, lang := range Languages() {

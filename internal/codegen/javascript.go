@@ -143,11 +143,19 @@ func genJS(r *curl.Request, p policy) string {
 	}
 	w("  if (response.status >= 400) {\n    throw new Error(`${method} ${url}: ${response.status} ${response.statusText}`);\n  }\n}\n")
 	if p.Retry {
-		b.WriteString(jsRetryHelpers)
+		helpers := jsRetryHelpers
+		if p.AllErrors {
+			helpers = strings.Replace(helpers, jsStatusCond, "response.status < 400 || !SAFE_TO_RESEND) { // curl --retry-all-errors: every 4xx and 5xx", 1)
+		}
+		b.WriteString(helpers)
 	}
 	w("\nmain().catch((err) => {\n  console.error('request failed:', err.message, err.cause ? `(${err.cause.code || err.cause.message})` : '');\n  process.exitCode = 1;\n});\n")
 	return b.String()
 }
+
+// jsStatusCond is the test of jsRetryHelpers that keeps a status from being
+// retried; --retry-all-errors replaces it.
+const jsStatusCond = "![502, 503, 504].includes(response.status) || !SAFE_TO_RESEND) {"
 
 const jsRetryHelpers = `
 // retryWait returns how long to wait before another attempt, or undefined

@@ -102,7 +102,11 @@ func genPython(r *curl.Request, p policy) string {
 			allowed = fmt.Sprintf("Retry.DEFAULT_ALLOWED_METHODS | {%s}", jsonQuote(strings.ToUpper(r.Method)))
 		}
 		w("\n    # %s\n", safeComment(r, p))
-		w("    retry = JitterRetry(\n        total=%d,\n        status_forcelist=(502, 503, 504),\n        allowed_methods=%s,\n", p.Attempts-1, allowed)
+		forcelist := "(502, 503, 504),"
+		if p.AllErrors {
+			forcelist = "range(400, 600),  # curl --retry-all-errors: every 4xx and 5xx"
+		}
+		w("    retry = JitterRetry(\n        total=%d,\n        status_forcelist=%s\n        allowed_methods=%s,\n", p.Attempts-1, forcelist, allowed)
 		w("        respect_retry_after_header=True,\n        raise_on_status=False,\n    )\n")
 		if p.MaxElapsed > 0 {
 			w("    JitterRetry.deadline = time.monotonic() + %s  # curl --retry-max-time\n", pyFloat(p.MaxElapsed.Seconds()))

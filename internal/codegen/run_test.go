@@ -19,9 +19,10 @@ import (
 )
 
 // The generated programs are run against a server that fails on purpose.
-// The default run covers Go, Python, JavaScript and shell; set
-// HOLDFAST_CONVERT_ALL=1 to run every target (and fail, not skip, when a
-// runtime is missing).
+// Every target whose runtime is on the machine runs; a target whose
+// runtime is missing is syntax-checked where its checker is present (javac,
+// php -l, ruby -c) and skipped, naming the runtime. HOLDFAST_CONVERT_ALL=1
+// turns a missing runtime into a failure, for CI's full mode.
 
 // recorded is one request the flaky server received.
 type recorded struct {
@@ -61,6 +62,10 @@ func (f *flaky) serve(w http.ResponseWriter, r *http.Request) {
 	switch f.failures[n] {
 	case "502":
 		http.Error(w, "bad gateway", http.StatusBadGateway)
+	case "500":
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	case "404":
+		http.Error(w, "not found", http.StatusNotFound)
 	case "503-retry-after":
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -92,8 +97,21 @@ func (f *flaky) requests() []recorded {
 type runner struct {
 	lang  string
 	ext   string
+	file  string                                        // the program's file name; "" means main.EXT
 	tool  string                                        // the executable that must be on PATH
 	build func(t *testing.T, dir, file string) []string // returns the command to run
+	// check, when set, syntax-checks a program with checkTool, for a
+	// machine where tool is missing: the target is then still compiled
+	// or parsed, if not run.
+	checkTool string
+	check     func(t *testing.T, dir, file string)
+}
+
+func (rn runner) fileName() string {
+	if rn.file != "" {
+		return rn.file
+	}
+	return "main." + rn.ext
 }
 
 func runners() []runner {
@@ -108,6 +126,36 @@ func runners() []runner {
 			}
 			if out, err := exec.Command("go", "vet", file).CombinedOutput(); err != nil {
 				t.Fatalf("go vet: %v\n%s", err, out)
+			}
+			return []string{bin}
+		}},
+		// go-holdfast builds inside a throwaway module that points
+		// github.com/holdfast/holdfast at this repository with a replace
+		// directive: the program is built against the client package as it
+		// is in the working tree, and no proxy is asked for anything.
+		{lang: "go-holdfast", ext: "go", tool: "go", build: func(t *testing.T, dir, file string) []string {
+			root := repoRoot(t)
+			mod := "module holdfastconvert\n\ngo 1.26\n\nrequire github.com/holdfast/holdfast v0.0.0\n\nreplace github.com/holdfast/holdfast => " + root + "\n"
+			if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The repository's go.sum holds every checksum the client's
+			// dependencies need; GOFLAGS=-mod=mod lets go complete go.mod.
+			sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			bin := filepath.Join(dir, "prog")
+			env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
+			for _, args := range [][]string{{"build", "-o", bin, "."}, {"vet", "."}} {
+				cmd := exec.Command("go", args...)
+				cmd.Dir, cmd.Env = dir, env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("go %s: %v\n%s", args[0], err, out)
+				}
 			}
 			return []string{bin}
 		}},
@@ -129,6 +177,74 @@ func runners() []runner {
 			}
 			return []string{"sh", file}
 		}},
+		// Java compiles once with javac and runs the class: the same source
+		// "java Main.java" runs, without recompiling it for every scenario.
+		{lang: "java", ext: "java", file: "Main.java", tool: "java", checkTool: "javac",
+			check: javacCheck,
+			build: func(t *testing.T, dir, file string) []string {
+				if _, err := exec.LookPath("javac"); err != nil {
+					skipOrFail(t, "javac (Debian: openjdk-17-jdk-headless)")
+				}
+				javacCheck(t, dir, file)
+				return []string{"java", "-cp", filepath.Join(dir, "classes"), "Main"}
+			}},
+		{lang: "php", ext: "php", tool: "php", checkTool: "php", check: phpCheck,
+			build: func(t *testing.T, dir, file string) []string {
+				phpCheck(t, dir, file)
+				if out, err := exec.Command("php", "-r", "exit(function_exists('curl_init') ? 0 : 1);").CombinedOutput(); err != nil {
+					skipOrFail(t, "the PHP curl extension (Debian: php-curl): "+string(out))
+				}
+				return []string{"php", file}
+			}},
+		{lang: "ruby", ext: "rb", tool: "ruby", checkTool: "ruby", check: rubyCheck,
+			build: func(t *testing.T, dir, file string) []string {
+				rubyCheck(t, dir, file)
+				return []string{"ruby", file}
+			}},
+	}
+}
+
+func javacCheck(t *testing.T, dir, file string) {
+	t.Helper()
+	cmd := exec.Command("javac", "-Xlint:all", "-Werror", "-d", filepath.Join(dir, "classes"), file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+}
+
+func phpCheck(t *testing.T, dir, file string) {
+	t.Helper()
+	if out, err := exec.Command("php", "-l", file).CombinedOutput(); err != nil {
+		t.Fatalf("php -l: %v\n%s", err, out)
+	}
+}
+
+func rubyCheck(t *testing.T, dir, file string) {
+	t.Helper()
+	out, err := exec.Command("ruby", "-wc", file).CombinedOutput()
+	if err != nil || strings.Contains(string(out), "warning") {
+		t.Fatalf("ruby -wc: %v\n%s", err, out)
+	}
+}
+
+// repoRoot finds the repository root, the folder of the go.mod of module
+// github.com/holdfast/holdfast, from the test's working directory up.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.HasPrefix(string(mod), "module github.com/holdfast/holdfast\n") {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod of github.com/holdfast/holdfast above the working directory")
+		}
+		dir = parent
 	}
 }
 
@@ -151,7 +267,15 @@ const (
 	// keyCmd has one, and a bit of everything a request carries.
 	keyCmd = `curl -H 'Idempotency-Key: k-42' -H 'X-Test: key' -u 'me:s3cret' -b 'session=abc' -A 'holdfast-test' ` +
 		`-d 'a=1' --data-urlencode 'b=two words' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/orders?x=1"`
+	// allCmd retries every error, as curl's --retry-all-errors does.
+	allCmd = `curl -H 'X-Test: all' --retry-all-errors --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/items"`
+	// allPostCmd too, but it is a POST without Idempotency-Key: a 500
+	// proves it arrived, so it must not be resent.
+	allPostCmd = `curl -X POST -d 'a=1' --retry-all-errors --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/orders"`
 )
+
+// commands are the commands of every scenario, generated once per language.
+var commands = []string{getCmd, postCmd, keyCmd, allCmd, allPostCmd}
 
 type scenario struct {
 	name     string
@@ -173,6 +297,17 @@ func scenarios(lang string) []scenario {
 		{name: "slow", cmd: getCmd, failures: []string{"slow"}, attempts: 2, ok: true, minWait: 700 * time.Millisecond, maxTotal: 6 * time.Second},
 		{name: "post-not-retried", cmd: postCmd, failures: []string{"502", "502"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
 		{name: "post-with-key", cmd: keyCmd, failures: []string{"502", "502"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
+		{name: "all-errors", cmd: allCmd, failures: []string{"500", "404"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
+		{name: "all-errors-post", cmd: allPostCmd, failures: []string{"500"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+	}
+	if lang == "go-holdfast" {
+		// The client retries 502, 503, 504 (and 429): a 500 is an answer,
+		// returned at once, and the program fails loudly with it.
+		for i := range s {
+			if s[i].name == "all-errors" {
+				s[i].attempts, s[i].ok = 1, false
+			}
+		}
 	}
 	if lang == "shell" {
 		// curl's own --retry does not retry a connection reset (exit 56)
@@ -190,28 +325,22 @@ func TestGeneratedProgramsRun(t *testing.T) {
 	for _, rn := range runners() {
 		t.Run(rn.lang, func(t *testing.T) {
 			t.Parallel()
-			if _, err := exec.LookPath(rn.tool); err != nil {
-				skipOrFail(t, rn.tool)
-			}
 			dir := t.TempDir()
+			if _, err := exec.LookPath(rn.tool); err != nil {
+				// Without the runtime, still compile or parse what can be.
+				checked := ""
+				if _, cerr := exec.LookPath(rn.checkTool); rn.check != nil && cerr == nil {
+					for i, cmd := range commands {
+						dir, file := writeProgram(t, rn, dir, i, cmd)
+						rn.check(t, dir, file)
+					}
+					checked = " (programs syntax-checked with " + rn.checkTool + ")"
+				}
+				skipOrFail(t, rn.tool+checked)
+			}
 			progs := map[string][]string{}
-			for i, cmd := range []string{getCmd, postCmd, keyCmd} {
-				s, err := curl.Parse(cmd)
-				if err != nil {
-					t.Fatal(err)
-				}
-				src, err := Generate(rn.lang, s.Requests[0], Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				sub := filepath.Join(dir, string(rune('a'+i)))
-				if err := os.MkdirAll(sub, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				file := filepath.Join(sub, "main."+rn.ext)
-				if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			for i, cmd := range commands {
+				sub, file := writeProgram(t, rn, dir, i, cmd)
 				progs[cmd] = rn.build(t, sub, file)
 			}
 			for _, sc := range scenarios(rn.lang) {
@@ -253,6 +382,29 @@ func TestGeneratedProgramsRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeProgram generates cmd's program for rn into its own folder under
+// dir, and returns the folder and the file.
+func writeProgram(t *testing.T, rn runner, dir string, i int, cmd string) (string, string) {
+	t.Helper()
+	s, err := curl.Parse(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := Generate(rn.lang, s.Requests[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, string(rune('a'+i)))
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(sub, rn.fileName())
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sub, file
 }
 
 func runProgram(t *testing.T, argv []string, url string) (string, string, error) {
