@@ -59,7 +59,16 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
-			fmt.Fprintf(stdout, "%s request %d of %d: %s %s\n", commentPrefix(*lang), i+1, len(script.Requests), r.Method, r.URL)
+			marker := fmt.Sprintf("request %d of %d: %s %s", i+1, len(script.Requests), r.Method, r.URL)
+			// Several commands give several programs, one after another, to
+			// be saved as separate files. Before the first <?php, PHP would
+			// print a bare comment line: there it goes in a block that
+			// prints nothing.
+			if l := strings.ToLower(*lang); l == "php" && i == 0 {
+				fmt.Fprintf(stdout, "<?php /* %s */ ?>\n", strings.ReplaceAll(marker, "*/", "* /"))
+			} else {
+				fmt.Fprintf(stdout, "%s %s\n", commentPrefix(*lang), marker)
+			}
 		}
 		fmt.Fprint(stdout, out)
 	}
