@@ -1,7 +1,7 @@
 package upstream
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -9,21 +9,21 @@ import (
 // seconds, retries may not exceed a share of requests plus a small floor per
 // second, so that a struggling pool is not hit by a retry storm (the retry
 // budget of Finagle and Envoy, gRPC's retry throttling in spirit). It is
-// safe for concurrent use.
+// safe for concurrent use and takes no lock: under contention its counts
+// may be off by a request or two, which a budget can afford.
 type Budget struct {
 	percent  float64
 	floor    float64 // retries per second always allowed
-	mu       sync.Mutex
-	buckets  [budgetBuckets]budgetBucket
 	disabled bool
+	buckets  [budgetBuckets]budgetBucket
 }
 
 const budgetBuckets = 10 // one a second
 
 type budgetBucket struct {
-	sec      int64
-	requests int64
-	retries  int64
+	sec      atomic.Int64
+	requests atomic.Int64
+	retries  atomic.Int64
 }
 
 // NewBudget returns a budget allowing retries up to percent of requests plus
@@ -33,11 +33,14 @@ func NewBudget(percent, floor float64) *Budget {
 	return &Budget{percent: percent, floor: floor, disabled: percent >= 100}
 }
 
+// bucket returns the bucket of the second of now, emptied if it last held
+// an older second.
 func (b *Budget) bucket(now time.Time) *budgetBucket {
 	sec := now.Unix()
 	bk := &b.buckets[sec%budgetBuckets]
-	if bk.sec != sec {
-		*bk = budgetBucket{sec: sec}
+	if old := bk.sec.Load(); old != sec && bk.sec.CompareAndSwap(old, sec) {
+		bk.requests.Store(0)
+		bk.retries.Store(0)
 	}
 	return bk
 }
@@ -47,9 +50,7 @@ func (b *Budget) Request(now time.Time) {
 	if b == nil || b.disabled {
 		return
 	}
-	b.mu.Lock()
-	b.bucket(now).requests++
-	b.mu.Unlock()
+	b.bucket(now).requests.Add(1)
 }
 
 // Allow reports whether one more retry fits in the budget, and counts it if
@@ -58,20 +59,19 @@ func (b *Budget) Allow(now time.Time) bool {
 	if b == nil || b.disabled {
 		return true
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	cur := b.bucket(now)
 	var req, ret int64
 	oldest := now.Unix() - budgetBuckets + 1
 	for i := range b.buckets {
-		if bk := &b.buckets[i]; bk.sec >= oldest {
-			req += bk.requests
-			ret += bk.retries
+		if bk := &b.buckets[i]; bk.sec.Load() >= oldest {
+			req += bk.requests.Load()
+			ret += bk.retries.Load()
 		}
 	}
 	limit := float64(req)*b.percent/100 + b.floor*budgetBuckets
 	if float64(ret)+1 > limit {
 		return false
 	}
-	b.bucket(now).retries++
+	cur.retries.Add(1)
 	return true
 }

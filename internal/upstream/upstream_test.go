@@ -3,6 +3,8 @@ package upstream
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,5 +313,30 @@ func BenchmarkPick(b *testing.B) {
 				p.Pick(&tried, uint64(i)*0x9e3779b97f4a7c15, true, now, buf)
 			}
 		})
+	}
+}
+
+func TestBudgetConcurrent(t *testing.T) {
+	b := NewBudget(20, 0)
+	now := time.Unix(2000, 0)
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				b.Request(now)
+				if i%2 == 0 && b.Allow(now) {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 8000 requests at 20%: about 1600 retries, give or take the races a
+	// lock-free count allows.
+	if n := allowed.Load(); n < 1500 || n > 1700 {
+		t.Errorf("allowed %d retries for 8000 requests at 20%%, want about 1600", n)
 	}
 }
