@@ -300,10 +300,17 @@ func (r *Request) Header(name string) (Text, bool) {
 }
 
 // HasIdempotencyKey reports whether the command sends an Idempotency-Key
-// header, which makes a POST or PATCH safe to retry.
+// (or X-Idempotency-Key) header that makes a POST or PATCH safe to retry:
+// one with a non-empty literal value. A key read from an environment
+// variable does not count, since the variable may be empty or unset when
+// the program runs, and an empty key lets no server deduplicate.
 func (r *Request) HasIdempotencyKey() bool {
-	_, ok := r.Header("Idempotency-Key")
-	return ok
+	for _, name := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
+		if v, ok := r.Header(name); ok && v.IsLiteral() && strings.TrimSpace(v.String()) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Idempotent reports whether the method may be sent twice without harm

@@ -139,6 +139,22 @@ type group struct {
 	req      Request // the plain settings: timeouts, retry, flags
 }
 
+// plainMethod reports whether m is a method name of letters, digits, '-',
+// '_' and '.': a subset of RFC 9110's token that no target language needs
+// to escape.
+func plainMethod(m string) bool {
+	if m == "" {
+		return true
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func (g *group) warn(a arg, opt, format string, args ...any) {
 	g.warns = append(g.warns, Warning{Pos: a.pos, Option: opt, Msg: fmt.Sprintf(format, args...)})
 }
@@ -307,11 +323,19 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 	switch name {
 	case "request":
 		// -X "" puts curl back to choosing the method itself.
-		g.method = v.text.String()
-		g.methodAt = g.method != ""
+		m := v.text.String()
 		if !v.lit {
-			g.warn(v, opt, "a method read from a variable is not supported: %s used literally", g.method)
+			g.warn(v, opt, "a method read from a variable (%s) is not supported: ignored, curl's own choice of method used", m)
+			return
 		}
+		if !plainMethod(m) {
+			// Generated code quotes what it embeds, but a method also lands
+			// in comments and messages: only plain names get through.
+			g.warn(v, opt, "%q is not an HTTP method holdfast can generate code for (letters, digits, '-', '_' and '.' only): ignored, curl's own choice of method used", m)
+			return
+		}
+		g.method = m
+		g.methodAt = g.method != ""
 	case "header":
 		n, val, ok := v.text.Cut(":")
 		if !ok {
@@ -344,6 +368,9 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 			g.warn(v, opt, "-H %q removes curl's default %s header; the generated code may still send its own", name+":", name)
 			g.headers = removeHeader(g.headers, name)
 			return
+		}
+		if (strings.EqualFold(name, "Idempotency-Key") || strings.EqualFold(name, "X-Idempotency-Key")) && !val.IsLiteral() {
+			g.warn(v, opt, "the %s comes from %s, which may be empty when the program runs: the generated code does not count on it, and retries a POST or PATCH only when it provably never left", name, val.String())
 		}
 		g.headers = append(g.headers, Header{Name: name, Value: val})
 	case "url":

@@ -1,6 +1,7 @@
 package curl
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -255,4 +256,57 @@ func TestURLEncodeWithVariableWarns(t *testing.T) {
 	if len(r.Warnings) != 0 {
 		t.Errorf("literal --data-urlencode: warnings = %v, want none", r.Warnings)
 	}
+}
+
+func TestIdempotencyKeyMustBeALiteralValue(t *testing.T) {
+	cases := []struct {
+		cmd     string
+		key     bool
+		warning string
+	}{
+		{`curl -d a=1 -H 'Idempotency-Key: k-1' http://x/`, true, ""},
+		{`curl -d a=1 -H 'X-Idempotency-Key: k-1' http://x/`, true, ""},
+		{`curl -d a=1 -H 'Idempotency-Key;' http://x/`, false, ""},
+		{`curl -d a=1 -H 'Idempotency-Key:    ' http://x/`, false, "removes"},
+		{`curl -d a=1 -H "Idempotency-Key: $IKEY" http://x/`, false, "may be empty"},
+	}
+	for _, tc := range cases {
+		s, err := Parse(tc.cmd)
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", tc.cmd, err)
+		}
+		r := s.Requests[0]
+		if got := r.HasIdempotencyKey(); got != tc.key {
+			t.Errorf("%s: HasIdempotencyKey = %v, want %v", tc.cmd, got, tc.key)
+		}
+		if tc.warning != "" && !strings.Contains(fmt.Sprint(s.AllWarnings()), tc.warning) {
+			t.Errorf("%s: warnings %v lack %q", tc.cmd, s.AllWarnings(), tc.warning)
+		}
+	}
+}
+
+func TestUnsafeMethodRefused(t *testing.T) {
+	for _, m := range []string{"X\ntouch /tmp/x;", `A"B`, "P%dOST", "GET;rm", `\u000a`} {
+		s, err := Parse("curl -X " + shellQuote(m) + " http://x/")
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		r := s.Requests[0]
+		if r.Method != "GET" {
+			t.Errorf("-X %q: method %q, want curl's own choice GET", m, r.Method)
+		}
+		if !strings.Contains(fmt.Sprint(s.AllWarnings()), "not an HTTP method") {
+			t.Errorf("-X %q: no warning: %v", m, s.AllWarnings())
+		}
+	}
+	s, _ := Parse("curl -X PURGE http://x/")
+	if s.Requests[0].Method != "PURGE" {
+		t.Errorf("a plain custom method was refused: %q", s.Requests[0].Method)
+	}
+}
+
+// shellQuote quotes s for the shell: $'...' with escapes.
+func shellQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "$'" + r.Replace(s) + "'"
 }
