@@ -39,6 +39,16 @@ func genGo(r *curl.Request, p policy) string {
 		w("\tsafeToResend = %v\n", p.Safe)
 		w(")\n\n")
 	}
+	if r.FollowRedirects {
+		imports["errors"] = true
+		w("// curl -L follows at most maxRedirects redirects (--max-redirs; curl's\n// default is 50); one more is an error, never retried.\n")
+		w("const maxRedirects = %d\n\n", maxRedirs(r))
+		w("var errTooManyRedirects = errors.New(\"maximum (%d) redirects followed\")\n\n", maxRedirs(r))
+		if p.Retry {
+			w("// errRedirected marks an error met after a redirect was followed: the\n// request had reached a server, so a refused connection is no proof\n// that nothing was sent.\n")
+			w("var errRedirected = errors.New(\"after a redirect\")\n\n")
+		}
+	}
 	w("func main() {\n\tif err := run(); err != nil {\n\t\tfmt.Fprintln(os.Stderr, \"request failed:\", err)\n\t\tos.Exit(1)\n\t}\n}\n\n")
 	w("func run() error {\n")
 	w("\turl := %s\n", goStr(r.URL))
@@ -73,6 +83,9 @@ func genGo(r *curl.Request, p policy) string {
 	}
 
 	// The client: curl's timeouts and redirect and TLS choices.
+	if r.FollowRedirects && p.Retry {
+		w("\thops := 0 // redirects the current attempt has followed\n")
+	}
 	w("\tclient := &http.Client{\n")
 	if p.AttemptTimeout > 0 {
 		w("\t\tTimeout: %s, // curl --max-time, per attempt\n", goDuration(p.AttemptTimeout))
@@ -96,10 +109,13 @@ func genGo(r *curl.Request, p policy) string {
 	case !r.FollowRedirects:
 		w("\t\t// Like curl without -L, redirects are not followed.\n")
 		w("\t\tCheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },\n")
-	case r.MaxRedirects > 0:
-		imports["errors"] = true
+	default:
 		w("\t\tCheckRedirect: func(_ *http.Request, via []*http.Request) error {\n")
-		w("\t\t\tif len(via) >= %d {\n\t\t\t\treturn errors.New(\"stopped after %d redirects\")\n\t\t\t}\n\t\t\treturn nil\n\t\t},\n", r.MaxRedirects, r.MaxRedirects)
+		w("\t\t\tif len(via) > maxRedirects {\n\t\t\t\treturn errTooManyRedirects\n\t\t\t}\n")
+		if p.Retry {
+			w("\t\t\thops = len(via)\n")
+		}
+		w("\t\t\treturn nil\n\t\t},\n")
 	}
 	w("\t}\n\n")
 
@@ -112,6 +128,10 @@ func genGo(r *curl.Request, p policy) string {
 	}
 	w("\t\treq, err := http.NewRequest(%s, url, %s)\n\t\tif err != nil {\n\t\t\treturn nil, err\n\t\t}\n", strconv.Quote(r.Method), reader)
 	for _, h := range headers(r) {
+		if strings.EqualFold(h.Name, "Host") {
+			w("\t\treq.Host = %s // net/http sends req.Host, not a Host in req.Header\n", goStr(h.Value))
+			continue
+		}
 		w("\t\treq.Header.Set(%s, %s)\n", strconv.Quote(h.Name), goStr(h.Value))
 	}
 	if r.Body.Kind == curl.BodyMultipart {
@@ -120,7 +140,13 @@ func genGo(r *curl.Request, p policy) string {
 	if r.Auth != nil {
 		w("\t\treq.SetBasicAuth(%s, %s)\n", goStr(r.Auth.User), goStr(r.Auth.Password))
 	}
-	w("\t\treturn client.Do(req)\n\t}\n\n")
+	if r.FollowRedirects && p.Retry {
+		w("\t\thops = 0\n\t\tresp, err := client.Do(req)\n")
+		w("\t\tif err != nil && hops > 0 && !errors.Is(err, errTooManyRedirects) {\n\t\t\terr = fmt.Errorf(\"%%w: %%w\", errRedirected, err)\n\t\t}\n")
+		w("\t\treturn resp, err\n\t}\n\n")
+	} else {
+		w("\t\treturn client.Do(req)\n\t}\n\n")
+	}
 
 	if p.Retry {
 		if p.MaxElapsed > 0 {
@@ -150,13 +176,18 @@ func genGo(r *curl.Request, p policy) string {
 	w("\tif resp.StatusCode >= 400 {\n\t\treturn fmt.Errorf(\"%s %%s: %%s\", url, resp.Status)\n\t}\n\treturn nil\n}\n", r.Method)
 
 	if p.Retry {
-		b.WriteString(strings.Replace(goRetryHelpers, goStatusCase, goStatusCond(p), 1))
+		imports["strings"] = true
+		helpers := strings.Replace(goRetryHelpers, goStatusCase, goStatusCond(p), 1)
+		if r.FollowRedirects {
+			helpers = strings.Replace(helpers, goRefusedCase, goRedirectCases, 1)
+		}
+		b.WriteString(helpers)
 	}
 	if imports["net/textproto"] {
 		b.WriteString(goMultipartHelper)
 	}
 	var imps []string
-	for _, i := range []string{"bytes", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "os", "path/filepath", "strconv", "syscall", "time"} {
+	for _, i := range []string{"bytes", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "os", "path/filepath", "strconv", "strings", "syscall", "time"} {
 		if imports[i] {
 			imps = append(imps, strconv.Quote(i))
 		}
@@ -193,6 +224,14 @@ func goMultipartPart(w func(string, ...any), goStr func(curl.Text) string, part 
 	}
 }
 
+// maxRedirs is the redirect limit of -L: --max-redirs, or curl's default.
+func maxRedirs(r *curl.Request) int {
+	if r.MaxRedirects > 0 {
+		return r.MaxRedirects
+	}
+	return 50
+}
+
 func goDuration(d time.Duration) string {
 	switch {
 	case d == 0:
@@ -225,6 +264,18 @@ func goStatusCond(p policy) string {
 	}
 	return goStatusCase
 }
+
+// goRefusedCase is the case of goRetryHelpers that lets a refused
+// connection be retried whatever the method; goRedirectCases replaces it
+// under -L, where a refused hop comes after the request was delivered and
+// too many redirects is final.
+const goRefusedCase = "\tcase err != nil && errors.Is(err, syscall.ECONNREFUSED):\n"
+
+const goRedirectCases = `	case errors.Is(err, errTooManyRedirects):
+		// Deterministic: another attempt would end the same way.
+		return 0, false
+	case err != nil && errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, errRedirected):
+`
 
 const goRetryHelpers = `
 // retryWait says whether the outcome of an attempt is worth another one,
@@ -266,7 +317,13 @@ func retryAfter(v string) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if strings.Trim(v, "0123456789") == "" {
+		// Nine digits of seconds are already years: too long to wait, and
+		// a few more would overflow time.Duration.
+		if len(v) > 9 {
+			return time.Duration(1<<63 - 1), true
+		}
+		s, _ := strconv.Atoi(v)
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {

@@ -119,10 +119,12 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 	case !r.FollowRedirects:
 		w("\t// Like curl without -L, redirects are not followed.\n")
 		w("\thc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }\n")
-	case r.MaxRedirects > 0:
+	default:
 		imports["errors"] = true
+		w("\t// curl -L follows at most %d redirects (--max-redirs; curl's default is 50):\n", maxRedirs(r))
+		w("\t// one more is an error, which the client's retries never repeat.\n")
 		w("\thc.CheckRedirect = func(_ *http.Request, via []*http.Request) error {\n")
-		w("\t\tif len(via) >= %d {\n\t\t\treturn errors.New(\"stopped after %d redirects\")\n\t\t}\n\t\treturn nil\n\t}\n", r.MaxRedirects, r.MaxRedirects)
+		w("\t\tif len(via) > %d {\n\t\t\treturn errors.New(\"maximum (%d) redirects followed\")\n\t\t}\n\t\treturn nil\n\t}\n", maxRedirs(r), maxRedirs(r))
 	}
 
 	ctx := "context.Background()"
@@ -145,6 +147,10 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 	}
 	w("\treq, err := http.NewRequestWithContext(%s, %s, url, %s)\n\tif err != nil {\n\t\treturn err\n\t}\n", ctx, strconv.Quote(r.Method), reader)
 	for _, h := range headers(r) {
+		if strings.EqualFold(h.Name, "Host") {
+			w("\treq.Host = %s // net/http sends req.Host, not a Host in req.Header\n", goStr(h.Value))
+			continue
+		}
 		w("\treq.Header.Set(%s, %s)\n", strconv.Quote(h.Name), goStr(h.Value))
 	}
 	if r.Body.Kind == curl.BodyMultipart {

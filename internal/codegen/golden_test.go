@@ -27,6 +27,9 @@ var goldenCommands = []struct {
 	{"put_file", `curl -T data.bin -o out.txt https://files.example.com/data.bin`, Options{}},
 	{"all_errors", `curl --retry-all-errors --retry 2 https://api.example.com/items`, Options{}},
 	{"no_retry", `curl -H 'X-Trace: 1' https://api.example.com/`, Options{NoRetry: true}},
+	{"post_location", `curl -L -d 'a=1' https://api.example.com/orders`, Options{}},
+	{"host_header", `curl -H 'Host: example.test' http://127.0.0.1:8080/items`, Options{}},
+	{"no_retry_location", `curl -L --max-redirs 2 https://api.example.com/`, Options{NoRetry: true}},
 }
 
 var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}

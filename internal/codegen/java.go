@@ -57,9 +57,6 @@ func genJava(r *curl.Request, p policy) string {
 		m("        // The command sets headers that HttpClient reserves for itself.\n")
 		m("        System.setProperty(\"jdk.httpclient.allowRestrictedHeaders\", %s);\n", jsonQuote(strings.Join(restricted, ",")))
 	}
-	if r.FollowRedirects && r.MaxRedirects > 0 {
-		m("        System.setProperty(\"jdk.httpclient.redirects.retrylimit\", \"%d\"); // curl --max-redirs\n", r.MaxRedirects)
-	}
 	if r.Insecure {
 		m("        // curl -k: neither the certificate nor the host name is verified.\n")
 		m("        System.setProperty(\"jdk.internal.httpclient.disableHostnameVerification\", \"true\");\n")
@@ -118,7 +115,7 @@ func genJava(r *curl.Request, p policy) string {
 		m("                .connectTimeout(%s) // curl --connect-timeout\n", javaDuration(p.ConnectTimeout))
 	}
 	if r.FollowRedirects {
-		m("                .followRedirects(HttpClient.Redirect.NORMAL) // curl -L\n")
+		m("                .followRedirects(HttpClient.Redirect.NEVER) // curl -L: followed by send(), below, and counted as curl does\n")
 	} else {
 		m("                .followRedirects(HttpClient.Redirect.NEVER) // like curl without -L\n")
 	}
@@ -149,6 +146,10 @@ func genJava(r *curl.Request, p policy) string {
 	}
 	m("                .build();\n\n")
 
+	sendCall := "client.send(request, HttpResponse.BodyHandlers.ofByteArray())"
+	if r.FollowRedirects {
+		sendCall = "send(client, request)"
+	}
 	if p.Retry {
 		if p.MaxElapsed > 0 {
 			m("        long start = System.nanoTime();\n")
@@ -156,7 +157,7 @@ func genJava(r *curl.Request, p policy) string {
 		m("        HttpResponse<byte[]> response;\n")
 		m("        for (int attempt = 1; ; attempt++) {\n")
 		m("            IOException error = null;\n")
-		m("            try {\n                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());\n")
+		m("            try {\n                response = %s;\n", sendCall)
 		m("            } catch (IOException e) {\n                error = e;\n                response = null;\n            }\n")
 		m("            Duration wait = attempt < MAX_ATTEMPTS ? retryWait(response, error, attempt) : null;\n")
 		if p.MaxElapsed > 0 {
@@ -167,7 +168,7 @@ func genJava(r *curl.Request, p policy) string {
 		m("            Thread.sleep(wait.toMillis());\n        }\n")
 	} else {
 		m("        HttpResponse<byte[]> response = null;\n")
-		m("        try {\n            response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());\n")
+		m("        try {\n            response = %s;\n", sendCall)
 		m("        } catch (IOException e) {\n            fail(method + \" \" + url + \": \" + e);\n        }\n")
 	}
 	data := "response.body()"
@@ -191,6 +192,10 @@ func genJava(r *curl.Request, p policy) string {
 		b.WriteString(javaEnvHelper)
 	}
 	b.WriteString(javaFailHelper)
+	if r.FollowRedirects {
+		w("\n    static final int MAX_REDIRECTS = %d; // curl --max-redirs (curl's default: 50)\n", maxRedirs(r))
+		b.WriteString(javaRedirectHelpers)
+	}
 	if p.Retry {
 		imports["java.net.ConnectException"], imports["java.time.ZonedDateTime"] = true, true
 		imports["java.time.format.DateTimeFormatter"], imports["java.time.format.DateTimeParseException"] = true, true
@@ -199,7 +204,11 @@ func genJava(r *curl.Request, p policy) string {
 		if p.AllErrors {
 			statusTest = "return status >= 400; // curl --retry-all-errors: every 4xx and 5xx"
 		}
-		b.WriteString(strings.Replace(javaRetryHelpers, "STATUS_TEST", statusTest, 1))
+		helpers := strings.Replace(javaRetryHelpers, "STATUS_TEST", statusTest, 1)
+		if r.FollowRedirects {
+			helpers = strings.Replace(helpers, "        if (error != null) {\n", javaFinalTest+"        if (error != null) {\n", 1)
+		}
+		b.WriteString(helpers)
 	}
 	if r.Insecure {
 		imports["javax.net.ssl.SSLContext"], imports["javax.net.ssl.TrustManager"], imports["javax.net.ssl.X509TrustManager"] = true, true, true
@@ -242,6 +251,67 @@ const javaFailHelper = `
     static void fail(String message) {
         System.err.println("request failed: " + message);
         System.exit(1);
+    }
+`
+
+// javaFinalTest keeps too many redirects from being retried.
+const javaFinalTest = `        if (error instanceof TooManyRedirects) {
+            return null; // deterministic: another attempt would end the same way
+        }
+`
+
+const javaRedirectHelpers = `
+    // send makes one attempt: the request and, with curl -L, its redirects,
+    // followed here rather than by HttpClient so that they are counted as
+    // curl counts them and a refused hop is told from a refused first request.
+    static HttpResponse<byte[]> send(HttpClient client, HttpRequest request) throws IOException, InterruptedException {
+        for (int hops = 0; ; hops++) {
+            HttpResponse<byte[]> response;
+            try {
+                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+            } catch (IOException e) {
+                if (hops == 0) {
+                    throw e;
+                }
+                // The request had reached a server: no cause, so that a refused
+                // hop does not read as "nothing was sent".
+                throw new IOException("after " + hops + " redirect(s): " + e);
+            }
+            int status = response.statusCode();
+            String location = response.headers().firstValue("Location").orElse("");
+            if (location.isEmpty() || !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308)) {
+                return response;
+            }
+            if (hops == MAX_REDIRECTS) {
+                throw new TooManyRedirects("maximum (" + MAX_REDIRECTS + ") redirects followed");
+            }
+            URI next = request.uri().resolve(location);
+            boolean sameHost = request.uri().getHost() != null && request.uri().getHost().equalsIgnoreCase(next.getHost())
+                    && request.uri().getPort() == next.getPort();
+            // As curl does, a 303 (and a 301 or 302 answering a POST) is followed
+            // with a GET; credentials, cookies and Host stay with the first host.
+            boolean toGet = (status == 303 && !request.method().equals("HEAD"))
+                    || ((status == 301 || status == 302) && request.method().equals("POST"));
+            HttpRequest.Builder builder = HttpRequest.newBuilder(request, (name, value) -> {
+                String lower = name.toLowerCase();
+                if (toGet && lower.equals("content-type")) {
+                    return false;
+                }
+                return sameHost || !(lower.equals("authorization") || lower.equals("cookie") || lower.equals("host"));
+            }).uri(next);
+            if (toGet) {
+                builder.GET();
+            }
+            request = builder.build();
+        }
+    }
+
+    static final class TooManyRedirects extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        TooManyRedirects(String message) {
+            super(message);
+        }
     }
 `
 

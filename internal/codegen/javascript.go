@@ -47,6 +47,9 @@ func genJS(r *curl.Request, p policy) string {
 	if p.AttemptTimeout > 0 {
 		w("const ATTEMPT_TIMEOUT_MS = %d; // curl --max-time\n", p.AttemptTimeout.Milliseconds())
 	}
+	if r.FollowRedirects {
+		w("const MAX_REDIRECTS = %d; // curl --max-redirs (curl's default: 50)\n", maxRedirs(r))
+	}
 	w("\nasync function main() {\n")
 	w("  const method = %s;\n", jsonQuote(r.Method))
 	w("  const url = %s;\n", str(r.URL))
@@ -103,15 +106,26 @@ func genJS(r *curl.Request, p policy) string {
 		}
 		body = "body"
 	}
-	redirect := "manual"
-	if r.FollowRedirects {
-		redirect = "follow"
+	// fetch will not send a Host header: a command that sets one goes
+	// through node's own http client instead.
+	_, setsHost := r.Header("Host")
+	fetcher := "fetch"
+	if setsHost {
+		fetcher = "httpFetch"
 	}
-	w("  const send = () =>\n    fetch(url, {\n      method,\n      headers,\n")
+	if r.FollowRedirects {
+		// curl -L: redirects are followed by follow(), below, which counts
+		// them as curl does.
+		w("  const send = () =>\n    follow(url, {\n      method,\n      headers,\n")
+	} else {
+		w("  const send = () =>\n    %s(url, {\n      method,\n      headers,\n", fetcher)
+	}
 	if body != "" {
 		w("      body,\n")
 	}
-	w("      redirect: '%s',\n", redirect)
+	if !r.FollowRedirects && !setsHost {
+		w("      redirect: 'manual',\n")
+	}
 	if p.AttemptTimeout > 0 {
 		w("      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),\n")
 	}
@@ -149,9 +163,90 @@ func genJS(r *curl.Request, p policy) string {
 		}
 		b.WriteString(helpers)
 	}
+	if r.FollowRedirects {
+		w("%s", strings.Replace(jsFollowHelper, "FETCH", fetcher, 1))
+	}
+	if setsHost {
+		w("%s", jsHTTPFetchHelper)
+	}
 	w("\nmain().catch((err) => {\n  console.error('request failed:', err.message, err.cause ? `(${err.cause.code || err.cause.message})` : '');\n  process.exitCode = 1;\n});\n")
 	return b.String()
 }
+
+const jsFollowHelper = `
+// follow makes one attempt: the request and, with curl -L, its redirects,
+// followed here rather than by fetch so that they are counted as curl counts
+// them and a refused hop is told from a refused first request.
+async function follow(url, init) {
+  for (let hops = 0; ; hops++) {
+    let response;
+    try {
+      response = await FETCH(url, { ...init, redirect: 'manual' });
+    } catch (err) {
+      if (hops === 0) throw err;
+      // The request had reached a server: a refused hop is no proof that
+      // nothing was sent.
+      throw new Error(` + "`after ${hops} redirect(s): ${err.cause ? err.cause.code || err.cause.message : err.message}`" + `);
+    }
+    const location = response.headers.get('location');
+    if (!location || ![301, 302, 303, 307, 308].includes(response.status)) return response;
+    await response.arrayBuffer().catch(() => {});
+    if (hops === MAX_REDIRECTS) {
+      const err = new Error(` + "`maximum (${MAX_REDIRECTS}) redirects followed`" + `);
+      err.final = true; // another attempt would end the same way
+      throw err;
+    }
+    const next = new URL(location, url);
+    if (next.host !== new URL(url).host) {
+      // Credentials, cookies and Host stay with the first host, as in curl.
+      const kept = Object.entries(init.headers).filter(([name]) => !['authorization', 'cookie', 'host'].includes(name.toLowerCase()));
+      init = { ...init, headers: Object.fromEntries(kept) };
+    }
+    // As curl does, a 303 (and a 301 or 302 answering a POST) is followed with a GET.
+    if ((response.status === 303 && init.method !== 'HEAD') || ([301, 302].includes(response.status) && init.method === 'POST')) {
+      const kept = Object.entries(init.headers).filter(([name]) => name.toLowerCase() !== 'content-type');
+      init = { ...init, method: 'GET', headers: Object.fromEntries(kept), body: undefined };
+    }
+    url = next.href;
+  }
+}
+`
+
+const jsHTTPFetchHelper = `
+// httpFetch is fetch for a request that sets Host, a header fetch will not
+// send: node's own http client, answering with a fetch Response.
+async function httpFetch(url, init) {
+  const target = new URL(url);
+  const headers = { ...init.headers };
+  let payload;
+  if (init.body !== undefined) {
+    // Encoded as fetch would encode it, Content-Type included.
+    const encoded = new Response(init.body);
+    payload = Buffer.from(await encoded.arrayBuffer());
+    const type = encoded.headers.get('content-type');
+    if (type && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['Content-Type'] = type;
+    headers['Content-Length'] = payload.length;
+  }
+  const lib = target.protocol === 'https:' ? require('node:https') : require('node:http');
+  return new Promise((resolve, reject) => {
+    // Errors look like fetch's: a TypeError whose cause has the code.
+    const failed = (err) => reject(err.name === 'AbortError' ? err : new TypeError('fetch failed', { cause: err }));
+    const req = lib.request(target, { method: init.method, headers, signal: init.signal }, (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('error', failed);
+      res.on('end', () => {
+        const h = new Headers();
+        for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+        const empty = [101, 204, 205, 304].includes(res.statusCode);
+        resolve(new Response(empty ? null : Buffer.concat(chunks), { status: res.statusCode, statusText: res.statusMessage, headers: h }));
+      });
+    });
+    req.on('error', failed);
+    req.end(payload);
+  });
+}
+`
 
 // jsStatusCond is the test of jsRetryHelpers that keeps a status from being
 // retried; --retry-all-errors replaces it.
@@ -163,6 +258,9 @@ const jsRetryHelpers = `
 // the server's Retry-After when that is longer.
 function retryWait(response, error, attempt) {
   if (error) {
+    // Deterministic errors end the same way every time: too many redirects,
+    // or a TypeError without a cause, such as a header value fetch refuses.
+    if (error.final || (error instanceof TypeError && !error.cause)) return undefined;
     // A refused connection sent nothing: safe to retry whatever the method.
     const refused = error.cause && error.cause.code === 'ECONNREFUSED';
     if (!refused && !SAFE_TO_RESEND) return undefined;

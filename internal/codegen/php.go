@@ -92,9 +92,17 @@ func genPHP(r *curl.Request, p policy) string {
 	}
 
 	w("\n$responseHeaders = [];\n$ch = curl_init($url);\ncurl_setopt_array($ch, [\n")
-	if r.Method == "HEAD" {
+	// libcurl picks the method itself where it can: a CURLOPT_CUSTOMREQUEST
+	// would survive redirects, where curl turns a POST into a GET after a
+	// 301, 302 or 303.
+	switch {
+	case r.Method == "HEAD":
 		w("    CURLOPT_NOBODY => true,\n")
-	} else {
+	case r.Method == "GET" && !hasBody:
+		// GET is libcurl's default.
+	case r.Method == "POST" && hasBody:
+		w("    CURLOPT_POST => true,\n")
+	default:
 		w("    CURLOPT_CUSTOMREQUEST => $method,\n")
 	}
 	w("    CURLOPT_HTTPHEADER => $headers,\n")
@@ -116,8 +124,8 @@ func genPHP(r *curl.Request, p policy) string {
 		w(" // like curl without -L")
 	}
 	w("\n")
-	if r.FollowRedirects && r.MaxRedirects > 0 {
-		w("    CURLOPT_MAXREDIRS => %d,\n", r.MaxRedirects)
+	if r.FollowRedirects {
+		w("    CURLOPT_MAXREDIRS => %d, // curl --max-redirs (curl's default: 50)\n", maxRedirs(r))
 	}
 	if r.Insecure {
 		w("    // curl -k: neither the certificate nor the host name is verified.\n")
@@ -139,7 +147,13 @@ func genPHP(r *curl.Request, p policy) string {
 		w("for ($attempt = 1; ; $attempt++) {\n")
 		w("    $responseBody = curl_exec($ch);\n    $errno = curl_errno($ch);\n")
 		w("    $status = $errno === 0 ? curl_getinfo($ch, CURLINFO_RESPONSE_CODE) : 0;\n")
-		w("    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $responseHeaders['retry-after'] ?? null, $attempt) : null;\n")
+		if r.FollowRedirects {
+			w("    // After a redirect the request had reached a server: a refused hop is no\n    // proof that nothing was sent.\n")
+			w("    $redirected = curl_getinfo($ch, CURLINFO_REDIRECT_COUNT) > 0;\n")
+		} else {
+			w("    $redirected = false;\n")
+		}
+		w("    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $redirected, $responseHeaders['retry-after'] ?? null, $attempt) : null;\n")
 		if p.MaxElapsed > 0 {
 			w("    if ($wait !== null && intdiv(hrtime(true) - $start, 1000000) + $wait > RETRY_MAX_TIME_MS) {\n        $wait = null;\n    }\n")
 		}
@@ -216,11 +230,16 @@ const phpRetryHelpers = `
 // retryWait returns how many milliseconds to wait before another attempt,
 // or null when the outcome is final: full jitter over a capped exponential
 // step, or the server's Retry-After when that is longer.
-function retryWait(int $status, int $errno, ?string $retryAfter, int $attempt): ?int
+function retryWait(int $status, int $errno, bool $redirected, ?string $retryAfter, int $attempt): ?int
 {
+    if ($errno === CURLE_TOO_MANY_REDIRECTS) {
+        // Deterministic: another attempt would end the same way.
+        return null;
+    }
     if ($errno !== 0) {
-        // A connection that could not be made sent nothing: safe to retry whatever the method.
-        if ($errno !== CURLE_COULDNT_CONNECT && !SAFE_TO_RESEND) {
+        // A connection that could not be made sent nothing, unless a redirect
+        // was followed first: then only a request safe to resend is retried.
+        if (($errno !== CURLE_COULDNT_CONNECT || $redirected) && !SAFE_TO_RESEND) {
             return null;
         }
     } elseif (!retryableStatus($status) || !SAFE_TO_RESEND) {

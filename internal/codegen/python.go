@@ -22,7 +22,7 @@ func genPython(r *curl.Request, p policy) string {
 	}
 	w("\"\"\"\n\n")
 	if p.Retry {
-		w("import os\nimport random\nimport sys\nimport time\n\nimport requests\nfrom requests.adapters import HTTPAdapter\nfrom urllib3.util.retry import Retry\n\n\n")
+		w("import os\nimport random\nimport sys\nimport time\n\nimport requests\nfrom requests.adapters import HTTPAdapter\nfrom urllib3.exceptions import MaxRetryError, ResponseError\nfrom urllib3.util.retry import Retry\n\n\n")
 		w(pyRetryClass, pyFloat(p.BaseDelay.Seconds()), pyFloat(p.MaxDelay.Seconds()), pyFloat(maxRetryAfter.Seconds()))
 		w("\n\n\n")
 	} else {
@@ -113,8 +113,15 @@ func genPython(r *curl.Request, p policy) string {
 		}
 		w("    session = requests.Session()\n")
 		w("    session.mount(\"http://\", HTTPAdapter(max_retries=retry))\n")
-		w("    session.mount(\"https://\", HTTPAdapter(max_retries=retry))\n\n")
-		w("    try:\n        response = session.request(\n")
+		w("    session.mount(\"https://\", HTTPAdapter(max_retries=retry))\n")
+		if r.FollowRedirects {
+			w("    session.max_redirects = %d  # curl -L --max-redirs (curl's default: 50)\n", maxRedirs(r))
+		}
+		w("\n    try:\n        response = session.request(\n")
+	} else if r.FollowRedirects {
+		w("\n    session = requests.Session()\n")
+		w("    session.max_redirects = %d  # curl -L --max-redirs (curl's default: 50)\n", maxRedirs(r))
+		w("\n    try:\n        response = session.request(\n")
 	} else {
 		w("\n    try:\n        response = requests.request(\n")
 	}
@@ -158,6 +165,18 @@ const pyRetryClass = `class JitterRetry(Retry):
         if after is not None and after > self.max_retry_after:
             return None
         return after
+
+    def increment(self, method=None, url=None, *args, **kwargs):
+        response = kwargs.get("response")
+        if response is not None:
+            try:
+                after = super().get_retry_after(response)
+            except Exception:  # an unreadable Retry-After is no Retry-After
+                after = None
+            if after is not None and after > self.max_retry_after:
+                # Too long to wait out: the retries end with this response.
+                raise MaxRetryError(kwargs.get("_pool"), url, ResponseError("Retry-After too long to wait"))
+        return super().increment(method, url, *args, **kwargs)
 
     def is_exhausted(self):
         late = self.deadline is not None and time.monotonic() > self.deadline

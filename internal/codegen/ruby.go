@@ -49,18 +49,23 @@ func genRuby(r *curl.Request, p policy) string {
 		w("ATTEMPT_TIMEOUT = %s # curl --max-time, per attempt\n", pyFloat(p.AttemptTimeout.Seconds()))
 	}
 	if r.FollowRedirects {
-		maxRedirs := r.MaxRedirects
-		if maxRedirs == 0 {
-			maxRedirs = 50 // curl's default
-		}
-		w("MAX_REDIRECTS = %d # curl -L", maxRedirs)
+		w("MAX_REDIRECTS = %d # curl -L", maxRedirs(r))
 		if r.MaxRedirects > 0 {
 			w(" --max-redirs")
 		}
 		w("\n")
 	}
+	if r.FollowRedirects {
+		w("# More redirects than MAX_REDIRECTS: final, another attempt would end the same way.\n")
+		w("class TooManyRedirects < StandardError; end\n")
+		w("# An error met after a redirect was followed: the request had reached a\n# server, so even a refused connection is no proof that nothing was sent.\n")
+		w("class RedirectedError < StandardError; end\n")
+	}
 	w("# Errors of the network or the server's side of it, not of this script.\n")
 	w("NETWORK_ERRORS = [IOError, SystemCallError, SocketError, Timeout::Error, Net::HTTPBadResponse")
+	if r.FollowRedirects {
+		w(", TooManyRedirects, RedirectedError")
+	}
 	if r.Insecure || r.URL.HasLitPrefix("https") {
 		w(", OpenSSL::SSL::SSLError")
 	}
@@ -105,12 +110,14 @@ func genRuby(r *curl.Request, p policy) string {
 	// One attempt: a connection, the request, and with -L its redirects.
 	w("def attempt(method, url, body)\n")
 	if r.FollowRedirects {
-		w("  uri = URI(url)\n  (MAX_REDIRECTS + 1).times do\n    response = send_once(method, uri, body)\n")
+		w("  uri = URI(url)\n  (MAX_REDIRECTS + 1).times do |hops|\n")
+		w("    response = begin\n      send_once(method, uri, body)\n    rescue *NETWORK_ERRORS => e\n")
+		w("      raise if hops.zero?\n\n      raise RedirectedError, \"after #{hops} redirect(s): #{e.class}: #{e.message}\"\n    end\n")
 		w("    return response unless response.is_a?(Net::HTTPRedirection) && response['location']\n\n")
 		w("    uri = URI.join(uri, response['location'])\n")
 		w("    # As curl does, a 303 (and a 301 or 302 answering a POST) is followed with a GET.\n")
 		w("    if response.code == '303' || (%%w[301 302].include?(response.code) && method == 'POST')\n      method = 'GET'\n      body = nil\n    end\n")
-		w("  end\n  raise Net::HTTPBadResponse, \"more than #{MAX_REDIRECTS} redirects\"\nend\n\n")
+		w("  end\n  raise TooManyRedirects, \"maximum (#{MAX_REDIRECTS}) redirects followed\"\nend\n\n")
 		w("def send_once(method, uri, body)\n")
 	} else {
 		w("  uri = URI(url)\n")
@@ -181,7 +188,11 @@ func genRuby(r *curl.Request, p policy) string {
 		if p.AllErrors {
 			statusTest = "status >= 400 # curl --retry-all-errors: every 4xx and 5xx"
 		}
-		b.WriteString(strings.Replace(rubyRetryHelpers, "STATUS_TEST", statusTest, 1))
+		helpers := strings.Replace(rubyRetryHelpers, "STATUS_TEST", statusTest, 1)
+		if r.FollowRedirects {
+			helpers = strings.Replace(helpers, "  if error\n", "  return nil if error.is_a?(TooManyRedirects)\n\n  if error\n", 1)
+		}
+		b.WriteString(helpers)
 	}
 	w("\nmain if $PROGRAM_NAME == __FILE__\n")
 	return b.String()

@@ -26,10 +26,10 @@ import (
 
 // recorded is one request the flaky server received.
 type recorded struct {
-	method, uri string
-	header      http.Header
-	body        string
-	at          time.Time
+	method, uri, host string
+	header            http.Header
+	body              string
+	at                time.Time
 }
 
 // flaky is a server that answers with a script of failures, then 200, and
@@ -38,12 +38,18 @@ type recorded struct {
 type flaky struct {
 	mu       sync.Mutex
 	reqs     []recorded
-	failures []string // per attempt: "502", "503-retry-after", "reset", "slow"
+	failures []string // per attempt: "502", "503-retry-after", "reset", "slow", ...
 	srv      *httptest.Server
+	refused  string // an address nothing listens on, for "307-refused"
 }
 
 func newFlaky(t *testing.T, failures ...string) *flaky {
 	f := &flaky{failures: failures}
+	// A port that was just closed refuses connections.
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		f.refused = l.Addr().String()
+		l.Close()
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -53,7 +59,7 @@ func (f *flaky) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	n := len(f.reqs)
-	f.reqs = append(f.reqs, recorded{method: r.Method, uri: r.RequestURI, header: r.Header.Clone(), body: string(body), at: time.Now()})
+	f.reqs = append(f.reqs, recorded{method: r.Method, uri: r.RequestURI, host: r.Host, header: r.Header.Clone(), body: string(body), at: time.Now()})
 	f.mu.Unlock()
 	if n >= len(f.failures) {
 		io.WriteString(w, "ok\n")
@@ -69,6 +75,21 @@ func (f *flaky) serve(w http.ResponseWriter, r *http.Request) {
 	case "503-retry-after":
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "busy", http.StatusServiceUnavailable)
+	case "503-huge-retry-after":
+		// Far beyond any wait, and beyond time.Duration's range.
+		w.Header().Set("Retry-After", "99999999999999999999")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	case "503-overflow-retry-after":
+		w.Header().Set("Retry-After", "9300000000")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	case "307-refused":
+		// A redirect to a port nothing listens on: the request was
+		// delivered here, so the refused hop must not resend it.
+		http.Redirect(w, r, "http://"+f.refused+"/next", http.StatusTemporaryRedirect)
+	case "302":
+		http.Redirect(w, r, "/next", http.StatusFound)
+	case "loop":
+		http.Redirect(w, r, r.URL.Path, http.StatusFound)
 	case "reset":
 		// Close with RST before any response byte: an upstream that crashed.
 		conn, _, err := w.(http.Hijacker).Hijack()
@@ -272,10 +293,17 @@ const (
 	// allPostCmd too, but it is a POST without Idempotency-Key: a 500
 	// proves it arrived, so it must not be resent.
 	allPostCmd = `curl -X POST -d 'a=1' --retry-all-errors --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/orders"`
+	// redirRefusedCmd is a POST without Idempotency-Key whose redirect
+	// leads to a refused connection: the POST was delivered by then.
+	redirRefusedCmd = `curl -L -d 'a=1' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/rrefused"`
+	// loopCmd meets a redirect loop: curl makes 1+3 requests and fails.
+	loopCmd = `curl -L --max-redirs 3 --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/loop"`
+	// hostCmd sets the Host header, which must reach the server.
+	hostCmd = `curl -H 'Host: example.test' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/items"`
 )
 
 // commands are the commands of every scenario, generated once per language.
-var commands = []string{getCmd, postCmd, keyCmd, allCmd, allPostCmd}
+var commands = []string{getCmd, postCmd, keyCmd, allCmd, allPostCmd, redirRefusedCmd, loopCmd, hostCmd}
 
 type scenario struct {
 	name     string
@@ -285,6 +313,8 @@ type scenario struct {
 	ok       bool
 	minWait  time.Duration
 	maxTotal time.Duration
+	host     string   // the Host header the server must see; "" = not checked
+	methods  []string // the method of each request, when it changes; nil = not checked
 }
 
 func scenarios(lang string) []scenario {
@@ -299,6 +329,18 @@ func scenarios(lang string) []scenario {
 		{name: "post-with-key", cmd: keyCmd, failures: []string{"502", "502"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
 		{name: "all-errors", cmd: allCmd, failures: []string{"500", "404"}, attempts: 3, ok: true, maxTotal: 5 * time.Second},
 		{name: "all-errors-post", cmd: allPostCmd, failures: []string{"500"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+		// A Retry-After of years ends the retries at once, with the status:
+		// 20 digits, and 9300000000 s, which overflows time.Duration.
+		{name: "huge-retry-after", cmd: getCmd, failures: []string{"503-huge-retry-after"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+		{name: "overflow-retry-after", cmd: getCmd, failures: []string{"503-overflow-retry-after"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+		// The POST reached this server before the redirect's refused
+		// connection: it must not be sent again.
+		{name: "redirect-refused", cmd: redirRefusedCmd, failures: []string{"307-refused"}, attempts: 1, ok: false, maxTotal: 5 * time.Second},
+		// --max-redirs 3 in a loop: 4 requests, a final error, no retry.
+		{name: "redirect-loop", cmd: loopCmd, failures: strings.Fields(strings.Repeat("loop ", 20)), attempts: 4, ok: false, maxTotal: 5 * time.Second},
+		// A POST answered with 302 is followed with a GET, without body, as curl does.
+		{name: "post-302-get", cmd: redirRefusedCmd, failures: []string{"302"}, attempts: 2, ok: true, maxTotal: 5 * time.Second, methods: []string{"POST", "GET"}},
+		{name: "host-header", cmd: hostCmd, attempts: 1, ok: true, maxTotal: 5 * time.Second, host: "example.test"},
 	}
 	if lang == "go-holdfast" {
 		// The client retries 502, 503, 504 (and 429): a 500 is an answer,
@@ -314,6 +356,14 @@ func scenarios(lang string) []scenario {
 		// without --retry-all-errors, which would also retry a 404: the
 		// shell target keeps curl's semantics and fails loudly.
 		s[2].attempts, s[2].ok = 1, false
+		// curl cannot read a Retry-After of 20 digits (it overflows its
+		// parser), takes it for none and retries after its own delay; one
+		// it can read but that ends past --retry-max-time stops the retries.
+		for i := range s {
+			if s[i].name == "huge-retry-after" {
+				s[i].attempts, s[i].ok = 2, true
+			}
+		}
 	}
 	return s
 }
@@ -371,9 +421,21 @@ func TestGeneratedProgramsRun(t *testing.T) {
 						t.Errorf("took %v, want under %v", total, sc.maxTotal)
 					}
 					for i, r := range reqs {
+						if sc.methods != nil {
+							if i < len(sc.methods) && r.method != sc.methods[i] {
+								t.Errorf("request %d: method %s, want %s", i+1, r.method, sc.methods[i])
+							}
+							if i > 0 && r.body != "" {
+								t.Errorf("request %d: body %q after the switch to GET", i+1, r.body)
+							}
+							continue
+						}
 						if i > 0 && !sameRequest(r, reqs[0]) {
 							t.Errorf("attempt %d differs from the first: %+v vs %+v", i+1, r, reqs[0])
 						}
+					}
+					if sc.host != "" && len(reqs) > 0 && reqs[0].host != sc.host {
+						t.Errorf("Host = %q, want %q", reqs[0].host, sc.host)
 					}
 					if len(reqs) > 0 && sc.cmd == keyCmd {
 						compareWithCurl(t, reqs[0], sc.cmd)

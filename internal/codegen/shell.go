@@ -57,8 +57,14 @@ func genShell(r *curl.Request, p policy) string {
 			arg("--retry-all-errors")
 		}
 	}
-	if p.MaxElapsed > 0 && p.Retry {
+	switch {
+	case p.MaxElapsed > 0 && p.Retry:
 		arg("--retry-max-time", wholeSecs(p.MaxElapsed))
+	case p.Retry && p.Safe:
+		// Without it curl sleeps out any Retry-After, however long; with it,
+		// a Retry-After beyond the limit ends the retries, as in the other
+		// targets.
+		arg("--retry-max-time", wholeSecs(maxRetryAfter))
 	}
 	if p.AttemptTimeout > 0 {
 		arg("--max-time", secs(p.AttemptTimeout))

@@ -55,6 +55,9 @@ async function main() {
 // the server's Retry-After when that is longer.
 function retryWait(response, error, attempt) {
   if (error) {
+    // Deterministic errors end the same way every time: too many redirects,
+    // or a TypeError without a cause, such as a header value fetch refuses.
+    if (error.final || (error instanceof TypeError && !error.cause)) return undefined;
     // A refused connection sent nothing: safe to retry whatever the method.
     const refused = error.cause && error.cause.code === 'ECONNREFUSED';
     if (!refused && !SAFE_TO_RESEND) return undefined;

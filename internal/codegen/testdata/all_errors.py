@@ -13,6 +13,7 @@ import time
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 
@@ -38,6 +39,18 @@ class JitterRetry(Retry):
         if after is not None and after > self.max_retry_after:
             return None
         return after
+
+    def increment(self, method=None, url=None, *args, **kwargs):
+        response = kwargs.get("response")
+        if response is not None:
+            try:
+                after = super().get_retry_after(response)
+            except Exception:  # an unreadable Retry-After is no Retry-After
+                after = None
+            if after is not None and after > self.max_retry_after:
+                # Too long to wait out: the retries end with this response.
+                raise MaxRetryError(kwargs.get("_pool"), url, ResponseError("Retry-After too long to wait"))
+        return super().increment(method, url, *args, **kwargs)
 
     def is_exhausted(self):
         late = self.deadline is not None and time.monotonic() > self.deadline

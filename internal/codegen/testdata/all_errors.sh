@@ -11,4 +11,5 @@ set -eu
 exec curl --silent --show-error --fail-with-body \
   --retry 2 --retry-connrefused \
   --retry-all-errors \
+  --retry-max-time 60 \
   https://api.example.com/items

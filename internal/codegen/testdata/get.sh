@@ -10,5 +10,6 @@ set -eu
 
 exec curl --silent --show-error --fail-with-body \
   --retry 3 --retry-connrefused \
+  --retry-max-time 60 \
   --header 'Accept: application/json' \
   'https://api.example.com/items?page=2'

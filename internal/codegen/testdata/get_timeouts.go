@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,17 @@ const (
 	safeToResend = true
 )
 
+// curl -L follows at most maxRedirects redirects (--max-redirs; curl's
+// default is 50); one more is an error, never retried.
+const maxRedirects = 3
+
+var errTooManyRedirects = errors.New("maximum (3) redirects followed")
+
+// errRedirected marks an error met after a redirect was followed: the
+// request had reached a server, so a refused connection is no proof
+// that nothing was sent.
+var errRedirected = errors.New("after a redirect")
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "request failed:", err)
@@ -40,6 +52,7 @@ func main() {
 
 func run() error {
 	url := "https://api.example.com/"
+	hops := 0 // redirects the current attempt has followed
 	client := &http.Client{
 		Timeout: 3 * time.Second, // curl --max-time, per attempt
 		Transport: &http.Transport{
@@ -47,9 +60,10 @@ func run() error {
 			DialContext: (&net.Dialer{Timeout: 1 * time.Second}).DialContext,
 		},
 		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("stopped after 3 redirects")
+			if len(via) > maxRedirects {
+				return errTooManyRedirects
 			}
+			hops = len(via)
 			return nil
 		},
 	}
@@ -59,7 +73,12 @@ func run() error {
 		if err != nil {
 			return nil, err
 		}
-		return client.Do(req)
+		hops = 0
+		resp, err := client.Do(req)
+		if err != nil && hops > 0 && !errors.Is(err, errTooManyRedirects) {
+			err = fmt.Errorf("%w: %w", errRedirected, err)
+		}
+		return resp, err
 	}
 
 	start := time.Now()
@@ -99,7 +118,10 @@ func run() error {
 // or the server's Retry-After when that is longer.
 func retryWait(resp *http.Response, err error, attempt int) (time.Duration, bool) {
 	switch {
-	case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, errTooManyRedirects):
+		// Deterministic: another attempt would end the same way.
+		return 0, false
+	case err != nil && errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, errRedirected):
 		// Nothing reached the server: safe to retry whatever the method.
 	case err != nil:
 		if !safeToResend {
@@ -133,7 +155,13 @@ func retryAfter(v string) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if strings.Trim(v, "0123456789") == "" {
+		// Nine digits of seconds are already years: too long to wait, and
+		// a few more would overflow time.Duration.
+		if len(v) > 9 {
+			return time.Duration(1<<63 - 1), true
+		}
+		s, _ := strconv.Atoi(v)
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {

@@ -50,9 +50,11 @@ func run() error {
 		}),
 		client.WithBase(base),
 	)
+	// curl -L follows at most 3 redirects (--max-redirs; curl's default is 50):
+	// one more is an error, which the client's retries never repeat.
 	hc.CheckRedirect = func(_ *http.Request, via []*http.Request) error {
-		if len(via) >= 3 {
-			return errors.New("stopped after 3 redirects")
+		if len(via) > 3 {
+			return errors.New("maximum (3) redirects followed")
 		}
 		return nil
 	}

@@ -29,12 +29,11 @@ public class Main {
     static final boolean SAFE_TO_RESEND = true;
 
     public static void main(String[] args) throws Exception {
-        System.setProperty("jdk.httpclient.redirects.retrylimit", "3"); // curl --max-redirs
         String method = "GET";
         String url = "https://api.example.com/";
         HttpClient client = HttpClient.newBuilder()
                 .connectTimeout(Duration.ofSeconds(1)) // curl --connect-timeout
-                .followRedirects(HttpClient.Redirect.NORMAL) // curl -L
+                .followRedirects(HttpClient.Redirect.NEVER) // curl -L: followed by send(), below, and counted as curl does
                 .build();
         HttpRequest request = HttpRequest.newBuilder(URI.create(url))
                 .method(method, HttpRequest.BodyPublishers.noBody())
@@ -46,7 +45,7 @@ public class Main {
         for (int attempt = 1; ; attempt++) {
             IOException error = null;
             try {
-                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+                response = send(client, request);
             } catch (IOException e) {
                 error = e;
                 response = null;
@@ -76,10 +75,68 @@ public class Main {
         System.exit(1);
     }
 
+    static final int MAX_REDIRECTS = 3; // curl --max-redirs (curl's default: 50)
+
+    // send makes one attempt: the request and, with curl -L, its redirects,
+    // followed here rather than by HttpClient so that they are counted as
+    // curl counts them and a refused hop is told from a refused first request.
+    static HttpResponse<byte[]> send(HttpClient client, HttpRequest request) throws IOException, InterruptedException {
+        for (int hops = 0; ; hops++) {
+            HttpResponse<byte[]> response;
+            try {
+                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+            } catch (IOException e) {
+                if (hops == 0) {
+                    throw e;
+                }
+                // The request had reached a server: no cause, so that a refused
+                // hop does not read as "nothing was sent".
+                throw new IOException("after " + hops + " redirect(s): " + e);
+            }
+            int status = response.statusCode();
+            String location = response.headers().firstValue("Location").orElse("");
+            if (location.isEmpty() || !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308)) {
+                return response;
+            }
+            if (hops == MAX_REDIRECTS) {
+                throw new TooManyRedirects("maximum (" + MAX_REDIRECTS + ") redirects followed");
+            }
+            URI next = request.uri().resolve(location);
+            boolean sameHost = request.uri().getHost() != null && request.uri().getHost().equalsIgnoreCase(next.getHost())
+                    && request.uri().getPort() == next.getPort();
+            // As curl does, a 303 (and a 301 or 302 answering a POST) is followed
+            // with a GET; credentials, cookies and Host stay with the first host.
+            boolean toGet = (status == 303 && !request.method().equals("HEAD"))
+                    || ((status == 301 || status == 302) && request.method().equals("POST"));
+            HttpRequest.Builder builder = HttpRequest.newBuilder(request, (name, value) -> {
+                String lower = name.toLowerCase();
+                if (toGet && lower.equals("content-type")) {
+                    return false;
+                }
+                return sameHost || !(lower.equals("authorization") || lower.equals("cookie") || lower.equals("host"));
+            }).uri(next);
+            if (toGet) {
+                builder.GET();
+            }
+            request = builder.build();
+        }
+    }
+
+    static final class TooManyRedirects extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        TooManyRedirects(String message) {
+            super(message);
+        }
+    }
+
     // retryWait returns how long to wait before another attempt, or null
     // when the outcome is final: full jitter over a capped exponential step,
     // or the server's Retry-After when that is longer.
     static Duration retryWait(HttpResponse<byte[]> response, IOException error, int attempt) {
+        if (error instanceof TooManyRedirects) {
+            return null; // deterministic: another attempt would end the same way
+        }
         if (error != null) {
             // A connection that was never made sent nothing: safe to retry whatever the method.
             if (!neverConnected(error) && !SAFE_TO_RESEND) {

@@ -18,16 +18,16 @@ const RETRY_MAX_TIME_MS = 20000; // curl --retry-max-time
 // GET is idempotent, so a retry cannot do harm twice.
 const SAFE_TO_RESEND = true;
 const ATTEMPT_TIMEOUT_MS = 3000; // curl --max-time
+const MAX_REDIRECTS = 3; // curl --max-redirs (curl's default: 50)
 
 async function main() {
   const method = "GET";
   const url = "https://api.example.com/";
   const headers = {};
   const send = () =>
-    fetch(url, {
+    follow(url, {
       method,
       headers,
-      redirect: 'follow',
       signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
     });
 
@@ -63,6 +63,9 @@ async function main() {
 // the server's Retry-After when that is longer.
 function retryWait(response, error, attempt) {
   if (error) {
+    // Deterministic errors end the same way every time: too many redirects,
+    // or a TypeError without a cause, such as a header value fetch refuses.
+    if (error.final || (error instanceof TypeError && !error.cause)) return undefined;
     // A refused connection sent nothing: safe to retry whatever the method.
     const refused = error.cause && error.cause.code === 'ECONNREFUSED';
     if (!refused && !SAFE_TO_RESEND) return undefined;
@@ -88,6 +91,43 @@ function retryAfterMs(value) {
 
 function describe(error) {
   return error.cause ? error.cause.code || error.cause.message : error.name;
+}
+
+// follow makes one attempt: the request and, with curl -L, its redirects,
+// followed here rather than by fetch so that they are counted as curl counts
+// them and a refused hop is told from a refused first request.
+async function follow(url, init) {
+  for (let hops = 0; ; hops++) {
+    let response;
+    try {
+      response = await fetch(url, { ...init, redirect: 'manual' });
+    } catch (err) {
+      if (hops === 0) throw err;
+      // The request had reached a server: a refused hop is no proof that
+      // nothing was sent.
+      throw new Error(`after ${hops} redirect(s): ${err.cause ? err.cause.code || err.cause.message : err.message}`);
+    }
+    const location = response.headers.get('location');
+    if (!location || ![301, 302, 303, 307, 308].includes(response.status)) return response;
+    await response.arrayBuffer().catch(() => {});
+    if (hops === MAX_REDIRECTS) {
+      const err = new Error(`maximum (${MAX_REDIRECTS}) redirects followed`);
+      err.final = true; // another attempt would end the same way
+      throw err;
+    }
+    const next = new URL(location, url);
+    if (next.host !== new URL(url).host) {
+      // Credentials, cookies and Host stay with the first host, as in curl.
+      const kept = Object.entries(init.headers).filter(([name]) => !['authorization', 'cookie', 'host'].includes(name.toLowerCase()));
+      init = { ...init, headers: Object.fromEntries(kept) };
+    }
+    // As curl does, a 303 (and a 301 or 302 answering a POST) is followed with a GET.
+    if ((response.status === 303 && init.method !== 'HEAD') || ([301, 302].includes(response.status) && init.method === 'POST')) {
+      const kept = Object.entries(init.headers).filter(([name]) => name.toLowerCase() !== 'content-type');
+      init = { ...init, method: 'GET', headers: Object.fromEntries(kept), body: undefined };
+    }
+    url = next.href;
+  }
 }
 
 main().catch((err) => {

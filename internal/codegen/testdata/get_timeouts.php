@@ -26,13 +26,12 @@ $headers = [];
 $responseHeaders = [];
 $ch = curl_init($url);
 curl_setopt_array($ch, [
-    CURLOPT_CUSTOMREQUEST => $method,
     CURLOPT_HTTPHEADER => $headers,
     CURLOPT_RETURNTRANSFER => true,
     CURLOPT_TIMEOUT_MS => 3000, // curl --max-time, per attempt
     CURLOPT_CONNECTTIMEOUT_MS => 1000, // curl --connect-timeout
     CURLOPT_FOLLOWLOCATION => true,
-    CURLOPT_MAXREDIRS => 3,
+    CURLOPT_MAXREDIRS => 3, // curl --max-redirs (curl's default: 50)
     // Keep the headers of the last response, for Retry-After.
     CURLOPT_HEADERFUNCTION => function ($ch, string $line) use (&$responseHeaders): int {
         if (str_starts_with($line, 'HTTP/')) {
@@ -50,7 +49,10 @@ for ($attempt = 1; ; $attempt++) {
     $responseBody = curl_exec($ch);
     $errno = curl_errno($ch);
     $status = $errno === 0 ? curl_getinfo($ch, CURLINFO_RESPONSE_CODE) : 0;
-    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $responseHeaders['retry-after'] ?? null, $attempt) : null;
+    // After a redirect the request had reached a server: a refused hop is no
+    // proof that nothing was sent.
+    $redirected = curl_getinfo($ch, CURLINFO_REDIRECT_COUNT) > 0;
+    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $redirected, $responseHeaders['retry-after'] ?? null, $attempt) : null;
     if ($wait !== null && intdiv(hrtime(true) - $start, 1000000) + $wait > RETRY_MAX_TIME_MS) {
         $wait = null;
     }
@@ -77,11 +79,16 @@ function fail(string $message): never
 // retryWait returns how many milliseconds to wait before another attempt,
 // or null when the outcome is final: full jitter over a capped exponential
 // step, or the server's Retry-After when that is longer.
-function retryWait(int $status, int $errno, ?string $retryAfter, int $attempt): ?int
+function retryWait(int $status, int $errno, bool $redirected, ?string $retryAfter, int $attempt): ?int
 {
+    if ($errno === CURLE_TOO_MANY_REDIRECTS) {
+        // Deterministic: another attempt would end the same way.
+        return null;
+    }
     if ($errno !== 0) {
-        // A connection that could not be made sent nothing: safe to retry whatever the method.
-        if ($errno !== CURLE_COULDNT_CONNECT && !SAFE_TO_RESEND) {
+        // A connection that could not be made sent nothing, unless a redirect
+        // was followed first: then only a request safe to resend is retried.
+        if (($errno !== CURLE_COULDNT_CONNECT || $redirected) && !SAFE_TO_RESEND) {
             return null;
         }
     } elseif (!retryableStatus($status) || !SAFE_TO_RESEND) {

@@ -15,6 +15,7 @@ import time
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 
@@ -41,6 +42,18 @@ class JitterRetry(Retry):
             return None
         return after
 
+    def increment(self, method=None, url=None, *args, **kwargs):
+        response = kwargs.get("response")
+        if response is not None:
+            try:
+                after = super().get_retry_after(response)
+            except Exception:  # an unreadable Retry-After is no Retry-After
+                after = None
+            if after is not None and after > self.max_retry_after:
+                # Too long to wait out: the retries end with this response.
+                raise MaxRetryError(kwargs.get("_pool"), url, ResponseError("Retry-After too long to wait"))
+        return super().increment(method, url, *args, **kwargs)
+
     def is_exhausted(self):
         late = self.deadline is not None and time.monotonic() > self.deadline
         return late or super().is_exhausted()
@@ -63,6 +76,7 @@ def main():
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
+    session.max_redirects = 3  # curl -L --max-redirs (curl's default: 50)
 
     try:
         response = session.request(

@@ -22,8 +22,13 @@ RETRY_MAX_TIME = 20.0 # curl --retry-max-time
 SAFE_TO_RESEND = true
 ATTEMPT_TIMEOUT = 3.0 # curl --max-time, per attempt
 MAX_REDIRECTS = 3 # curl -L --max-redirs
+# More redirects than MAX_REDIRECTS: final, another attempt would end the same way.
+class TooManyRedirects < StandardError; end
+# An error met after a redirect was followed: the request had reached a
+# server, so even a refused connection is no proof that nothing was sent.
+class RedirectedError < StandardError; end
 # Errors of the network or the server's side of it, not of this script.
-NETWORK_ERRORS = [IOError, SystemCallError, SocketError, Timeout::Error, Net::HTTPBadResponse, OpenSSL::SSL::SSLError].freeze
+NETWORK_ERRORS = [IOError, SystemCallError, SocketError, Timeout::Error, Net::HTTPBadResponse, TooManyRedirects, RedirectedError, OpenSSL::SSL::SSLError].freeze
 
 def build_request(method, uri, body)
   request = Net::HTTPGenericRequest.new(method, !body.nil?, method != 'HEAD', uri)
@@ -33,8 +38,14 @@ end
 
 def attempt(method, url, body)
   uri = URI(url)
-  (MAX_REDIRECTS + 1).times do
-    response = send_once(method, uri, body)
+  (MAX_REDIRECTS + 1).times do |hops|
+    response = begin
+      send_once(method, uri, body)
+    rescue *NETWORK_ERRORS => e
+      raise if hops.zero?
+
+      raise RedirectedError, "after #{hops} redirect(s): #{e.class}: #{e.message}"
+    end
     return response unless response.is_a?(Net::HTTPRedirection) && response['location']
 
     uri = URI.join(uri, response['location'])
@@ -44,7 +55,7 @@ def attempt(method, url, body)
       body = nil
     end
   end
-  raise Net::HTTPBadResponse, "more than #{MAX_REDIRECTS} redirects"
+  raise TooManyRedirects, "maximum (#{MAX_REDIRECTS}) redirects followed"
 end
 
 def send_once(method, uri, body)
@@ -88,6 +99,8 @@ end
 # nil when the outcome is final: full jitter over a capped exponential step,
 # or the server's Retry-After when that is longer.
 def retry_wait(response, error, attempt)
+  return nil if error.is_a?(TooManyRedirects)
+
   if error
     # A refused connection sent nothing: safe to retry whatever the method.
     return nil unless error.is_a?(Errno::ECONNREFUSED) || SAFE_TO_RESEND

@@ -30,7 +30,7 @@ $body = [
 $responseHeaders = [];
 $ch = curl_init($url);
 curl_setopt_array($ch, [
-    CURLOPT_CUSTOMREQUEST => $method,
+    CURLOPT_POST => true,
     CURLOPT_HTTPHEADER => $headers,
     CURLOPT_POSTFIELDS => $body,
     CURLOPT_RETURNTRANSFER => true,
@@ -54,7 +54,8 @@ for ($attempt = 1; ; $attempt++) {
     $responseBody = curl_exec($ch);
     $errno = curl_errno($ch);
     $status = $errno === 0 ? curl_getinfo($ch, CURLINFO_RESPONSE_CODE) : 0;
-    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $responseHeaders['retry-after'] ?? null, $attempt) : null;
+    $redirected = false;
+    $wait = $attempt < MAX_ATTEMPTS ? retryWait($status, $errno, $redirected, $responseHeaders['retry-after'] ?? null, $attempt) : null;
     if ($wait === null) {
         break;
     }
@@ -78,11 +79,16 @@ function fail(string $message): never
 // retryWait returns how many milliseconds to wait before another attempt,
 // or null when the outcome is final: full jitter over a capped exponential
 // step, or the server's Retry-After when that is longer.
-function retryWait(int $status, int $errno, ?string $retryAfter, int $attempt): ?int
+function retryWait(int $status, int $errno, bool $redirected, ?string $retryAfter, int $attempt): ?int
 {
+    if ($errno === CURLE_TOO_MANY_REDIRECTS) {
+        // Deterministic: another attempt would end the same way.
+        return null;
+    }
     if ($errno !== 0) {
-        // A connection that could not be made sent nothing: safe to retry whatever the method.
-        if ($errno !== CURLE_COULDNT_CONNECT && !SAFE_TO_RESEND) {
+        // A connection that could not be made sent nothing, unless a redirect
+        // was followed first: then only a request safe to resend is retried.
+        if (($errno !== CURLE_COULDNT_CONNECT || $redirected) && !SAFE_TO_RESEND) {
             return null;
         }
     } elseif (!retryableStatus($status) || !SAFE_TO_RESEND) {

@@ -15,7 +15,6 @@ $headers = [
 $responseHeaders = [];
 $ch = curl_init($url);
 curl_setopt_array($ch, [
-    CURLOPT_CUSTOMREQUEST => $method,
     CURLOPT_HTTPHEADER => $headers,
     CURLOPT_RETURNTRANSFER => true,
     CURLOPT_FOLLOWLOCATION => false, // like curl without -L

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -126,7 +127,13 @@ func retryAfter(v string) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if strings.Trim(v, "0123456789") == "" {
+		// Nine digits of seconds are already years: too long to wait, and
+		// a few more would overflow time.Duration.
+		if len(v) > 9 {
+			return time.Duration(1<<63 - 1), true
+		}
+		s, _ := strconv.Atoi(v)
 		return time.Duration(s) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {

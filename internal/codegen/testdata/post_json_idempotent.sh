@@ -10,6 +10,7 @@ set -eu
 
 printf '%s' '{"amount": 100}' | curl --silent --show-error --fail-with-body \
   --retry 3 --retry-connrefused \
+  --retry-max-time 60 \
   --header 'Idempotency-Key: 4f1c' \
   --header 'Authorization: Bearer '"${TOKEN}" \
   --header 'Content-Type: application/json' \
