@@ -443,7 +443,14 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 		g.req.FollowRedirects = true
 	case "max-redirs":
 		if n, ok := g.intValue(v, opt); ok {
-			g.req.MaxRedirects = n
+			switch {
+			case n == 0:
+				g.warn(v, opt, "--max-redirs 0 (follow no redirect) is not supported: the generated code follows up to 50, curl's default")
+			case n < 0:
+				g.warn(v, opt, "--max-redirs %d (no limit) is not supported: the generated code follows up to 50, curl's default", n)
+			default:
+				g.req.MaxRedirects = n
+			}
 		}
 	case "output":
 		if !v.lit {

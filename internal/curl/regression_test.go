@@ -310,3 +310,15 @@ func shellQuote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
 	return "$'" + r.Replace(s) + "'"
 }
+
+func TestMaxRedirsZeroAndUnlimitedWarn(t *testing.T) {
+	for _, v := range []string{"0", "-1"} {
+		s, err := Parse("curl -L --max-redirs " + v + " http://x/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Requests[0].MaxRedirects != 0 || !strings.Contains(fmt.Sprint(s.AllWarnings()), "--max-redirs") {
+			t.Errorf("--max-redirs %s: MaxRedirects %d, warnings %v", v, s.Requests[0].MaxRedirects, s.AllWarnings())
+		}
+	}
+}
