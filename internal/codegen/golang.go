@@ -55,31 +55,8 @@ func genGo(r *curl.Request, p policy) string {
 
 	// The body, built once so that every attempt sends the same bytes.
 	bodyVar := "nil"
-	switch {
-	case inlineBody(r):
-		w("\tbody := []byte(%s)\n", goStr(r.Body.Data))
-		bodyVar = "body"
-	case r.Body.Kind == curl.BodyFile:
-		if r.Body.File.String() == "-" {
-			w("\tbody, err := io.ReadAll(os.Stdin)\n")
-		} else {
-			w("\tbody, err := os.ReadFile(%s)\n", goStr(r.Body.File))
-		}
-		w("\tif err != nil {\n\t\treturn err\n\t}\n")
-		if r.Body.StripNewlines {
-			imports["bytes"] = true
-			w("\t// curl -d @file drops carriage returns and newlines.\n")
-			w("\tbody = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(\"\\r\"), nil), []byte(\"\\n\"), nil)\n")
-		}
-		bodyVar = "body"
-	case r.Body.Kind == curl.BodyMultipart:
-		imports["bytes"], imports["mime/multipart"] = true, true
-		w("\tvar form bytes.Buffer\n\tmw := multipart.NewWriter(&form)\n")
-		for _, part := range r.Body.Parts {
-			goMultipartPart(w, goStr, part, imports)
-		}
-		w("\tif err := mw.Close(); err != nil {\n\t\treturn err\n\t}\n\tbody := form.Bytes()\n")
-		bodyVar = "body"
+	if bv := goBody(w, goStr, r, imports); bv != "" {
+		bodyVar = bv
 	}
 
 	// The client: curl's timeouts and redirect and TLS choices.
@@ -343,3 +320,36 @@ func multipartFileHeader(field, filename, contentType string) textproto.MIMEHead
 	return h
 }
 `
+
+// goBody writes the statements that build the request body once, so that
+// every attempt sends the same bytes, and returns the variable holding it
+// ("" when there is no body). Both Go targets share it.
+func goBody(w func(string, ...any), goStr func(curl.Text) string, r *curl.Request, imports map[string]bool) string {
+	switch {
+	case inlineBody(r):
+		w("\tbody := []byte(%s)\n", goStr(r.Body.Data))
+		return "body"
+	case r.Body.Kind == curl.BodyFile:
+		if r.Body.File.String() == "-" {
+			w("\tbody, err := io.ReadAll(os.Stdin)\n")
+		} else {
+			w("\tbody, err := os.ReadFile(%s)\n", goStr(r.Body.File))
+		}
+		w("\tif err != nil {\n\t\treturn err\n\t}\n")
+		if r.Body.StripNewlines {
+			imports["bytes"] = true
+			w("\t// curl -d @file drops carriage returns and newlines.\n")
+			w("\tbody = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(\"\\r\"), nil), []byte(\"\\n\"), nil)\n")
+		}
+		return "body"
+	case r.Body.Kind == curl.BodyMultipart:
+		imports["bytes"], imports["mime/multipart"] = true, true
+		w("\tvar form bytes.Buffer\n\tmw := multipart.NewWriter(&form)\n")
+		for _, part := range r.Body.Parts {
+			goMultipartPart(w, goStr, part, imports)
+		}
+		w("\tif err := mw.Close(); err != nil {\n\t\treturn err\n\t}\n\tbody := form.Bytes()\n")
+		return "body"
+	}
+	return ""
+}

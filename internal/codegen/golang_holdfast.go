@@ -46,32 +46,7 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 	w("func run() error {\n")
 	w("\turl := %s\n", goStr(r.URL))
 
-	bodyVar := ""
-	switch {
-	case inlineBody(r):
-		w("\tbody := []byte(%s)\n", goStr(r.Body.Data))
-		bodyVar = "body"
-	case r.Body.Kind == curl.BodyFile:
-		if r.Body.File.String() == "-" {
-			w("\tbody, err := io.ReadAll(os.Stdin)\n")
-		} else {
-			w("\tbody, err := os.ReadFile(%s)\n", goStr(r.Body.File))
-		}
-		w("\tif err != nil {\n\t\treturn err\n\t}\n")
-		if r.Body.StripNewlines {
-			w("\t// curl -d @file drops carriage returns and newlines.\n")
-			w("\tbody = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(\"\\r\"), nil), []byte(\"\\n\"), nil)\n")
-		}
-		bodyVar = "body"
-	case r.Body.Kind == curl.BodyMultipart:
-		imports["mime/multipart"] = true
-		w("\tvar form bytes.Buffer\n\tmw := multipart.NewWriter(&form)\n")
-		for _, part := range r.Body.Parts {
-			goMultipartPart(w, goStr, part, imports)
-		}
-		w("\tif err := mw.Close(); err != nil {\n\t\treturn err\n\t}\n\tbody := form.Bytes()\n")
-		bodyVar = "body"
-	}
+	bodyVar := goBody(w, goStr, r, imports)
 
 	// The base transport carries curl's timeouts and TLS choice.
 	custom := p.AttemptTimeout > 0 || p.ConnectTimeout > 0 || r.Insecure
