@@ -277,7 +277,10 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 				// 401 before the body) and closed. That answer is the
 				// one to pass on.
 				pc.uc.setReadDeadline(p.now().Add(earlyResponseGrace))
-				if resp, rerr := readResponse(pc.br, req); rerr == nil {
+				pc.uc.readLimit.Store(maxResponseHeader)
+				resp, rerr := readResponse(pc.br, req)
+				pc.uc.readLimit.Store(0)
+				if rerr == nil {
 					resp.Close = true // the connection is not reusable
 					resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
 					return resp, nil
