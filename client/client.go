@@ -48,6 +48,14 @@ type Transport struct {
 	// error, which errors.As cannot see through.
 	Timeout time.Duration
 
+	// AttemptTimeout bounds each attempt until its response header arrives,
+	// so that one hung attempt does not use up the whole deadline and leave
+	// no time to retry (Envoy's per-try timeout). A GET that times out is
+	// retried; a POST without an Idempotency-Key is not, as the server may
+	// be working on it. The response body is bounded only by Timeout and
+	// the context. If zero, attempts are bounded only by those.
+	AttemptTimeout time.Duration
+
 	// MaxAttempts bounds the attempts per request, the first included;
 	// 1 turns retries off. If zero or negative, DefaultMaxAttempts (4).
 	MaxAttempts int
@@ -139,6 +147,10 @@ func WithBase(rt http.RoundTripper) Option { return func(t *Transport) { t.Base 
 
 // WithTimeout sets Transport.Timeout, the bound on a whole request.
 func WithTimeout(d time.Duration) Option { return func(t *Transport) { t.Timeout = d } }
+
+// WithAttemptTimeout sets Transport.AttemptTimeout, the bound on each
+// attempt until its response header arrives.
+func WithAttemptTimeout(d time.Duration) Option { return func(t *Transport) { t.AttemptTimeout = d } }
 
 // WithMaxAttempts sets Transport.MaxAttempts, the first attempt included.
 func WithMaxAttempts(n int) Option { return func(t *Transport) { t.MaxAttempts = n } }

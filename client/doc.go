@@ -43,6 +43,9 @@
 // One case stays beyond the client's reach: net/http may resend a request
 // that has no body at all on a new connection by itself.
 //
+// Transport.AttemptTimeout bounds each attempt until its response header
+// arrives, so that one hung attempt leaves time to retry (off by default).
+//
 // Retries stop at MaxAttempts, when the retry budget of the host is spent,
 // and before any wait that would pass the request's context deadline: the
 // last response (or error) is then returned at once rather than after a

@@ -204,3 +204,55 @@ func TestStaleProbeIgnored(t *testing.T) {
 		t.Errorf("inFlight = %d, want 0", b.inFlight)
 	}
 }
+
+// A hung first attempt ends at AttemptTimeout and the GET is retried, well
+// within the caller's deadline; a POST without a key is not retried, since
+// the server may be working on it.
+func TestAttemptTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		method   string
+		attempts int64
+		ok       bool
+	}{
+		{"GET", 2, true},
+		{"POST", 1, false},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			var n atomic.Int64
+			f := newFaultServer(t, func(_ int64, c *net.TCPConn) bool {
+				if n.Add(1) == 1 {
+					return true // hang
+				}
+				return writeOK(c)
+			})
+			c := New(WithAttemptTimeout(200*time.Millisecond), WithBackoff(time.Millisecond, time.Millisecond))
+			defer c.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, tc.method, f.URL, strings.NewReader("x"))
+			start := time.Now()
+			resp, err := c.Do(req)
+			el := time.Since(start)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("after %v: %v", el, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || el > 2*time.Second {
+					t.Errorf("status %d after %v", resp.StatusCode, el)
+				}
+			} else {
+				var ce *Error
+				if !errors.As(err, &ce) || ce.Cause.String() != "http_response_timeout" || ce.Stop != StopNotIdempotent {
+					t.Fatalf("err = %v, want an *Error with http_response_timeout, not retried", err)
+				}
+				if el > 2*time.Second {
+					t.Errorf("took %v", el)
+				}
+			}
+			if got := n.Load(); got != tc.attempts {
+				t.Errorf("server saw %d requests, want %d", got, tc.attempts)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -54,6 +55,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return t.roundTrip(ctx, req, body)
 }
+
+// errAttemptTimeout is the cause with which the AttemptTimeout timer ends
+// an attempt's context.
+var errAttemptTimeout = errors.New("client: attempt timeout")
 
 // cancelBody ends a request's Timeout context when its body is closed.
 type cancelBody struct {
@@ -170,7 +175,14 @@ func (c *call) route(n int) (u *url.URL, h *host, probe uint64, ok bool) {
 // is, the tracker's classification for an error.
 func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
 	tr := new(cause.Tracker)
-	areq := c.req.Clone(tr.WithContext(c.ctx))
+	actx, endAttempt := c.ctx, func() {}
+	var timer *time.Timer
+	if d := c.t.AttemptTimeout; d > 0 {
+		ctx, cancel := context.WithCancelCause(c.ctx)
+		timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		actx, endAttempt = ctx, func() { timer.Stop(); cancel(nil) }
+	}
+	areq := c.req.Clone(tr.WithContext(actx))
 	// Clone copies the Cancel channel http.Client installs for transports
 	// it does not know; the context already carries deadline and
 	// cancellation, and that channel makes a hang look like a bad response.
@@ -201,6 +213,15 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 	a.Phase, a.Written = tr.Phase(), tr.Written()
 	if err != nil {
 		a.Cause, a.Err = tr.Classify(err), err
+		if context.Cause(actx) == errAttemptTimeout && c.ctx.Err() == nil {
+			// holdfast's own per-attempt timer, not the caller's deadline.
+			a.Cause = cause.HTTPResponseTimeout
+			if a.Phase <= cause.PhaseTLS {
+				a.Cause = cause.ConnectionTimeout
+			}
+			a.Err = &cause.Error{Cause: a.Cause, Phase: a.Phase, Err: fmt.Errorf("attempt took longer than AttemptTimeout (%v): %w", c.t.AttemptTimeout, err)}
+		}
+		endAttempt()
 		if a.Phase == cause.PhaseNone {
 			// The base transport fired no trace hooks (HTTP/3, a custom
 			// RoundTripper): nothing proves the request was not sent, but
@@ -212,6 +233,13 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 			}
 		}
 		return nil, a, tr
+	}
+	if timer != nil {
+		// The header arrived in time: the body is the caller's to read,
+		// bounded by the request's own deadline. The attempt's context
+		// ends when the body is closed.
+		timer.Stop()
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: endAttempt}
 	}
 	a.Status = resp.StatusCode
 	switch {
