@@ -83,8 +83,9 @@ func outcomeOf(c cause.Cause) outcome {
 
 // host is the state kept per upstream host.
 type host struct {
-	budget  budget
-	breaker breaker
+	budget   budget
+	breaker  breaker
+	lastUsed time.Time // guarded by Transport.mu
 }
 
 func newHost(bc BudgetConfig, kc BreakerConfig) *host {
@@ -164,6 +165,16 @@ type breaker struct {
 	inFlight int    // probes in flight while half-open
 	gen      uint64 // counts half-open periods, to tell a probe's own from a stale one
 	window   [slots]struct{ epoch, total, failed int64 }
+}
+
+// closedNow reports whether the circuit is closed (or the breaker off).
+func (b *breaker) closedNow() bool {
+	if b.off {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == closed
 }
 
 // allow reports whether an attempt may go to the host and, for a

@@ -282,14 +282,38 @@ func (t *Transport) init() {
 // host returns the budget and breaker for the host of u.
 func (t *Transport) host(u *url.URL) *host {
 	key := strings.ToLower(u.Scheme + "://" + u.Host)
+	now := t.clock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := t.hosts[key]
 	if h == nil {
+		if len(t.hosts) >= maxHosts {
+			t.pruneHosts(now)
+		}
 		h = newHost(t.Budget, t.Breaker)
 		t.hosts[key] = h
 	}
+	h.lastUsed = now
 	return h
+}
+
+// maxHosts is the number of hosts whose state the Transport keeps before it
+// forgets those unused for hostIdle; hostIdle is long enough that a
+// budget's or breaker's window has long passed.
+const (
+	maxHosts = 1024
+	hostIdle = 10 * time.Minute
+)
+
+// pruneHosts forgets hosts unused for hostIdle whose circuit is closed, so
+// that a client talking to many hosts does not grow without bound. An open
+// circuit is never forgotten early. Called with t.mu held.
+func (t *Transport) pruneHosts(now time.Time) {
+	for k, h := range t.hosts {
+		if now.Sub(h.lastUsed) > hostIdle && h.breaker.closedNow() {
+			delete(t.hosts, k)
+		}
+	}
 }
 
 // CloseIdleConnections closes the idle connections of the base transport,

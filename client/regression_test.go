@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -255,4 +257,37 @@ func TestAttemptTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Hosts unused for long are forgotten once many are kept, but never one
+// whose circuit is open.
+func TestHostStatePruned(t *testing.T) {
+	clk := newFakeClock()
+	tr := &Transport{}
+	tr.now = clk.Now
+	tr.init()
+	open := tr.host(mustURL(t, "http://open.example"))
+	open.breaker.mu.Lock()
+	open.breaker.state, open.breaker.openedAt = halfOpen, clk.Now()
+	open.breaker.mu.Unlock()
+	for i := 0; i < maxHosts; i++ {
+		tr.host(mustURL(t, fmt.Sprintf("http://h%d.example", i)))
+	}
+	clk.Advance(hostIdle + time.Minute)
+	tr.host(mustURL(t, "http://new.example")) // over the limit: prunes
+	tr.mu.Lock()
+	n, kept := len(tr.hosts), tr.hosts["http://open.example"] != nil
+	tr.mu.Unlock()
+	if n != 2 || !kept {
+		t.Errorf("%d hosts kept (open circuit kept: %v), want 2: the new one and the one whose circuit is not closed", n, kept)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
