@@ -60,10 +60,13 @@ type Gateway struct {
 }
 
 type listener struct {
-	key  string // addr plus TLS files: a change means a new socket
-	ln   net.Listener
-	srv  *http.Server
-	cert atomic.Pointer[tls.Certificate]
+	key      string // addr plus TLS files: a change means a new socket
+	addr     string // the configured address
+	maxHead  int    // for the framing scanner of a plain listener; 0 for TLS
+	ln       net.Listener
+	srv      *http.Server
+	cert     atomic.Pointer[tls.Certificate]
+	retiring atomic.Bool // its socket was closed on purpose: Serve's error is expected
 }
 
 // New builds a gateway for cfg. It does not listen yet.
@@ -228,6 +231,22 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 			certs[k] = &c
 		}
 	}
+	// An address that stays but changes kind (plain and TLS, HTTP/2 on or
+	// off) needs a new socket on the same port: the old one stops accepting
+	// first, its connections drain below, and it comes back if the new one
+	// cannot bind.
+	wantAddr := make(map[string]bool)
+	for _, l := range want {
+		wantAddr[l.Addr] = true
+	}
+	var released []*listener
+	for k, ln := range g.listeners {
+		if _, ok := want[k]; !ok && wantAddr[ln.addr] {
+			ln.retiring.Store(true)
+			ln.ln.Close()
+			released = append(released, ln)
+		}
+	}
 	var opened []*listener
 	for k, l := range want {
 		if ln, ok := g.listeners[k]; ok {
@@ -240,6 +259,14 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 		if err != nil {
 			for _, o := range opened {
 				o.ln.Close()
+			}
+			for _, r := range released {
+				if berr := r.bind(); berr != nil {
+					g.log.Error("listener lost: its address could not be bound again after a failed reload", "addr", r.addr, "err", berr)
+					continue
+				}
+				r.retiring.Store(false)
+				go g.serve(r)
 			}
 			return err
 		}
@@ -265,14 +292,12 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 }
 
 func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certificate) (*listener, error) {
-	nl, err := net.Listen("tcp", l.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listener %s: %w", l.Addr, err)
-	}
-	ln := &listener{key: listenerKey(l), ln: nl}
+	ln := &listener{key: listenerKey(l), addr: l.Addr}
 	if l.TLS == nil {
-		nl = &framingListener{Listener: nl, maxHead: int(cfg.Client.MaxHeaderBytes) + 4096}
-		ln.ln = nl
+		ln.maxHead = int(cfg.Client.MaxHeaderBytes) + 4096
+	}
+	if err := ln.bind(); err != nil {
+		return nil, err
 	}
 	srv := &http.Server{
 		Handler:           g,
@@ -307,6 +332,20 @@ func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certific
 	return ln, nil
 }
 
+// bind opens the listener's socket; a plain listener gets the framing
+// scanner of the smuggling defence.
+func (ln *listener) bind() error {
+	nl, err := net.Listen("tcp", ln.addr)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", ln.addr, err)
+	}
+	if ln.maxHead > 0 {
+		nl = &framingListener{Listener: nl, maxHead: ln.maxHead}
+	}
+	ln.ln = nl
+	return nil
+}
+
 func (g *Gateway) serve(ln *listener) {
 	var err error
 	if ln.srv.TLSConfig != nil {
@@ -314,7 +353,7 @@ func (g *Gateway) serve(ln *listener) {
 	} else {
 		err = ln.srv.Serve(ln.ln)
 	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !ln.retiring.Load() {
 		g.log.Error("listener failed", "addr", ln.ln.Addr().String(), "err", err)
 		select {
 		case g.serveErr <- fmt.Errorf("listener %s: %w", ln.ln.Addr(), err):

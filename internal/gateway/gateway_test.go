@@ -397,3 +397,44 @@ func TestBackendKilledUnderLoad(t *testing.T) {
 		gets.ok.Load(), posts.ok.Load(), posts.failed.Load(), dups)
 	_ = bufio.NewReader
 }
+
+func TestReloadSwitchesAddressBetweenPlainAndTLS(t *testing.T) {
+	b := testutil.Backend(t, nil)
+	addr := testutil.DeadAddr(t) // a free port, kept across the reloads
+	cert, key, pool := writeCert(t)
+	plain := oneRoute(addr, "", b.URL)
+	tlsCfg := fmt.Sprintf("listen:\n  - addr: %q\n    tls: {cert: %q, key: %q}\nroutes:\n  - match: {path_prefix: /}\n    upstream: p\nupstreams:\n  p:\n    servers:\n      - {url: %q}\n", addr, cert, key, b.URL)
+	g, _ := start(t, plain)
+	httpsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer httpsClient.CloseIdleConnections()
+
+	get := func(c *http.Client, url string) (int, error) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(http.DefaultClient, "http://"+addr+"/"); err != nil || code != 200 {
+		t.Fatalf("plain before: %d %v", code, err)
+	}
+	if err := g.Reload(parse(t, tlsCfg)); err != nil {
+		t.Fatalf("reload to TLS on the same address: %v", err)
+	}
+	if code, err := get(httpsClient, "https://"+addr+"/"); err != nil || code != 200 {
+		t.Fatalf("https after the switch: %d %v", code, err)
+	}
+	if err := g.Reload(parse(t, plain)); err != nil {
+		t.Fatalf("reload back to plain: %v", err)
+	}
+	if code, err := get(http.DefaultClient, "http://"+addr+"/"); err != nil || code != 200 {
+		t.Fatalf("plain after switching back: %d %v", code, err)
+	}
+	select {
+	case err := <-g.Errors():
+		t.Errorf("a retired listener was reported as failed: %v", err)
+	default:
+	}
+}
