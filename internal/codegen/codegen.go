@@ -220,6 +220,39 @@ func inlineBody(r *curl.Request) bool {
 	return false
 }
 
+// curlFormType reports whether h is the Content-Type curl sends itself
+// with data: application/x-www-form-urlencoded, for a body curl or libcurl
+// sends as data (-d, CURLOPT_POSTFIELDS). Left to curl, it is dropped with
+// the body when a redirect turns the request into a GET, where a header
+// given explicitly would be kept.
+func curlFormType(r *curl.Request, h curl.Header) bool {
+	return strings.EqualFold(h.Name, "Content-Type") && h.Value.IsLiteral() &&
+		h.Value.String() == "application/x-www-form-urlencoded" &&
+		(inlineBody(r) || r.Body.Kind == curl.BodyFile)
+}
+
+// authCredentials returns -u's value, user:password, as one Text: for
+// SplitAtRunTime, the value itself, which curl splits when it runs.
+func authCredentials(a *curl.Auth) curl.Text {
+	if a.SplitAtRunTime {
+		return a.User
+	}
+	return curl.Concat(a.User, curl.Lit(":"), a.Password)
+}
+
+// parens wraps expr in parentheses when wrap is set: a concatenation
+// whose method is called.
+func parens(expr string, wrap bool) string {
+	if wrap {
+		return "(" + expr + ")"
+	}
+	return expr
+}
+
+// splitComment is the comment on the code that splits -u "$CREDS" when
+// the program runs.
+const splitComment = "curl -u: the value is user:password, split at its first ':' (no ':': no password)"
+
 // textExpr renders t as an expression of a language: lit quotes a literal,
 // env reads a variable, join concatenates.
 func textExpr(t curl.Text, lit func(string) string, env func(string) string, join string) string {

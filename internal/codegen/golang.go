@@ -114,7 +114,13 @@ func genGo(r *curl.Request, p policy) string {
 	if r.Body.Kind == curl.BodyMultipart {
 		w("\t\treq.Header.Set(\"Content-Type\", mw.FormDataContentType())\n")
 	}
-	if r.Auth != nil {
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		imports["strings"] = true
+		w("\t\t// %s\n", splitComment)
+		w("\t\tuser, password, _ := strings.Cut(%s, \":\")\n", goStr(r.Auth.User))
+		w("\t\treq.SetBasicAuth(user, password)\n")
+	case r.Auth != nil:
 		w("\t\treq.SetBasicAuth(%s, %s)\n", goStr(r.Auth.User), goStr(r.Auth.Password))
 	}
 	if r.FollowRedirects && p.Retry {

@@ -131,7 +131,13 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 	if r.Body.Kind == curl.BodyMultipart {
 		w("\treq.Header.Set(\"Content-Type\", mw.FormDataContentType())\n")
 	}
-	if r.Auth != nil {
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		imports["strings"] = true
+		w("\t// %s\n", splitComment)
+		w("\tuser, password, _ := strings.Cut(%s, \":\")\n", goStr(r.Auth.User))
+		w("\treq.SetBasicAuth(user, password)\n")
+	case r.Auth != nil:
 		w("\treq.SetBasicAuth(%s, %s)\n", goStr(r.Auth.User), goStr(r.Auth.Password))
 	}
 	w("\n\tresp, err := hc.Do(req)\n\tif err != nil {\n\t\treturn err\n\t}\n\tdefer resp.Body.Close()\n\n")

@@ -30,6 +30,7 @@ var goldenCommands = []struct {
 	{"post_location", `curl -L -d 'a=1' https://api.example.com/orders`, Options{}},
 	{"host_header", `curl -H 'Host: example.test' http://127.0.0.1:8080/items`, Options{}},
 	{"no_retry_location", `curl -L --max-redirs 2 https://api.example.com/`, Options{NoRetry: true}},
+	{"user_from_env", `curl -u "$CREDS" https://api.example.com/me`, Options{}},
 }
 
 var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}

@@ -63,6 +63,10 @@ func genJava(r *curl.Request, p policy) string {
 	}
 	m("        String method = %s;\n", jsonQuote(r.Method))
 	m("        String url = %s;\n", str(r.URL))
+	if r.Auth != nil && r.Auth.SplitAtRunTime {
+		m("        // %s\n", splitComment)
+		m("        String credentials = %s;\n", str(r.Auth.User))
+	}
 
 	publisher := "HttpRequest.BodyPublishers.noBody()"
 	switch {
@@ -133,6 +137,12 @@ func genJava(r *curl.Request, p policy) string {
 	}
 	if r.Auth != nil {
 		imports["java.util.Base64"], imports["java.nio.charset.StandardCharsets"] = true, true
+	}
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		// With a ':', the value is already the user:password curl encodes.
+		m("                .header(\"Authorization\", \"Basic \" + Base64.getEncoder().encodeToString((credentials.contains(\":\") ? credentials : credentials + \":\").getBytes(StandardCharsets.UTF_8)))\n")
+	case r.Auth != nil:
 		m("                .header(\"Authorization\", \"Basic \" + Base64.getEncoder().encodeToString((%s + \":\" + %s).getBytes(StandardCharsets.UTF_8)))\n", str(r.Auth.User), str(r.Auth.Password))
 	}
 	if r.Compressed {

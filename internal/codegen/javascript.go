@@ -53,6 +53,10 @@ func genJS(r *curl.Request, p policy) string {
 	w("\nasync function main() {\n")
 	w("  const method = %s;\n", jsonQuote(r.Method))
 	w("  const url = %s;\n", str(r.URL))
+	if r.Auth != nil && r.Auth.SplitAtRunTime {
+		w("  // %s\n", splitComment)
+		w("  const credentials = %s;\n", str(r.Auth.User))
+	}
 	hs := headers(r)
 	if len(hs) == 0 && r.Auth == nil {
 		w("  const headers = {};\n")
@@ -62,7 +66,11 @@ func genJS(r *curl.Request, p policy) string {
 	for _, h := range hs {
 		w("    %s: %s,\n", jsonQuote(h.Name), str(h.Value))
 	}
-	if r.Auth != nil {
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		// With a ':', the value is already the user:password curl encodes.
+		w("    Authorization: 'Basic ' + Buffer.from(credentials.includes(':') ? credentials : credentials + ':').toString('base64'),\n")
+	case r.Auth != nil:
 		w("    Authorization: 'Basic ' + Buffer.from(%s + ':' + %s).toString('base64'),\n", str(r.Auth.User), str(r.Auth.Password))
 	}
 	if len(hs) > 0 || r.Auth != nil {

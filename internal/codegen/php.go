@@ -34,7 +34,14 @@ func genPHP(r *curl.Request, p policy) string {
 	}
 	w("$method = %s;\n", phpQuote(r.Method))
 	w("$url = %s;\n", str(r.URL))
-	hs := headers(r)
+	// libcurl sends the form Content-Type with the data itself, and drops it
+	// when a redirect turns the request into a GET, as curl does.
+	var hs []curl.Header
+	for _, h := range headers(r) {
+		if !curlFormType(r, h) {
+			hs = append(hs, h)
+		}
+	}
 	if len(hs) > 0 {
 		w("$headers = [\n")
 		for _, h := range hs {
@@ -110,8 +117,11 @@ func genPHP(r *curl.Request, p policy) string {
 		w("    CURLOPT_POSTFIELDS => $body,\n")
 	}
 	w("    CURLOPT_RETURNTRANSFER => true,\n")
+	if r.Auth != nil && r.Auth.SplitAtRunTime {
+		w("    // curl -u: the value is user:password, which libcurl splits at its first ':'\n")
+	}
 	if r.Auth != nil {
-		w("    CURLOPT_HTTPAUTH => CURLAUTH_BASIC,\n    CURLOPT_USERPWD => %s,\n", str(curl.Concat(r.Auth.User, curl.Lit(":"), r.Auth.Password)))
+		w("    CURLOPT_HTTPAUTH => CURLAUTH_BASIC,\n    CURLOPT_USERPWD => %s,\n", str(authCredentials(r.Auth)))
 	}
 	if p.AttemptTimeout > 0 {
 		w("    CURLOPT_TIMEOUT_MS => %d, // curl --max-time, per attempt\n", p.AttemptTimeout.Milliseconds())

@@ -80,7 +80,12 @@ func genPython(r *curl.Request, p policy) string {
 		w("    ]\n")
 		args = append(args, "files=files")
 	}
-	if r.Auth != nil {
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		w("    # %s\n", splitComment)
+		w("    user, _, password = %s.partition(\":\")\n", parens(str(r.Auth.User), len(r.Auth.User) > 1))
+		args = append(args, "auth=(user, password)")
+	case r.Auth != nil:
 		args = append(args, fmt.Sprintf("auth=(%s, %s)", str(r.Auth.User), str(r.Auth.Password)))
 	}
 	switch {

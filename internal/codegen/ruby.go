@@ -76,9 +76,20 @@ func genRuby(r *curl.Request, p policy) string {
 	w("def build_request(method, uri, body)\n")
 	w("  request = Net::HTTPGenericRequest.new(method, !body.nil?, method != 'HEAD', uri)\n")
 	for _, h := range headers(r) {
+		if r.FollowRedirects && r.Body.Kind != curl.BodyNone &&
+			(strings.EqualFold(h.Name, "Content-Type") || strings.EqualFold(h.Name, "Content-Length")) {
+			// body is nil once a redirect has turned the request into a GET.
+			w("  request[%s] = %s unless body.nil?\n", rubyQuote(h.Name), str(h.Value))
+			continue
+		}
 		w("  request[%s] = %s\n", rubyQuote(h.Name), str(h.Value))
 	}
-	if r.Auth != nil {
+	switch {
+	case r.Auth != nil && r.Auth.SplitAtRunTime:
+		w("  # %s\n", splitComment)
+		w("  user, password = %s.split(':', 2)\n", parens(str(r.Auth.User), len(r.Auth.User) > 1))
+		w("  request.basic_auth(user.to_s, password.to_s)\n")
+	case r.Auth != nil:
 		w("  request.basic_auth(%s, %s)\n", str(r.Auth.User), str(r.Auth.Password))
 	}
 	if r.Body.Kind == curl.BodyMultipart {

@@ -3,6 +3,7 @@ package codegen
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -300,10 +301,17 @@ const (
 	loopCmd = `curl -L --max-redirs 3 --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/loop"`
 	// hostCmd sets the Host header, which must reach the server.
 	hostCmd = `curl -H 'Host: example.test' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/items"`
+	// credsCmd takes user:password from one variable, which curl splits at
+	// its first ':' when it runs: runProgram sets CREDS to credsValue.
+	credsCmd = `curl -u "$CREDS" -A 'holdfast-test' --retry 3 --retry-delay 0.05 "$HOLDFAST_URL/items"`
 )
 
+// credsValue is $CREDS: curl sends user alice, password s3cret:x, and so
+// the Basic credentials are the whole value, base64-encoded.
+const credsValue = "alice:s3cret:x"
+
 // commands are the commands of every scenario, generated once per language.
-var commands = []string{getCmd, postCmd, keyCmd, allCmd, allPostCmd, redirRefusedCmd, loopCmd, hostCmd}
+var commands = []string{getCmd, postCmd, keyCmd, allCmd, allPostCmd, redirRefusedCmd, loopCmd, hostCmd, credsCmd}
 
 type scenario struct {
 	name     string
@@ -314,6 +322,8 @@ type scenario struct {
 	minWait  time.Duration
 	maxTotal time.Duration
 	host     string   // the Host header the server must see; "" = not checked
+	auth     string   // the Authorization header of every request; "" = not checked
+	creds    string   // $CREDS for the program; "" = credsValue
 	methods  []string // the method of each request, when it changes; nil = not checked
 }
 
@@ -341,6 +351,12 @@ func scenarios(lang string) []scenario {
 		// A POST answered with 302 is followed with a GET, without body, as curl does.
 		{name: "post-302-get", cmd: redirRefusedCmd, failures: []string{"302"}, attempts: 2, ok: true, maxTotal: 5 * time.Second, methods: []string{"POST", "GET"}},
 		{name: "host-header", cmd: hostCmd, attempts: 1, ok: true, maxTotal: 5 * time.Second, host: "example.test"},
+		// -u "$CREDS" is split at the first ':' of the value when the program runs.
+		{name: "user-from-env", cmd: credsCmd, failures: []string{"502"}, attempts: 2, ok: true, maxTotal: 5 * time.Second,
+			auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(credsValue))},
+		// Without a ':', the whole value is the user and the password is empty.
+		{name: "user-from-env-no-colon", cmd: credsCmd, attempts: 1, ok: true, maxTotal: 5 * time.Second, creds: "alice",
+			auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"))},
 	}
 	if lang == "go-holdfast" {
 		// The client retries 502, 503, 504 (and 429): a 500 is an answer,
@@ -352,6 +368,13 @@ func scenarios(lang string) []scenario {
 		}
 	}
 	if lang == "shell" {
+		// curl itself asks for the password of a user without one.
+		for i := range s {
+			if s[i].name == "user-from-env-no-colon" {
+				s = append(s[:i], s[i+1:]...)
+				break
+			}
+		}
 		// curl's own --retry does not retry a connection reset (exit 56)
 		// without --retry-all-errors, which would also retry a 404: the
 		// shell target keeps curl's semantics and fails loudly.
@@ -397,7 +420,11 @@ func TestGeneratedProgramsRun(t *testing.T) {
 				t.Run(sc.name, func(t *testing.T) {
 					srv := newFlaky(t, sc.failures...)
 					start := time.Now()
-					stdout, stderr, err := runProgram(t, progs[sc.cmd], srv.srv.URL)
+					creds := sc.creds
+					if creds == "" {
+						creds = credsValue
+					}
+					stdout, stderr, err := runProgram(t, progs[sc.cmd], srv.srv.URL, "CREDS="+creds)
 					total := time.Since(start)
 					reqs := srv.requests()
 					if len(reqs) != sc.attempts {
@@ -428,6 +455,15 @@ func TestGeneratedProgramsRun(t *testing.T) {
 							if i > 0 && r.body != "" {
 								t.Errorf("request %d: body %q after the switch to GET", i+1, r.body)
 							}
+							if i > 0 && r.method == "GET" {
+								// Java 17's HttpClient sends Content-Length: 0 with every GET.
+								if v := r.header.Get("Content-Type"); v != "" {
+									t.Errorf("request %d: Content-Type %q after the switch to GET", i+1, v)
+								}
+								if v := r.header.Get("Content-Length"); v != "" && v != "0" {
+									t.Errorf("request %d: Content-Length %q after the switch to GET", i+1, v)
+								}
+							}
 							continue
 						}
 						if i > 0 && !sameRequest(r, reqs[0]) {
@@ -437,7 +473,12 @@ func TestGeneratedProgramsRun(t *testing.T) {
 					if sc.host != "" && len(reqs) > 0 && reqs[0].host != sc.host {
 						t.Errorf("Host = %q, want %q", reqs[0].host, sc.host)
 					}
-					if len(reqs) > 0 && sc.cmd == keyCmd {
+					for i, r := range reqs {
+						if got := r.header.Get("Authorization"); sc.auth != "" && got != sc.auth {
+							t.Errorf("request %d: Authorization %q, want %q", i+1, got, sc.auth)
+						}
+					}
+					if len(reqs) > 0 && (sc.cmd == keyCmd || sc.cmd == credsCmd && sc.creds == "") {
 						compareWithCurl(t, reqs[0], sc.cmd)
 					}
 				})
@@ -469,11 +510,13 @@ func writeProgram(t *testing.T, rn runner, dir string, i int, cmd string) (strin
 	return sub, file
 }
 
-func runProgram(t *testing.T, argv []string, url string) (string, string, error) {
+// runProgram runs argv with $HOLDFAST_URL set to url, and env, which
+// defaults to CREDS=credsValue.
+func runProgram(t *testing.T, argv []string, url string, env ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "HOLDFAST_URL="+url)
+	cmd.Env = append(append(os.Environ(), "HOLDFAST_URL="+url, "CREDS="+credsValue), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -79,10 +79,13 @@ func genShell(r *curl.Request, p policy) string {
 		arg("--request", shQuote(r.Method))
 	}
 	for _, h := range headers(r) {
+		if curlFormType(r, h) {
+			continue // curl sends it with the data, and drops it on a redirect to GET
+		}
 		arg("--header", word(curl.Concat(curl.Lit(h.Name+": "), h.Value)))
 	}
 	if r.Auth != nil {
-		arg("--user", word(curl.Concat(r.Auth.User, curl.Lit(":"), r.Auth.Password)))
+		arg("--user", word(authCredentials(r.Auth)))
 	}
 	switch {
 	case inlineBody(r):

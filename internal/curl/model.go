@@ -232,11 +232,15 @@ type Body struct {
 }
 
 // Auth is HTTP Basic authentication from -u: the credentials are
-// User + ":" + Password. -u "$CREDS", which curl splits at the first ':'
-// of the expanded value, cannot be held apart here: it becomes User $CREDS
-// with an empty Password, and a warning.
+// User + ":" + Password. -u "$CREDS", a value that reads a variable and has
+// no literal ':', is split by curl at the first ':' of the expanded value:
+// it becomes User ${CREDS}, an empty Password and SplitAtRunTime.
 type Auth struct {
 	User, Password Text
+	// SplitAtRunTime: User holds user:password, to be split at the first
+	// ':' when the program runs; no ':' means the whole value is the user
+	// and the password is empty. Password is then empty.
+	SplitAtRunTime bool
 }
 
 // Retry holds curl's own retry options, as given. Zero values mean the

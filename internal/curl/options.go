@@ -390,15 +390,14 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 		g.upload = &u
 	case "user":
 		u, p, ok := v.text.Cut(":")
-		switch {
-		case !ok && !v.lit:
+		if !ok && !v.lit {
 			// -u "$CREDS": curl splits the value at its first ':' once the
-			// shell has expanded it. The model holds user and password
-			// apart, so that split cannot be expressed: the generated code
-			// sends the whole value as the user, with an empty password.
-			g.warn(v, opt, "%s %q: the value is split into user and password at its first ':' only when the command runs; "+
-				"the generated code sends all of it as the user name, with an empty password (write -u \"$USER:$PASSWORD\" to keep them apart)", opt, v.text.String())
-		case !ok:
+			// shell has expanded it; the generated code does the same when
+			// it runs.
+			g.auth = &Auth{User: v.text, SplitAtRunTime: true}
+			return
+		}
+		if !ok {
 			g.warn(v, opt, "-u without a password: curl would prompt for one; the generated code sends an empty password")
 		}
 		g.auth = &Auth{User: u, Password: p}

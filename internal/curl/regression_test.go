@@ -113,24 +113,34 @@ func TestAttachedShortValueWithVariable(t *testing.T) {
 	}
 }
 
-// -u "$CREDS": curl splits the expanded value at its first ':'. The model
-// holds user and password apart, so the split cannot happen at run time:
-// the value stays the user, and a warning naming -u says so.
-func TestUserFromOneVariableWarns(t *testing.T) {
-	for _, src := range []string{`curl -u "$CREDS" http://x`, `curl --user "$CREDS" http://x`, `curl -u"$CREDS" http://x`} {
+// -u "$CREDS": curl splits the expanded value at its first ':'. The value
+// stays whole in User, marked SplitAtRunTime for the generated code to
+// split when it runs, and nothing is warned about.
+func TestUserFromOneVariableSplitsAtRunTime(t *testing.T) {
+	for _, src := range []string{`curl -u "$CREDS" http://x`, `curl --user "$CREDS" http://x`, `curl -u"$CREDS" http://x`, `curl --user=$CREDS http://x`} {
+		s, err := Parse(src)
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		r := s.Requests[0]
+		if r.Auth == nil || r.Auth.User.String() != "${CREDS}" || len(r.Auth.Password) != 0 || !r.Auth.SplitAtRunTime {
+			t.Errorf("%s: Auth = %+v, want user ${CREDS}, split at run time", src, r.Auth)
+		}
+		if w := s.AllWarnings(); len(w) != 0 {
+			t.Errorf("%s: warnings = %v, want none", src, w)
+		}
+	}
+	// A literal ':' splits here, as before; a literal value without one
+	// is a user without a password, with the warning about curl's prompt.
+	for _, src := range []string{`curl -u "$USER:$PASS" http://x`, `curl -u "me:$PASS" http://x`} {
 		r := parseOne(t, src)
-		if r.Auth == nil || r.Auth.User.String() != "${CREDS}" || len(r.Auth.Password) != 0 {
-			t.Errorf("%s: Auth = %+v, want user ${CREDS}", src, r.Auth)
+		if r.Auth == nil || r.Auth.SplitAtRunTime || r.Auth.Password.String() != "${PASS}" {
+			t.Errorf("%s: Auth = %+v, want split by the parser", src, r.Auth)
 		}
-		found := false
-		for _, w := range r.Warnings {
-			if (w.Option == "-u" || w.Option == "--user") && strings.Contains(w.Msg, "first ':'") {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("%s: warnings = %v, want one for -u about the run-time split", src, r.Warnings)
-		}
+	}
+	if r := parseOne(t, `curl -u me http://x`); r.Auth == nil || r.Auth.SplitAtRunTime || r.Auth.User.String() != "me" || !hasWarning(r.Warnings, "prompt") {
+		t.Errorf("-u me: Auth = %+v, warnings %v; want user me, a warning about the prompt", r.Auth, r.Warnings)
 	}
 	r := parseOne(t, `curl -u "$USER:$PASS" http://x`)
 	if r.Auth == nil || r.Auth.User.String() != "${USER}" || r.Auth.Password.String() != "${PASS}" || len(r.Warnings) != 0 {

@@ -21,9 +21,7 @@ const SAFE_TO_RESEND = false;
 
 $method = 'POST';
 $url = 'https://auth.example.com/token';
-$headers = [
-    'Content-Type: application/x-www-form-urlencoded',
-];
+$headers = [];
 $body = 'grant_type=client_credentials&scope=read';
 
 $responseHeaders = [];

@@ -9,7 +9,6 @@ set -eu
 
 printf '%s' 'grant_type=client_credentials&scope=read' | curl --silent --show-error --fail-with-body \
   --request POST \
-  --header 'Content-Type: application/x-www-form-urlencoded' \
   --user "${API_USER}":"${API_PASS}" \
   --data-binary @- \
   https://auth.example.com/token

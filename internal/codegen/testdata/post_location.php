@@ -21,9 +21,7 @@ const SAFE_TO_RESEND = false;
 
 $method = 'POST';
 $url = 'https://api.example.com/orders';
-$headers = [
-    'Content-Type: application/x-www-form-urlencoded',
-];
+$headers = [];
 $body = 'a=1';
 
 $responseHeaders = [];

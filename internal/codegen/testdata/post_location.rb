@@ -30,7 +30,7 @@ NETWORK_ERRORS = [IOError, SystemCallError, SocketError, Timeout::Error, Net::HT
 
 def build_request(method, uri, body)
   request = Net::HTTPGenericRequest.new(method, !body.nil?, method != 'HEAD', uri)
-  request['Content-Type'] = 'application/x-www-form-urlencoded'
+  request['Content-Type'] = 'application/x-www-form-urlencoded' unless body.nil?
   request.body = body
   request
 end

@@ -8,7 +8,6 @@
 set -eu
 
 printf '%s' a=1 | curl --silent --show-error --fail-with-body \
-  --header 'Content-Type: application/x-www-form-urlencoded' \
   --data-binary @- \
   --location \
   https://api.example.com/orders
