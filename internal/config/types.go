@@ -143,7 +143,8 @@ type Server struct {
 	// Weight is the server's share in weighted policies. Default 1.
 	Weight int `yaml:"weight"`
 	// MaxFails failures within FailTimeout eject the server. 0 disables
-	// passive ejection for it. Default 1 (as nginx).
+	// passive ejection for it. Default 1 (as nginx). The only server of a
+	// pool without backups is never ejected (as nginx).
 	MaxFails *int `yaml:"max_fails"`
 	// FailTimeout is the window for counting failures and the first
 	// ejection time. Default 10s (as nginx).
@@ -169,7 +170,8 @@ type Timeouts struct {
 	// Idle is how long a pooled upstream connection may stay unused before
 	// holdfast closes it. Default 4s: shorter than Node.js's 5s and most
 	// servers' keep-alive timeouts, so that holdfast closes first. An
-	// upstream's "Keep-Alive: timeout=N" shortens it for that server.
+	// upstream's "Keep-Alive: timeout=N" shortens it for that server, and so
+	// does an idle connection the upstream is seen closing.
 	Idle time.Duration `yaml:"idle"`
 }
 
@@ -183,9 +185,11 @@ type Retry struct {
 	On []string `yaml:"on"`
 	// Tries is the most attempts per request, the first included. Default 3.
 	Tries int `yaml:"tries"`
-	// Timeout bounds all tries of one request together, backoff included.
-	// Default 0: no total bound beyond each attempt's own timeouts. Never
-	// applied to upgraded connections (WebSocket) or to a body being streamed.
+	// Timeout bounds all tries of one request together, backoff included,
+	// until a response header arrives. Default 0: no total bound beyond each
+	// attempt's own timeouts. A response that has started is never cut by
+	// it, nor is an upgraded connection (WebSocket). An upstream's
+	// Retry-After is honoured only when it fits in what is left.
 	Timeout time.Duration `yaml:"timeout"`
 	// BodyBuffer is the largest request body kept for replay. A larger body
 	// is streamed and not retried once sent. Default 1MiB.
@@ -194,10 +198,15 @@ type Retry struct {
 	// Default false: they are retried only when provably never sent or when
 	// they carry an Idempotency-Key.
 	NonIdempotent bool `yaml:"non_idempotent"`
-	// Backoff is the base of the jittered wait before a retry; the wait is
-	// random in [0, min(BackoffMax, Backoff*2^n)). Default 10ms.
+	// Backoff is the base of the jittered wait before a retry that goes
+	// back to a server already tried; the wait is random in
+	// [0, min(BackoffMax, Backoff*2^n)). A retry to a server not yet tried
+	// goes at once. Default 10ms.
 	Backoff time.Duration `yaml:"backoff"`
-	// BackoffMax caps the wait before a retry. Default 250ms.
+	// BackoffMax caps the wait before a retry. Default 250ms. With Timeout
+	// 0, it is also the longest upstream Retry-After holdfast waits for; a
+	// longer one ends the retries and the upstream's response goes to the
+	// client.
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	// Budget is the largest share of requests to this pool that may be
 	// retries, in percent. Default 20.
@@ -215,8 +224,11 @@ type Passive struct {
 	// never count.
 	FailOn []string `yaml:"fail_on"`
 	// MaxEjectedPercent caps the share of a pool's primary servers ejected
-	// at once. Past it, an ejected server is tried rather than answering
-	// 503 (Envoy's panic mode). Default 50.
+	// at once for failures overload can explain (timeouts, resets, 5xx): a
+	// server failing past it stays in rotation, so that holdfast tries it
+	// rather than answering 503. Servers refusing connections or failing
+	// DNS or TLS before any byte is sent are ejected whatever the share; one
+	// server may always be ejected. Default 50.
 	MaxEjectedPercent float64 `yaml:"max_ejected_percent"`
 	// MaxEjectionTime caps the ejection time, which doubles with each
 	// consecutive ejection of the same server. Default 300s.

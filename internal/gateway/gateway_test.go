@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -395,7 +394,6 @@ func TestBackendKilledUnderLoad(t *testing.T) {
 	}
 	t.Logf("after the kill: %d GET ok, 0 failed; %d POST ok, %d POST failed (in flight at the kill), %d duplicates",
 		gets.ok.Load(), posts.ok.Load(), posts.failed.Load(), dups)
-	_ = bufio.NewReader
 }
 
 func TestReloadSwitchesAddressBetweenPlainAndTLS(t *testing.T) {

@@ -16,8 +16,6 @@ func BenchmarkServeHTTP(b *testing.B) {
 	be := testutil.Backend(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello")
 	}))
-	e := &env{}
-	_ = e
 	cfg := poolConfig("", be.URL)
 	h := benchHandler(b, "access_log: {path: \"off\"}\n"+cfg)
 	req := httptest.NewRequest("GET", "http://example.com/x", nil)

@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ type exchange struct {
 	body         bytes.Buffer
 	kept         *keptResponse
 	clientStatus int // the status for a client's own error, when not the cause's
+	reqBody      requestBody
 }
 
 func (x *exchange) reset() {
@@ -363,39 +365,15 @@ func (h *Handler) classify(r *http.Request, actx context.Context, err error, ph 
 // learnKeepAlive honours an upstream's "Keep-Alive: timeout=N": pooled
 // connections to it retire before N seconds.
 func learnKeepAlive(s *upstream.Server, v string, now time.Time) {
-	for len(v) > 0 {
-		var part string
-		if i := indexByte(v, ','); i >= 0 {
-			part, v = v[:i], v[i+1:]
-		} else {
-			part, v = v, ""
+	for _, part := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "timeout") {
+			continue
 		}
-		part = trimSpace(part)
-		if len(part) > 8 && (part[:8] == "timeout=" || part[:8] == "Timeout=") {
-			if n, err := strconv.Atoi(part[8:]); err == nil && n > 0 {
-				s.State.LearnIdle(time.Duration(n)*time.Second, now)
-			}
+		if n, err := strconv.Atoi(strings.TrimSpace(val)); err == nil && n > 0 {
+			s.State.LearnIdle(time.Duration(n)*time.Second, now)
 		}
 	}
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // backoff returns the jittered wait before retry number n (1 for the first

@@ -192,9 +192,6 @@ func TestKeptResponseWhenLaterAttemptFails(t *testing.T) {
 
 func TestAllDownThenBack(t *testing.T) {
 	addr1, addr2 := testutil.DeadAddr(t), testutil.DeadAddr(t)
-	e := newEnv(t, poolConfig("", "http://"+addr1, "http://"+addr2)+
-		"" /* fail_timeout set per server below */)
-	_ = e
 	cfg := fmt.Sprintf(`routes:
   - match: {path_prefix: /}
     upstream: p
@@ -205,7 +202,7 @@ upstreams:
       - {url: "http://%s", fail_timeout: 300ms}
     passive: {max_ejected_percent: 50}
 `, addr1, addr2)
-	e = newEnv(t, cfg)
+	e := newEnv(t, cfg)
 
 	r := e.do("GET", "/", "")
 	wantStatus(t, r, 502)

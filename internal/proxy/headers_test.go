@@ -3,6 +3,9 @@ package proxy
 import (
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/upstream"
 )
 
 func TestQuoteForwarded(t *testing.T) {
@@ -31,5 +34,25 @@ func TestRemoveHopHeaders(t *testing.T) {
 	removeHopHeaders(h)
 	if len(h) != 1 || h.Get("X-Kept") != "yes" {
 		t.Errorf("after removal: %v, want only X-Kept", h)
+	}
+}
+
+func TestLearnKeepAliveHint(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"timeout=5, max=100", 3750 * time.Millisecond}, // 5s less a quarter
+		{"max=100, Timeout = 2", 1500 * time.Millisecond},
+		{"timeout=0", 0},
+		{"timeout=abc", 0},
+		{"max=10", 0},
+	} {
+		s := &upstream.Server{State: new(upstream.State)}
+		learnKeepAlive(s, tc.header, now)
+		if got := s.State.IdleLimit(now); got != tc.want {
+			t.Errorf("Keep-Alive: %s: idle limit %v, want %v", tc.header, got, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	if p.retryOn.status(resp.StatusCode) {
 		// Retries ran out on an upstream error status: say so (RFC 9209),
 		// leaving the upstream's own response otherwise untouched.
-		appendProxyStatus(dst, "holdfast; received-status="+itoa(resp.StatusCode))
+		appendProxyStatus(dst, "holdfast; received-status="+strconv.Itoa(resp.StatusCode))
 	}
 	w.WriteHeader(resp.StatusCode)
 

@@ -233,7 +233,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 // 400, or nothing for a client that left) and returns false when the request
 // cannot go on.
 func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange, p *pool) (*requestBody, bool) {
-	b := &requestBody{length: r.ContentLength}
+	b := &x.reqBody // pooled with the exchange: no allocation per request
+	*b = requestBody{length: r.ContentLength}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		b.buffered = true
 		return b, true
@@ -322,7 +323,7 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec a
 	}
 	name := c.String()
 	if resp != nil && hl == upstream.SoftFailure {
-		name = "http_" + itoa(resp.StatusCode)
+		name = "http_" + strconv.Itoa(resp.StatusCode)
 	}
 	ev, ok := p.Report(s, hl, name, h.now())
 	if !ok {
@@ -359,8 +360,8 @@ func (h *Handler) writeKept(w http.ResponseWriter, r *http.Request, x *exchange)
 	for key, v := range k.header {
 		dst[key] = v
 	}
-	dst.Set("Content-Length", itoa(len(k.body)))
-	appendProxyStatus(dst, "holdfast; received-status="+itoa(k.status))
+	dst.Set("Content-Length", strconv.Itoa(len(k.body)))
+	appendProxyStatus(dst, "holdfast; received-status="+strconv.Itoa(k.status))
 	if dst.Get("X-Request-Id") == "" {
 		dst.Set("X-Request-Id", x.reqID)
 	}
@@ -403,5 +404,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
