@@ -24,8 +24,8 @@ func TestRouterPrecedence(t *testing.T) {
 		{"API.Example.COM:8443", "/v1", "api.example.com/"}, // case and port ignored
 		{"shop.example.com", "/x", "*.example.com/"},
 		{"a.eu.example.com", "/x", "*.eu.example.com/"}, // longest wildcard
-		{"example.com", "/api/x", "/api"},                // the wildcard needs a label before
-		{"other.test", "/apix", "/"},                     // whole segments only
+		{"example.com", "/api/x", "/api"},               // the wildcard needs a label before
+		{"other.test", "/apix", "/"},                    // whole segments only
 	} {
 		got := r.match(tc.host, tc.path)
 		if got == nil || got.name != tc.want {
