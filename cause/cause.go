@@ -4,7 +4,8 @@
 // package) is classified into exactly one Cause. The names are the proxy
 // error types registered for the Proxy-Status header by RFC 9209, so that a
 // cause means the same thing to every tool that reads it; holdfast adds
-// [UpstreamStatus] and [ClientClosed], which RFC 9209 has no name for.
+// [UpstreamStatus], [ClientClosed] and [ClientTimeout], which RFC 9209 has no
+// name for.
 //
 // Each cause carries the HTTP status a gateway answers with, whether a retry
 // is safe and for which methods ([Cause.Safety]), and a one-line explanation
@@ -48,6 +49,7 @@ const (
 	ProxyInternalError            // holdfast itself failed
 	UpstreamStatus                // the upstream itself answered 502, 503 or 504 (holdfast's own)
 	ClientClosed                  // the client went away (holdfast's own; logged as 499)
+	ClientTimeout                 // the client stalled sending its body or reading the response (holdfast's own)
 
 	numCauses
 )
@@ -133,6 +135,7 @@ var table = [numCauses]info{
 	ProxyInternalError:            {"proxy_internal_error", http.StatusInternalServerError, NoRetry, false, "holdfast failed internally while handling a request for %s", "the gateway failed internally"},
 	UpstreamStatus:                {"upstream_status", http.StatusBadGateway, IdempotentOnly, false, "%s itself answered with an error status (502, 503 or 504)", "the upstream answered with an error status"},
 	ClientClosed:                  {"client_closed", StatusClientClosed, NoRetry, false, "the client closed the connection before the response was complete (%s)", "the client went away"},
+	ClientTimeout:                 {"client_timeout", http.StatusRequestTimeout, NoRetry, false, "the client stalled longer than its timeout (%s)", "the client was too slow sending the request or reading the response"},
 }
 
 // All lists every cause except [None], in a stable order.
@@ -162,7 +165,8 @@ func (c Cause) info() info {
 }
 
 // String returns the stable name: the RFC 9209 proxy error type, or
-// "upstream_status" / "client_closed" for holdfast's own; "" for None.
+// "upstream_status", "client_closed" or "client_timeout" for holdfast's own;
+// "" for None.
 func (c Cause) String() string { return c.info().name }
 
 // Status is the status a gateway answers with for this cause: 502, 503, 504,

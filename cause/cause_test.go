@@ -80,6 +80,7 @@ func TestTable(t *testing.T) {
 		{cause.ProxyInternalError, "proxy_internal_error", 500, cause.NoRetry, false},                                //
 		{cause.UpstreamStatus, "upstream_status", 502, cause.IdempotentOnly, false},                                  // SPEC
 		{cause.ClientClosed, "client_closed", 499, cause.NoRetry, false},                                             // SPEC
+		{cause.ClientTimeout, "client_timeout", 408, cause.NoRetry, false},
 	}
 	if len(tests) != len(cause.All()) {
 		t.Errorf("table has %d rows, cause.All() %d causes: add the new cause here", len(tests), len(cause.All()))
@@ -160,6 +161,7 @@ func TestRetryableFor(t *testing.T) {
 		{cause.HTTPRequestDenied, [4]bool{true, true, true, true}},
 		{cause.HTTPRequestError, [4]bool{false, false, false, false}},
 		{cause.ClientClosed, [4]bool{false, false, false, false}},
+		{cause.ClientTimeout, [4]bool{false, false, false, false}},
 		{cause.ProxyInternalError, [4]bool{false, false, false, false}},
 		{cause.DestinationNotFound, [4]bool{false, false, false, false}},
 		{cause.None, [4]bool{false, false, false, false}},

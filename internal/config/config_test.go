@@ -139,7 +139,8 @@ func TestLoadSpecExample(t *testing.T) {
 	if c.TrustedProxies != nil || c.ExposeDetails {
 		t.Errorf("TrustedProxies, ExposeDetails = %v, %v, want nil, false", c.TrustedProxies, c.ExposeDetails)
 	}
-	wantClient := ClientLimits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second}
+	wantClient := ClientLimits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 75 * time.Second,
+		MaxHeaderCount: 100, BodyTimeout: 60 * time.Second, SendTimeout: 60 * time.Second, MaxConnections: 10000}
 	if c.Client != wantClient {
 		t.Errorf("Client = %+v, want %+v", c.Client, wantClient)
 	}

@@ -260,6 +260,24 @@ type ClientLimits struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes idle client keep-alive connections. Default 75s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderCount caps the number of request header fields (each value
+	// of a repeated field counts). Default 100, as Apache's
+	// LimitRequestFields; over it the answer is 431.
+	MaxHeaderCount int `yaml:"max_header_count"`
+	// BodyTimeout is the longest wait between two reads of a request body
+	// (nginx's client_body_timeout). Default 60s. When it runs out the
+	// answer is 408 if nothing was sent upstream yet; otherwise the upstream
+	// request is aborted. The upstream is never blamed.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// SendTimeout is the longest wait between two successful writes of a
+	// response to the client (nginx's send_timeout). Default 60s. When it
+	// runs out both connections are closed; the upstream is never blamed.
+	// Upgraded connections (WebSocket) are not bound by it.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// MaxConnections caps the client connections open at once, across all
+	// listeners. Default 10000. Beyond it a new connection is accepted and
+	// closed at once, and that is logged and counted.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // AccessLog configures the access log.

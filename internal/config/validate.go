@@ -111,6 +111,10 @@ func (d *decoder) validate(c *Config) {
 	d.positive("client.max_header_bytes", c.Client.MaxHeaderBytes)
 	d.positive("client.read_header_timeout", int64(c.Client.ReadHeaderTimeout))
 	d.positive("client.idle_timeout", int64(c.Client.IdleTimeout))
+	d.positive("client.max_header_count", int64(c.Client.MaxHeaderCount))
+	d.positive("client.body_timeout", int64(c.Client.BodyTimeout))
+	d.positive("client.send_timeout", int64(c.Client.SendTimeout))
+	d.positive("client.max_connections", int64(c.Client.MaxConnections))
 	switch c.AccessLog.Path {
 	case "stdout", "stderr", "off":
 	case "":
