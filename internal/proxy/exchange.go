@@ -107,9 +107,6 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 		TLSHandshakeStart: func() { t.set(cause.PhaseTLS) },
 		GotConn: func(info httptrace.GotConnInfo) {
 			if uc := unwrapUpConn(info.Conn); uc != nil {
-				if info.Reused {
-					uc.MarkReused()
-				}
 				t.gotConn(uc, info.Reused, info.IdleTime)
 			}
 		},
@@ -305,9 +302,6 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 			if idle := time.Duration(tr.idle.Load()); idle >= minLearnIdle {
 				s.State.LearnIdle(idle, h.now())
 			}
-		}
-		if errors.Is(err, errStale) {
-			rec.stale = true // retired by holdfast, with nothing written
 		}
 		x.detail = rec.Cause.Explain(s.Addr) + ": " + err.Error()
 		return nil, rec, actx, cancel

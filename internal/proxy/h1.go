@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
@@ -37,6 +38,8 @@ type h1Pool struct {
 	now      func() time.Time
 	maxIdle  int
 
+	desyncLogAt atomic.Int64 // unix ns before which no desync is logged (desync.go)
+
 	mu     sync.Mutex
 	idle   []*h1Conn // most recently used last
 	sweep  *time.Timer
@@ -47,9 +50,11 @@ type h1Pool struct {
 type h1Conn struct {
 	uc       *upConn  // the TCP connection (deadlines, counters)
 	c        net.Conn // uc, or the TLS connection over it
+	tls      bool     // c is a TLS connection
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
+	probe    idleProbe // looks at the socket before reuse
 }
 
 // errHeaderTooLarge reports response headers over the limit.
@@ -85,6 +90,12 @@ func newH1Pool(s *upstream.Server, t config.Timeouts, resolver *net.Resolver, tl
 // by the peer are closed on the way: none of them has carried a byte of
 // this request.
 func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
+	if p.server.State.ReuseSuspended(now) {
+		// The server was caught writing outside any response: no pooled
+		// connection to it can be trusted to be in step.
+		p.closeIdle(false)
+		return nil, 0
+	}
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
@@ -108,13 +119,24 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 			p.server.State.StaleRetired()
 			pc.close()
 			continue
-		case idle > time.Millisecond && peerClosed(pc.uc.Conn):
-			// Closed by the upstream while idle: its keep-alive timeout is
-			// at most this idle time. Learn it before a request races it.
+		}
+		// Every reuse, however short the idle time, looks at the socket
+		// first: see desync.go.
+		switch st, head := pc.probe.peek(); {
+		case st == peekClosed || st == peekData && (pc.tls || idleNotice(head)):
+			// Closed by the upstream while idle (a 408 notice is a close
+			// announced; TLS records, a close_notify or a session ticket,
+			// cannot be read here): its keep-alive timeout is at most this
+			// idle time. Learn it before a request races it.
 			p.server.State.StaleRetired()
 			if idle >= minLearnIdle {
 				p.server.State.LearnIdle(idle, now)
 			}
+			pc.close()
+			continue
+		case st == peekData:
+			// Bytes no request asked for: the connection is out of step.
+			p.server.State.Desynced(now)
 			pc.close()
 			continue
 		}
@@ -230,9 +252,10 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	uc := &upConn{Conn: c, send: p.t.Send, idle: p.t.Idle, state: p.server.State, now: p.now}
+	uc := &upConn{Conn: c, send: p.t.Send, state: p.server.State, now: p.now}
 	uc.lastRead.Store(p.now().UnixNano())
 	pc := &h1Conn{uc: uc, c: uc}
+	pc.probe.init(c)
 	if p.tlsConf != nil {
 		tr.set(cause.PhaseTLS)
 		tc := tls.Client(uc, p.tlsConf)
@@ -240,7 +263,7 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 			uc.Close()
 			return nil, err
 		}
-		pc.c = tc
+		pc.c, pc.tls = tc, true
 	}
 	pc.br = bufio.NewReaderSize(pc.c, 16<<10)
 	pc.bw = bufio.NewWriterSize(pc.c, 16<<10)
@@ -393,10 +416,35 @@ func (b *h1Body) finish(complete bool) {
 	}
 	b.done = true
 	aborted := !b.stop() // the context ended: the deadline may be poisoned
-	if complete && !aborted && !b.resp.Close && !b.req.Close && b.pc.br.Buffered() == 0 {
-		b.pc.uc.setReadDeadline(time.Time{})
-		b.pool.put(b.pc, b.pool.now())
-		return
+	if complete && !aborted && !b.resp.Close && !b.req.Close {
+		now := b.pool.now()
+		if b.pc.pastResponse() {
+			// Bytes beyond the end of the response: the next request
+			// would be answered with them (see desync.go).
+			b.pool.server.State.Desynced(now)
+		} else if !b.pool.server.State.ReuseSuspended(now) {
+			b.pc.uc.setReadDeadline(time.Time{})
+			b.pool.put(b.pc, now)
+			return
+		}
 	}
 	b.pc.close()
+}
+
+// pastResponse reports whether bytes beyond the end of the response just
+// read are already buffered. Bytes still in the kernel's socket buffer are
+// found by the peek when the connection is next taken from the pool; for
+// TLS, whole records the TLS layer has already read from the socket are
+// invisible to that peek, so a read that cannot wait looks at them now.
+func (pc *h1Conn) pastResponse() bool {
+	if pc.br.Buffered() > 0 {
+		return true
+	}
+	if !pc.tls {
+		return false
+	}
+	pc.uc.Conn.SetReadDeadline(aLongTimeAgo)
+	_, err := pc.br.Peek(1)
+	pc.uc.setReadDeadline(time.Time{})
+	return err == nil
 }

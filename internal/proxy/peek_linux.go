@@ -3,33 +3,55 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
-// peerClosed reports whether the peer has closed the connection (or sent
-// data that nobody asked for) by peeking at the socket without consuming
-// anything and without blocking. net/http's read loop, blocked on the same
-// socket, still reads whatever is there.
-func peerClosed(c net.Conn) bool {
+// idleProbe looks at an idle pooled connection without consuming anything
+// and without blocking: has the peer closed it, or sent bytes nobody asked
+// for? It is set up once per connection, so that a look costs one system
+// call and no allocation.
+type idleProbe struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr)
+	buf [16]byte
+	n   int
+	st  peekState
+}
+
+func (p *idleProbe) init(c net.Conn) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false
+		return
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return
 	}
-	var buf [1]byte
-	closed := false
-	_ = rc.Control(func(fd uintptr) {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.rc = rc
+	p.fn = func(fd uintptr) {
+		// MSG_DONTWAIT: the call cannot block, so the raw form is safe.
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd,
+			uintptr(unsafe.Pointer(&p.buf[0])), uintptr(len(p.buf)),
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		switch {
-		case n > 0:
-			closed = true // unsolicited bytes: a 408 or garbage before close
-		case n == 0 && err == nil:
-			closed = true // FIN
-		case err != nil && err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR:
-			closed = true // ECONNRESET and the like
+		case errno == 0 && n > 0:
+			p.st, p.n = peekData, int(n)
+		case errno == 0:
+			p.st = peekClosed // FIN
+		case errno != syscall.EAGAIN && errno != syscall.EWOULDBLOCK && errno != syscall.EINTR:
+			p.st = peekClosed // ECONNRESET and the like
 		}
-	})
-	return closed
+	}
+}
+
+// peek reports what waits on the connection, and the first bytes of it.
+func (p *idleProbe) peek() (peekState, []byte) {
+	if p.rc == nil {
+		return peekOpen, nil
+	}
+	p.st, p.n = peekOpen, 0
+	if err := p.rc.Control(p.fn); err != nil {
+		return peekClosed, nil
+	}
+	return p.st, p.buf[:p.n]
 }

@@ -4,5 +4,10 @@ package proxy
 
 import "net"
 
-// peerClosed is not implemented off Linux: the idle limits still apply.
-func peerClosed(net.Conn) bool { return false }
+// idleProbe is not implemented off Linux: the idle limits and the check of
+// the read buffer at the end of each response still apply.
+type idleProbe struct{}
+
+func (p *idleProbe) init(net.Conn) {}
+
+func (p *idleProbe) peek() (peekState, []byte) { return peekOpen, nil }

@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// Expect: 100-continue goes through net/http's Transport; holdfast's own
-// upConn refuses a write on a pooled connection past the learned idle limit
-// (errStale). The Transport cannot replay the streamed body, so the attempt
-// fails and is counted against the server.
+// Expect: 100-continue goes through net/http's Transport, which holdfast
+// never lets pool connections (so that every pooled connection is checked
+// for being in step at reuse). Learned idle limits and a server's keep-alive
+// hints must not turn into failures counted against healthy servers.
 func TestRetiredConnectionIsNotAServerFailure(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

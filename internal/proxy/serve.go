@@ -155,6 +155,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			retryable = rec.Cause.RetryableFor(idempotent, rec.Written)
 		}
 		h.report(p, s, resp, rec)
+		h.noteDesync(p, s, x)
 		x.attempts = append(x.attempts, rec)
 
 		if retryable && n >= p.tries {
@@ -195,12 +196,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				return false
 			}
 			abort = h.respond(w, r, x, p, resp, actx, cancel, up)
+			h.noteDesync(p, s, x)
 			release()
 			cancel(nil)
 			return abort
 		}
 		if resp != nil {
 			h.keep(x, resp)
+			h.noteDesync(p, s, x)
 		}
 		release()
 		cancel(nil)
@@ -325,6 +328,12 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec a
 	if resp != nil && hl == upstream.SoftFailure {
 		name = "http_" + strconv.Itoa(resp.StatusCode)
 	}
+	h.health(p, s, hl, name)
+}
+
+// health records one outcome at server s in passive health, and logs an
+// ejection it causes.
+func (h *Handler) health(p *pool, s *upstream.Server, hl upstream.Health, name string) {
 	ev, ok := p.Report(s, hl, name, h.now())
 	if !ok {
 		return

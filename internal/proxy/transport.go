@@ -18,7 +18,8 @@ import (
 )
 
 // Transports keeps one http.Transport per upstream server and timeout
-// settings, so that pooled connections survive a reload for servers whose
+// settings (for 100-continue and upgrades, never pooled), and one of
+// holdfast's own HTTP/1.1 client pools, so that pooled connections survive a reload for servers whose
 // settings did not change. It is safe for concurrent use.
 type Transports struct {
 	// Resolver resolves upstream names. nil means net.DefaultResolver.
@@ -126,13 +127,12 @@ func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.
 		Resolver:  ts.Resolver,
 	}
 	st := s.State
-	idle := t.Idle
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		uc := &upConn{Conn: c, send: t.Send, idle: idle, state: st, now: ts.now}
+		uc := &upConn{Conn: c, send: t.Send, state: st, now: ts.now}
 		uc.lastRead.Store(ts.now().UnixNano())
 		return uc, nil
 	}
@@ -144,14 +144,17 @@ func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.
 	}
 	tlsConf.NextProtos = nil // HTTP/1.1 to upstreams, as nginx
 	return &http.Transport{
-		Proxy:                  nil, // never an environment proxy: holdfast is the proxy
-		DialContext:            dial,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    t.Connect,
-		DisableCompression:     true,
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    1024,
-		IdleConnTimeout:        idle,
+		Proxy:               nil, // never an environment proxy: holdfast is the proxy
+		DialContext:         dial,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: t.Connect,
+		DisableCompression:  true,
+		// This transport carries only 100-continue requests and upgrades.
+		// An upgraded connection is never reused anyway; a 100-continue
+		// request has a body worth a fresh connection. Not pooling here
+		// means every pooled connection is holdfast's own, checked for
+		// being in step at each reuse (desync.go).
+		DisableKeepAlives:      true,
 		ResponseHeaderTimeout:  t.Read,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
@@ -161,24 +164,13 @@ func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.
 	}
 }
 
-// errStale is returned by upConn.Write, with nothing written, for a pooled
-// connection that must not be reused. The transport sees a write that wrote
-// nothing on a reused connection and retries the request on another
-// connection by itself, whatever the method (net/http's nothingWrittenError):
-// the request never left holdfast, so no upstream can see it twice.
-var errStale = errors.New("holdfast: pooled upstream connection retired before reuse")
-
-// upConn wraps every upstream connection. It closes the keep-alive race on
-// reuse: before the first write of a request on a connection that has
-// idled, it refuses the write (nothing written) if the connection idled
-// past the limit learned for this server, or if the peer has already closed
-// it or sent something unasked (the kernel is asked without consuming
-// anything). It also applies the send timeout to every write, and counts the
-// bytes written so that an attempt knows whether any request byte left.
+// upConn wraps every upstream connection. It applies the send timeout to
+// every write, counts the bytes written so that an attempt knows whether
+// any request byte left, bounds what may be read of a response header, and
+// learns the upstream's keep-alive timeout from idle closes.
 type upConn struct {
 	net.Conn
 	send  time.Duration
-	idle  time.Duration
 	state *upstream.State
 	now   func() time.Time
 
@@ -189,7 +181,6 @@ type upConn struct {
 	written   atomic.Int64 // bytes written
 	dead      atomic.Bool  // killed: the attempt's context ended
 	writeErr  atomic.Pointer[error]
-	checkNext atomic.Bool // set when the transport hands the connection out for reuse
 }
 
 func (c *upConn) Read(p []byte) (int, error) {
@@ -239,20 +230,6 @@ func (c *upConn) idleClose(err error) bool {
 
 func (c *upConn) Write(p []byte) (int, error) {
 	now := c.now()
-	if c.checkNext.CompareAndSwap(true, false) {
-		// First write of a request on a pooled connection.
-		idle := time.Duration(now.UnixNano() - c.lastRead.Load())
-		if lim := c.state.IdleLimit(now); lim > 0 && idle > lim {
-			c.state.StaleRetired()
-			return 0, errStale
-		}
-		// Connections busy enough to idle under a millisecond are spared
-		// the extra system call.
-		if idle > time.Millisecond && peerClosed(c.Conn) {
-			c.state.StaleRetired()
-			return 0, errStale
-		}
-	}
 	c.lastWrite.Store(now.UnixNano())
 	if c.send > 0 {
 		if err := c.Conn.SetWriteDeadline(now.Add(c.send)); err != nil {
@@ -302,10 +279,6 @@ func (c *upConn) WriteErr() error {
 	}
 	return nil
 }
-
-// MarkReused tells the connection that the transport handed it out again
-// from its pool: its next write starts a request and is checked first.
-func (c *upConn) MarkReused() { c.checkNext.Store(true) }
 
 // Written returns the bytes written on the connection so far.
 func (c *upConn) Written() int64 { return c.written.Load() }

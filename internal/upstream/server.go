@@ -69,6 +69,10 @@ type State struct {
 
 	staleRetired atomic.Int64 // pooled connections retired at reuse
 
+	desyncs       atomic.Int64 // times the server sent bytes outside any response
+	desyncPending atomic.Int64 // of those, not yet taken by TakeDesyncs
+	reuseOffUntil atomic.Int64 // unix ns: until then no connection to it is reused
+
 	mu         sync.Mutex
 	fails      int
 	windowEnd  time.Time // end of the current failure-counting window
@@ -140,6 +144,42 @@ func (st *State) StaleRetired() { st.staleRetired.Add(1) }
 
 // StaleRetiredCount returns how many pooled connections were retired at reuse.
 func (st *State) StaleRetiredCount() int64 { return st.staleRetired.Load() }
+
+// DesyncQuarantine is how long connections to a server that sent bytes
+// outside any response are used for one request each. HTTP/1.1 cannot tell
+// stray bytes that arrive after the next request was written from that
+// request's response, so a server caught once is not trusted with reuse
+// until it has been clean for this long.
+const DesyncQuarantine = time.Minute
+
+// Desynced records that the server sent bytes that belong to no request (an
+// extra response, bytes past the end of a body): the connection was out of
+// step and has been closed. For DesyncQuarantine no connection to the
+// server is reused.
+func (st *State) Desynced(now time.Time) {
+	st.desyncs.Add(1)
+	st.desyncPending.Add(1)
+	st.reuseOffUntil.Store(now.Add(DesyncQuarantine).UnixNano())
+}
+
+// ReuseSuspended reports whether connections to the server must not be
+// reused at now, after it sent bytes outside any response.
+func (st *State) ReuseSuspended(now time.Time) bool {
+	return now.UnixNano() < st.reuseOffUntil.Load()
+}
+
+// DesyncCount returns how many times the server sent bytes outside any
+// response.
+func (st *State) DesyncCount() int64 { return st.desyncs.Load() }
+
+// TakeDesyncs returns the desynchronisations recorded since the last call
+// and forgets them, so that each is reported to passive health once.
+func (st *State) TakeDesyncs() int64 {
+	if st.desyncPending.Load() == 0 {
+		return 0
+	}
+	return st.desyncPending.Swap(0)
+}
 
 // Registry hands out one State per server URL, so that health survives a
 // reload for servers that remain. It is safe for concurrent use; the zero
