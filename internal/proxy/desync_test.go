@@ -31,14 +31,46 @@ type strayBackend struct {
 	conns atomic.Int64
 }
 
-func startStrayBackend(t *testing.T, tlsConf *tls.Config, write func(c net.Conn, good, stray []byte)) *strayBackend {
+// strayConn is a backend connection, with a way to put several writes (over
+// TLS: several records) into one packet.
+type strayConn struct {
+	net.Conn
+	raw    net.Conn // below TLS, or Conn itself
+	corked bool
+	held   []byte
+}
+
+// together writes parts in one write to the socket: one TCP segment on
+// loopback, each part still its own TLS record.
+func (c *strayConn) together(parts ...[]byte) {
+	c.corked = true
+	for _, p := range parts {
+		c.Conn.Write(p)
+	}
+	c.corked = false
+	c.raw.Write(c.held)
+	c.held = c.held[:0]
+}
+
+// corkable holds writes back while its strayConn is corked.
+type corkable struct {
+	net.Conn
+	sc *strayConn
+}
+
+func (c *corkable) Write(p []byte) (int, error) {
+	if c.sc.corked {
+		c.sc.held = append(c.sc.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func startStrayBackend(t *testing.T, tlsConf *tls.Config, write func(c *strayConn, good, stray []byte)) *strayBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
 	}
 	b := &strayBackend{addr: ln.Addr().String()}
 	var wg sync.WaitGroup
@@ -57,11 +89,17 @@ func startStrayBackend(t *testing.T, tlsConf *tls.Config, write func(c net.Conn,
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := ln.Accept()
+			raw, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			b.conns.Add(1)
+			sc := &strayConn{raw: raw}
+			sc.Conn = &corkable{Conn: raw, sc: sc}
+			if tlsConf != nil {
+				sc.Conn = tls.Server(sc.Conn, tlsConf)
+			}
+			c := net.Conn(sc)
 			mu.Lock()
 			open[c] = true
 			mu.Unlock()
@@ -84,7 +122,7 @@ func startStrayBackend(t *testing.T, tlsConf *tls.Config, write func(c net.Conn,
 					id := req.Header.Get("X-Test-Id")
 					good := echoResponse(id)
 					if strings.HasPrefix(req.URL.Path, "/evil") {
-						write(c, good, echoResponse("stray-"+id))
+						write(sc, good, echoResponse("stray-"+id))
 					} else if _, err := c.Write(good); err != nil {
 						return
 					}
@@ -102,20 +140,20 @@ func echoResponse(id string) []byte {
 
 // The ways a stray response reaches the wire.
 var (
-	strayInSameWrite = func(c net.Conn, good, stray []byte) {
-		c.Write(append(append([]byte(nil), good...), stray...))
+	strayInSameWrite = func(c *strayConn, good, stray []byte) {
+		c.together(good, stray)
 	}
 	// The stray response's first bytes ride with the correct one, the rest
 	// follows in later packets.
-	straySplit = func(c net.Conn, good, stray []byte) {
-		c.Write(append(append([]byte(nil), good...), stray[:7]...))
+	straySplit = func(c *strayConn, good, stray []byte) {
+		c.together(good, stray[:7])
 		time.Sleep(2 * time.Millisecond)
 		c.Write(stray[7:20])
 		time.Sleep(time.Millisecond)
 		c.Write(stray[20:])
 	}
 	// The stray response comes on its own, later, in two packets.
-	strayDelayed = func(c net.Conn, good, stray []byte) {
+	strayDelayed = func(c *strayConn, good, stray []byte) {
 		c.Write(good)
 		time.Sleep(2 * time.Millisecond)
 		c.Write(stray[:10])
@@ -143,7 +181,7 @@ func getID(c *http.Client, url, path, id string) (string, error) {
 func TestStrayResponseNeverReachesAnotherClient(t *testing.T) {
 	modes := []struct {
 		name  string
-		write func(net.Conn, []byte, []byte)
+		write func(*strayConn, []byte, []byte)
 		// maxWrong bounds responses to the wrong request. Bytes that arrive
 		// after the next request was written cannot be told from its
 		// response by any HTTP/1.1 client; every such case is itself caught
@@ -208,7 +246,7 @@ func TestStrayResponseNeverReachesAnotherClient(t *testing.T) {
 // idle time. The clock is frozen, so every reuse idles 0 s.
 func TestStrayBytesFoundAtReuse(t *testing.T) {
 	release, sent := make(chan struct{}), make(chan struct{})
-	b := startStrayBackend(t, nil, func(c net.Conn, good, stray []byte) {
+	b := startStrayBackend(t, nil, func(c *strayConn, good, stray []byte) {
 		c.Write(good)
 		<-release
 		c.Write(stray)
@@ -343,8 +381,8 @@ func TestIdle408IsNotADesync(t *testing.T) {
 }
 
 // TestStrayResponseOverTLS: over TLS the stray response may sit whole in the
-// TLS layer's buffers when the correct one ends, where no peek at the socket
-// can see it.
+// TLS layer's buffers when the correct one ends, where neither the read
+// buffer nor a peek at the socket can see it.
 func TestStrayResponseOverTLS(t *testing.T) {
 	// httptest's certificate, for 127.0.0.1, on a raw TLS listener.
 	ts := httptest.NewUnstartedServer(nil)
@@ -353,11 +391,9 @@ func TestStrayResponseOverTLS(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(ts.Certificate())
 	ts.Close()
-	b := startStrayBackend(t, serverConf, func(c net.Conn, good, stray []byte) {
-		// Two TLS records, one right after the other.
-		c.Write(good)
-		c.Write(stray)
-	})
+	// Two TLS records in one packet: the TLS layer reads both from the
+	// socket and hands out the first.
+	b := startStrayBackend(t, serverConf, strayInSameWrite)
 	e := newEnv(t, poolConfig("", "https://"+b.addr), func(o *Options) {
 		o.Transports.TLSConfig = &tls.Config{RootCAs: roots}
 	})

@@ -262,7 +262,9 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 		// 100 before it reads the client's body.
 		ctx := httptrace.WithClientTrace(actx, tr.clientTrace())
 		out := h.outgoing(ctx, r, x, s, hdr, body)
-		resp, err = p.transports[s.Index()].RoundTrip(out)
+		if err = checkOutgoing(out); err == nil {
+			resp, err = p.transports[s.Index()].RoundTrip(out)
+		}
 	}
 	if headerTimer != nil {
 		headerTimer.Stop()

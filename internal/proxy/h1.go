@@ -275,6 +275,9 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 // timeout between reads, and gives the connection back to the pool when it
 // is read to the end. ctx ending aborts any blocked read or write.
 func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTrace) (*http.Response, error) {
+	if err := checkOutgoing(req); err != nil {
+		return nil, err
+	}
 	for {
 		now := p.now()
 		pc, idle := p.get(now)

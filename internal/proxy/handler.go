@@ -59,6 +59,8 @@ type Handler struct {
 	trusted trustedSet
 	expose  bool
 	maxBody int64
+	// maxHeaderCount is client.max_header_count.
+	maxHeaderCount int
 
 	log    *slog.Logger
 	access *slog.Logger
@@ -170,13 +172,14 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		o.Now = time.Now
 	}
 	h := &Handler{
-		pools:   make(map[string]*pool),
-		expose:  cfg.ExposeDetails,
-		maxBody: cfg.Client.MaxBodyBytes,
-		log:     o.Logger,
-		access:  o.AccessLog,
-		now:     o.Now,
-		events:  o.Events,
+		pools:          make(map[string]*pool),
+		expose:         cfg.ExposeDetails,
+		maxBody:        cfg.Client.MaxBodyBytes,
+		maxHeaderCount: cfg.Client.MaxHeaderCount,
+		log:            o.Logger,
+		access:         o.AccessLog,
+		now:            o.Now,
+		events:         o.Events,
 	}
 	for _, s := range cfg.TrustedProxies {
 		p, err := parsePrefix(s)

@@ -73,8 +73,8 @@ func (t trustedSet) contains(a netip.Addr) bool {
 	return false
 }
 
-// setForwarded sets X-Forwarded-For, -Proto, -Host, Forwarded and Via on the
-// outgoing header from the client request r. Headers sent by a client are
+// setForwarded sets X-Forwarded-For, -Proto, -Host, X-Real-IP, Forwarded
+// and Via on the outgoing header from the client request r. Headers sent by a client are
 // extended only when the client's address is trusted; otherwise they are
 // replaced, so that nobody can forge the client address upstreams see.
 func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
@@ -88,6 +88,11 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
+	}
+	if !trust || out.Get("X-Real-Ip") == "" {
+		// Backends commonly take X-Real-IP as the client's address: only a
+		// trusted proxy may say what it is.
+		out.Set("X-Real-Ip", clientIP)
 	}
 	if trust {
 		if prior := out.Values("X-Forwarded-For"); len(prior) > 0 {
@@ -186,4 +191,29 @@ func newID() string {
 		v >>= 4
 	}
 	return string(b[:])
+}
+
+// viaResponse is the Via element holdfast adds to the responses it
+// forwards (RFC 9110 section 7.6.3): the protocol it received them in, from
+// an upstream, is always HTTP/1.1.
+const viaResponse = "1.1 holdfast"
+
+// copyResponseHeader copies an upstream response's header (hop-by-hop
+// fields already removed) to the client's, as it is: a representation
+// header the upstream did not send is not invented here. net/http's server
+// would otherwise sniff a Content-Type from the body, even with
+// X-Content-Type-Options: nosniff; a present key with no value stops it
+// and writes nothing. Via gets holdfast's element.
+func copyResponseHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+	if _, ok := src["Content-Type"]; !ok {
+		dst["Content-Type"] = nil
+	}
+	if prior := src["Via"]; len(prior) > 0 {
+		dst["Via"] = []string{strings.Join(prior, ", ") + ", " + viaResponse}
+	} else {
+		dst["Via"] = []string{viaResponse}
+	}
 }

@@ -33,9 +33,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	announced := announceTrailers(resp)
 	removeHopHeaders(resp.Header)
 	dst := w.Header()
-	for k, v := range resp.Header {
-		dst[k] = v
-	}
+	copyResponseHeader(dst, resp.Header)
 	if len(announced) > 0 {
 		dst["Trailer"] = announced
 	}

@@ -32,6 +32,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
+	if !h.admitRequest(w, r, x) {
+		return false
+	}
 	x.route = h.router.match(r.Host, r.URL.Path)
 	if x.route == nil {
 		x.cause = cause.DestinationNotFound
@@ -366,9 +369,7 @@ func (h *Handler) keep(x *exchange, resp *http.Response) {
 func (h *Handler) writeKept(w http.ResponseWriter, r *http.Request, x *exchange) {
 	k := x.kept
 	dst := w.Header()
-	for key, v := range k.header {
-		dst[key] = v
-	}
+	copyResponseHeader(dst, k.header)
 	dst.Set("Content-Length", strconv.Itoa(len(k.body)))
 	appendProxyStatus(dst, "holdfast; received-status="+strconv.Itoa(k.status))
 	if dst.Get("X-Request-Id") == "" {
