@@ -442,3 +442,44 @@ func BenchmarkIdleProbe(b *testing.B) {
 		}
 	}
 }
+
+// TestTLSCloseNotifyAfterResponse: an upstream that ends a TLS connection
+// with close_notify right after a response (in the same packet) is not
+// blamed, and the next request, a POST, does not go out on that connection
+// (where it would fail after being written, and could not be retried).
+func TestTLSCloseNotifyAfterResponse(t *testing.T) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	serverConf := &tls.Config{Certificates: ts.TLS.Certificates}
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ts.Close()
+	b := startStrayBackend(t, serverConf, func(c *strayConn, good, _ []byte) {
+		c.corked = true
+		c.Conn.Write(good)
+		c.Conn.(*tls.Conn).CloseWrite()
+		c.raw.SetWriteDeadline(time.Time{}) // CloseWrite ends writing on the socket
+		c.corked = false
+		c.raw.Write(c.held)
+		c.held = c.held[:0]
+	})
+	e := newEnv(t, poolConfig("timeouts: {read: 2s}", "https://"+b.addr), func(o *Options) {
+		o.Transports.TLSConfig = &tls.Config{RootCAs: roots}
+	})
+	for i, path := range []string{"/evil", "/ok"} {
+		req, _ := http.NewRequest("POST", e.URL+path, strings.NewReader("payload"))
+		req.Header.Set("X-Test-Id", fmt.Sprint(i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != fmt.Sprint("id=", i) {
+			t.Fatalf("POST %s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	if st := e.h.Pools()[0].Servers[0].State; st.DesyncCount() != 0 || b.conns.Load() != 2 {
+		t.Errorf("desyncs = %d, connections = %d; want 0 and 2", st.DesyncCount(), b.conns.Load())
+	}
+}

@@ -421,33 +421,44 @@ func (b *h1Body) finish(complete bool) {
 	aborted := !b.stop() // the context ended: the deadline may be poisoned
 	if complete && !aborted && !b.resp.Close && !b.req.Close {
 		now := b.pool.now()
-		if b.pc.pastResponse() {
+		switch b.pc.afterResponse() {
+		case peekData:
 			// Bytes beyond the end of the response: the next request
 			// would be answered with them (see desync.go).
 			b.pool.server.State.Desynced(now)
-		} else if !b.pool.server.State.ReuseSuspended(now) {
-			b.pc.uc.setReadDeadline(time.Time{})
-			b.pool.put(b.pc, now)
-			return
+		case peekOpen:
+			if !b.pool.server.State.ReuseSuspended(now) {
+				b.pc.uc.setReadDeadline(time.Time{})
+				b.pool.put(b.pc, now)
+				return
+			}
 		}
 	}
 	b.pc.close()
 }
 
-// pastResponse reports whether bytes beyond the end of the response just
-// read are already buffered. Bytes still in the kernel's socket buffer are
-// found by the peek when the connection is next taken from the pool; for
-// TLS, whole records the TLS layer has already read from the socket are
-// invisible to that peek, so a read that cannot wait looks at them now.
-func (pc *h1Conn) pastResponse() bool {
+// afterResponse says what follows the response just read: nothing yet
+// (peekOpen), bytes already buffered (peekData), or, over TLS, the end of
+// the connection (peekClosed). Bytes still in the kernel's socket buffer
+// are found by the peek when the connection is next taken from the pool;
+// for TLS, whole records the TLS layer has already read from the socket
+// are invisible to that peek, so a read that cannot wait looks at them now.
+func (pc *h1Conn) afterResponse() peekState {
 	if pc.br.Buffered() > 0 {
-		return true
+		return peekData
 	}
 	if !pc.tls {
-		return false
+		return peekOpen
 	}
 	pc.uc.Conn.SetReadDeadline(aLongTimeAgo)
 	_, err := pc.br.Peek(1)
 	pc.uc.setReadDeadline(time.Time{})
-	return err == nil
+	var ne net.Error
+	switch {
+	case err == nil:
+		return peekData
+	case errors.As(err, &ne) && ne.Timeout():
+		return peekOpen
+	}
+	return peekClosed // a close_notify read, or the connection failed
 }
