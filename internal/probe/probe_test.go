@@ -189,7 +189,8 @@ upstreams:
 	}
 	var b strings.Builder
 	WriteChecks(&b, checks)
-	for _, want := range []string{"POOL", "api", "/health", "connection_refused", "ok"} {
+	for _, want := range []string{"POOL", "api", "/health", "connection_refused", "ok",
+		"nothing listens on " + dead + "\n  next: Nothing listens on"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -152,10 +152,12 @@ func WriteChecks(w io.Writer, checks []Check) {
 	}
 	tw.Flush()
 	for _, c := range checks {
-		if !c.OK && c.Advice != "" {
-			fmt.Fprintf(w, "%s %s: %s %s\n", c.Pool, c.Server, c.Explain, c.Advice)
-		} else if !c.OK {
-			fmt.Fprintf(w, "%s %s: %s\n", c.Pool, c.Server, c.Explain)
+		if c.OK {
+			continue
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", c.Pool, c.Server, c.Explain)
+		if c.Advice != "" {
+			fmt.Fprintf(w, "  next: %s\n", c.Advice)
 		}
 	}
 }
