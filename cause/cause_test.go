@@ -47,7 +47,7 @@ func TestNames(t *testing.T) {
 }
 
 // TestTable pins every cause's status, safety and timeout flag; the rows
-// marked SPEC are the table in SPEC.md section 1.
+// marked "contract" are the table of docs/causes.md that other tools rely on.
 func TestTable(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -57,29 +57,29 @@ func TestTable(t *testing.T) {
 		safety  cause.Safety
 		timeout bool
 	}{
-		{cause.DNSError, "dns_error", 502, cause.NeverSent, false},                                                   // SPEC
-		{cause.DNSTimeout, "dns_timeout", 504, cause.NeverSent, true},                                                // SPEC
+		{cause.DNSError, "dns_error", 502, cause.NeverSent, false},                                                   // contract
+		{cause.DNSTimeout, "dns_timeout", 504, cause.NeverSent, true},                                                // contract
 		{cause.DestinationNotFound, "destination_not_found", 404, cause.NoRetry, false},                              //
-		{cause.DestinationUnavailable, "destination_unavailable", 503, cause.NotTried, false},                        // SPEC
-		{cause.ConnectionRefused, "connection_refused", 502, cause.NeverSent, false},                                 // SPEC
-		{cause.ConnectionTimeout, "connection_timeout", 504, cause.NeverSent, true},                                  // SPEC
-		{cause.ConnectionTerminated, "connection_terminated", 502, cause.SafeIfUnsent, false},                        // SPEC
-		{cause.ConnectionReadTimeout, "connection_read_timeout", cause.StatusAbort, cause.IdempotentOnly, true},      // SPEC
+		{cause.DestinationUnavailable, "destination_unavailable", 503, cause.NotTried, false},                        // contract
+		{cause.ConnectionRefused, "connection_refused", 502, cause.NeverSent, false},                                 // contract
+		{cause.ConnectionTimeout, "connection_timeout", 504, cause.NeverSent, true},                                  // contract
+		{cause.ConnectionTerminated, "connection_terminated", 502, cause.SafeIfUnsent, false},                        // contract
+		{cause.ConnectionReadTimeout, "connection_read_timeout", cause.StatusAbort, cause.IdempotentOnly, true},      // contract
 		{cause.ConnectionWriteTimeout, "connection_write_timeout", 504, cause.IdempotentOnly, true},                  //
-		{cause.ConnectionLimitReached, "connection_limit_reached", 503, cause.NotTried, false},                       // SPEC
-		{cause.TLSProtocolError, "tls_protocol_error", 502, cause.NeverSent, false},                                  // SPEC
-		{cause.TLSCertificateError, "tls_certificate_error", 502, cause.NeverSent, false},                            // SPEC
-		{cause.TLSAlertReceived, "tls_alert_received", 502, cause.NeverSent, false},                                  // SPEC
-		{cause.HTTPRequestError, "http_request_error", 400, cause.NoRetry, false},                                    // SPEC
-		{cause.HTTPRequestDenied, "http_request_denied", 429, cause.NotTried, false},                                 // SPEC
-		{cause.HTTPResponseIncomplete, "http_response_incomplete", cause.StatusAbort, cause.IdempotentOnly, false},   // SPEC
-		{cause.HTTPResponseHeaderSectionSize, "http_response_header_section_size", 502, cause.IdempotentOnly, false}, // SPEC
-		{cause.HTTPResponseTimeout, "http_response_timeout", 504, cause.IdempotentOnly, true},                        // SPEC
-		{cause.HTTPProtocolError, "http_protocol_error", 502, cause.IdempotentOnly, false},                           // SPEC
+		{cause.ConnectionLimitReached, "connection_limit_reached", 503, cause.NotTried, false},                       // contract
+		{cause.TLSProtocolError, "tls_protocol_error", 502, cause.NeverSent, false},                                  // contract
+		{cause.TLSCertificateError, "tls_certificate_error", 502, cause.NeverSent, false},                            // contract
+		{cause.TLSAlertReceived, "tls_alert_received", 502, cause.NeverSent, false},                                  // contract
+		{cause.HTTPRequestError, "http_request_error", 400, cause.NoRetry, false},                                    // contract
+		{cause.HTTPRequestDenied, "http_request_denied", 429, cause.NotTried, false},                                 // contract
+		{cause.HTTPResponseIncomplete, "http_response_incomplete", cause.StatusAbort, cause.IdempotentOnly, false},   // contract
+		{cause.HTTPResponseHeaderSectionSize, "http_response_header_section_size", 502, cause.IdempotentOnly, false}, // contract
+		{cause.HTTPResponseTimeout, "http_response_timeout", 504, cause.IdempotentOnly, true},                        // contract
+		{cause.HTTPProtocolError, "http_protocol_error", 502, cause.IdempotentOnly, false},                           // contract
 		{cause.HTTPUpgradeFailed, "http_upgrade_failed", 502, cause.IdempotentOnly, false},                           //
 		{cause.ProxyInternalError, "proxy_internal_error", 500, cause.NoRetry, false},                                //
-		{cause.UpstreamStatus, "upstream_status", 502, cause.IdempotentOnly, false},                                  // SPEC
-		{cause.ClientClosed, "client_closed", 499, cause.NoRetry, false},                                             // SPEC
+		{cause.UpstreamStatus, "upstream_status", 502, cause.IdempotentOnly, false},                                  // contract
+		{cause.ClientClosed, "client_closed", 499, cause.NoRetry, false},                                             // contract
 		{cause.ClientTimeout, "client_timeout", 408, cause.NoRetry, false},
 	}
 	if len(tests) != len(cause.All()) {
@@ -178,7 +178,7 @@ func TestRetryableFor(t *testing.T) {
 		}
 	}
 
-	// The SPEC's words: a POST after connection_terminated is retried only
+	// The rule: a POST after connection_terminated is retried only
 	// when no byte was written; after dns_error (which writes nothing),
 	// always; after a TLS alert that struck once the request was written,
 	// never.
@@ -263,7 +263,7 @@ func TestExplain(t *testing.T) {
 		}
 	}
 	if got, want := cause.ConnectionRefused.Explain(addr), "the upstream refused the connection: nothing listens on 10.0.0.7:8080"; got != want {
-		t.Errorf("ConnectionRefused.Explain = %q, want %q (the SPEC's example)", got, want)
+		t.Errorf("ConnectionRefused.Explain = %q, want %q (the example in docs/causes.md)", got, want)
 	}
 }
 

@@ -24,7 +24,7 @@
 // Transport.Retry429), or no response at all (a refused or reset
 // connection, a DNS or TLS failure, a timeout). Failures are named with the
 // causes of package [github.com/holdfast/holdfast/cause], and retried only
-// when it is safe (SPEC section 3.4):
+// when it is safe, by the same rules as holdfast's gateway (docs/design.md):
 //
 //   - GET, HEAD, OPTIONS, TRACE, PUT and DELETE, and any request with an
 //     Idempotency-Key or X-Idempotency-Key header, are retried on every

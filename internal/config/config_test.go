@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// specExample is the example of SPEC section 2, verbatim.
+// specExample is the reference configuration: every section, in the shape
+// docs/configuration.md annotates it.
 const specExample = `listen:
   - addr: ":8080"
   - addr: ":8443"
@@ -42,7 +43,7 @@ upstreams:
 `
 
 // writeConfig writes config as holdfast.yaml in a new directory, beside the
-// files the SPEC example names (cert.pem, key.pem, admin.token), and returns
+// files the reference example names (cert.pem, key.pem, admin.token), and returns
 // its path. Load only checks that those files can be read, so their content
 // is a placeholder.
 func writeConfig(t testing.TB, config string) string {
@@ -315,9 +316,9 @@ func TestSummary(t *testing.T) {
 	}
 	got := Summary(c)
 	want := `listen :8080 (http), :8443 (https, h2)
-admin 127.0.0.1:9901
+admin 127.0.0.1:9901 (not in force in this build)
 route api.example.com/ -> api
-pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s
+pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (active checks not in force in this build)
 `
 	if got != want {
 		t.Errorf("Summary =\n%s\nwant\n%s", got, want)

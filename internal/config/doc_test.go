@@ -140,7 +140,7 @@ func TestDocumentedDefaults(t *testing.T) {
 }
 
 // TestDocumentedExample checks that the annotated example in the reference
-// loads, and means the same as the SPEC's.
+// loads, and means the same as the reference configuration in the tests.
 func TestDocumentedExample(t *testing.T) {
 	data, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
@@ -162,6 +162,6 @@ func TestDocumentedExample(t *testing.T) {
 	got.Listen[1].TLS, want.Listen[1].TLS = nil, nil
 	got.Admin.TokenFile, want.Admin.TokenFile = "", ""
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("the documented example differs from the SPEC's:\n%+v\n%+v", got, want)
+		t.Errorf("the documented example differs from the reference configuration:\n%+v\n%+v", got, want)
 	}
 }

@@ -10,9 +10,9 @@ import (
 // `holdfast check` to print when the file is valid:
 //
 //	listen :8080 (http), :8443 (https, h2)
-//	admin 127.0.0.1:9901
+//	admin 127.0.0.1:9901 (not in force in this build)
 //	route api.example.com/ -> api
-//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s
+//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (active checks not in force in this build)
 func Summary(c *Config) string {
 	var b strings.Builder
 	ls := make([]string, len(c.Listen))
@@ -28,7 +28,9 @@ func Summary(c *Config) string {
 	}
 	fmt.Fprintf(&b, "listen %s\n", strings.Join(ls, ", "))
 	if c.Admin.Addr != "" {
-		fmt.Fprintf(&b, "admin %s\n", c.Admin.Addr)
+		// Said here as the gateway says it at start, so that nobody
+		// relies on it unknowingly.
+		fmt.Fprintf(&b, "admin %s (not in force in this build)\n", c.Admin.Addr)
 	}
 	for _, r := range c.Routes {
 		host := r.Match.Host
@@ -65,7 +67,7 @@ func Summary(c *Config) string {
 		fmt.Fprintf(&b, ", connect %s, read %s, idle %s",
 			formatDuration(t.Connect), formatDuration(t.Read), formatDuration(t.Idle))
 		if u.Health.Path != "" {
-			fmt.Fprintf(&b, ", health %s %s every %s", u.Health.Method, u.Health.Path, formatDuration(u.Health.Interval))
+			fmt.Fprintf(&b, ", health %s %s every %s (active checks not in force in this build)", u.Health.Method, u.Health.Path, formatDuration(u.Health.Interval))
 		}
 		b.WriteByte('\n')
 	}
