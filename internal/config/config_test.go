@@ -327,3 +327,15 @@ pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 3
 		t.Errorf("Summary has %d lines, want a few", n)
 	}
 }
+
+// TestExampleFileLoads keeps the commented sample configuration at the
+// root of the repository valid.
+func TestExampleFileLoads(t *testing.T) {
+	c, err := Load("../../holdfast.example.yaml")
+	if err != nil {
+		t.Fatalf("holdfast.example.yaml: %v", err)
+	}
+	if len(c.Routes) == 0 || len(c.Upstreams) == 0 {
+		t.Errorf("holdfast.example.yaml has %d routes and %d pools", len(c.Routes), len(c.Upstreams))
+	}
+}
