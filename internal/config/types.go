@@ -264,15 +264,17 @@ type ClientLimits struct {
 	// of a repeated field counts). Default 100, as Apache's
 	// LimitRequestFields; over it the answer is 431.
 	MaxHeaderCount int `yaml:"max_header_count"`
-	// BodyTimeout is the longest wait between two reads of a request body
-	// (nginx's client_body_timeout). Default 60s. When it runs out the
-	// answer is 408 if nothing was sent upstream yet; otherwise the upstream
-	// request is aborted. The upstream is never blamed.
+	// BodyTimeout is the longest wait for the next bytes of a request body
+	// (nginx's client_body_timeout). Default 60s. When it runs out, an
+	// upstream request the body was streaming to is aborted and its
+	// connection closed, and the answer is 408, or the response is cut if
+	// it had started. The upstream is never blamed.
 	BodyTimeout time.Duration `yaml:"body_timeout"`
-	// SendTimeout is the longest wait between two successful writes of a
-	// response to the client (nginx's send_timeout). Default 60s. When it
-	// runs out both connections are closed; the upstream is never blamed.
-	// Upgraded connections (WebSocket) are not bound by it.
+	// SendTimeout is the longest one write of a response to the client
+	// (up to 32KiB) may wait (nginx's send_timeout); waits on the upstream
+	// do not count. Default 60s. When it runs out both connections are
+	// closed; the upstream is never blamed. Upgraded connections
+	// (WebSocket) are not bound by it.
 	SendTimeout time.Duration `yaml:"send_timeout"`
 	// MaxConnections caps the client connections open at once, across all
 	// listeners. Default 10000. Beyond it a new connection is accepted and

@@ -57,6 +57,7 @@ type Gateway struct {
 	serveErr  chan error
 	closed    bool
 	draining  sync.WaitGroup // listeners removed by a reload, still draining
+	conns     *connLimit     // client.max_connections, over every listener
 }
 
 type listener struct {
@@ -67,6 +68,7 @@ type listener struct {
 	srv      *http.Server
 	cert     atomic.Pointer[tls.Certificate]
 	retiring atomic.Bool // its socket was closed on purpose: Serve's error is expected
+	limit    *connLimit  // the gateway's, shared by its listeners
 }
 
 // New builds a gateway for cfg. It does not listen yet.
@@ -82,6 +84,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		listeners:  make(map[string]*listener),
 		serveErr:   make(chan error, 16),
 	}
+	g.conns = newConnLimit(cfg.Client.MaxConnections, g.log)
 	h, f, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -167,9 +170,25 @@ func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, erro
 // arrived; a reload does not affect requests already in flight.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := g.handler.Load()
-	if fc := framingOf(r.Context()); fc != nil && fc.nextAmbiguous() {
-		w.Header().Set("Connection", "close")
-		h.Reject(w, r, http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding (request smuggling shape)")
+	if fc := framingOf(r.Context()); fc != nil {
+		if v, warn := fc.nextAmbiguous(r); v != framingOK {
+			if warn {
+				target := r.RequestURI
+				if len(target) > 256 {
+					target = target[:256]
+				}
+				g.log.Warn("request smuggling defence: the framing scanner is out of step with net/http; refusing the connection's requests",
+					"client", r.RemoteAddr, "method", r.Method, "target", target)
+			}
+			w.Header().Set("Connection", "close")
+			h.Reject(w, r, http.StatusBadRequest, v.String())
+			return
+		}
+	}
+	// net/http's own OPTIONS * answer is disabled (see open): it would
+	// bypass the framing check above.
+	if r.Method == http.MethodOptions && r.RequestURI == "*" {
+		h.ServeOptionsStar(w, r)
 		return
 	}
 	h.ServeHTTP(w, r)
@@ -292,7 +311,7 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 }
 
 func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certificate) (*listener, error) {
-	ln := &listener{key: listenerKey(l), addr: l.Addr}
+	ln := &listener{key: listenerKey(l), addr: l.Addr, limit: g.conns}
 	if l.TLS == nil {
 		ln.maxHead = int(cfg.Client.MaxHeaderBytes) + 4096
 	}
@@ -311,6 +330,10 @@ func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certific
 			}
 			return ctx
 		},
+		// Every request, OPTIONS * included, goes through ServeHTTP and its
+		// framing check: net/http's built-in answer let a smuggled request
+		// pass unseen.
+		DisableGeneralOptionsHandler: true,
 	}
 	ln.srv = srv
 	if cert != nil {
@@ -332,13 +355,14 @@ func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certific
 	return ln, nil
 }
 
-// bind opens the listener's socket; a plain listener gets the framing
-// scanner of the smuggling defence.
+// bind opens the listener's socket under the connection limit; a plain
+// listener gets the framing scanner of the smuggling defence above it.
 func (ln *listener) bind() error {
 	nl, err := net.Listen("tcp", ln.addr)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", ln.addr, err)
 	}
+	nl = &limitListener{Listener: nl, lim: ln.limit}
 	if ln.maxHead > 0 {
 		nl = &framingListener{Listener: nl, maxHead: ln.maxHead}
 	}
@@ -387,6 +411,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
+	g.conns.setMax(cfg.Client.MaxConnections)
 	g.swapLogFile(f)
 	g.warnNotInForce(cfg)
 	keep := make(map[string]bool)

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,9 @@ type exchange struct {
 	kept         *keptResponse
 	clientStatus int // the status for a client's own error, when not the cause's
 	reqBody      requestBody
+	bodyRd       clientBody    // a body read into body: under client.body_timeout
+	dl           connDeadlines // the client connection's; nil if none can be set
+	send         stall         // client.send_timeout, on writes of the response
 }
 
 func (x *exchange) reset() {
@@ -145,6 +150,7 @@ func (t *attemptTrace) written() bool {
 var (
 	errTotalTimeout = errors.New("holdfast: retry.timeout reached")
 	errReadTimeout  = errors.New("holdfast: read timeout between body reads")
+	errBodyTimeout  = errors.New("holdfast: the request body stalled longer than client.body_timeout")
 )
 
 // requestBody is the client's body as the attempts see it.
@@ -160,6 +166,19 @@ type countingReader struct {
 	r   io.Reader
 	n   atomic.Int64
 	err atomic.Pointer[error] // a failure reading the client's body
+	cb  clientBody            // what r reads from: the client's body
+}
+
+// newStream returns the reader through which a body streams upstream:
+// first sent, the part already read into the replay buffer, then the rest
+// of cb.
+func newStream(cb clientBody, sent []byte) *countingReader {
+	c := &countingReader{cb: cb}
+	c.r = &c.cb
+	if len(sent) > 0 {
+		c.r = io.MultiReader(bytesReader(sent), &c.cb)
+	}
+	return c
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -184,6 +203,227 @@ func (c *countingReader) readErr() error {
 }
 
 func (c *countingReader) Close() error { return nil }
+
+// connDeadlines is what net/http's response writers offer to bound one read
+// or write on the client's connection (HTTP/1) or stream (HTTP/2).
+type connDeadlines interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// deadlinesOf finds the deadlines behind w, as http.ResponseController
+// does, without its allocation per call on writers that have none.
+func deadlinesOf(w http.ResponseWriter) connDeadlines {
+	for {
+		switch t := w.(type) {
+		case connDeadlines:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
+// stall bounds each read, or each write, on a client connection by d.
+//
+// On HTTP/1 that is the socket's deadline, which matters only to an
+// operation in progress. It is moved before an operation only once less
+// than d is left of it, so that many small operations set it a few times
+// per d rather than each once: every operation gets d, and at most d and a
+// sixteenth.
+//
+// On HTTP/2 a deadline is a timer on the stream, which resets the stream
+// when it runs out whether an operation is in progress or not (a pause of
+// the upstream's would cut the client), and each setting is a message to
+// the connection's goroutine and an allocation. A watchdog notes instead
+// when the operation in progress began, and cuts one that has run d by
+// setting a deadline in the past.
+type stall struct {
+	d     time.Duration // 0: no limit
+	dl    connDeadlines
+	write bool
+	at    time.Time // HTTP/1: the deadline set; zero for none
+	dog   *watchdog // HTTP/2
+}
+
+func newStall(d time.Duration, dl connDeadlines, h2, write bool) stall {
+	if d <= 0 || dl == nil {
+		return stall{}
+	}
+	s := stall{d: d, dl: dl, write: write}
+	if h2 {
+		s.dog = newWatchdog(d, dl, write)
+	}
+	return s
+}
+
+// start is called before an operation, end after it.
+func (s *stall) start() {
+	if s.d <= 0 {
+		return
+	}
+	if s.dog != nil {
+		s.dog.since.Store(int64(time.Since(s.dog.base)) | 1)
+		return
+	}
+	now := time.Now()
+	if !s.at.IsZero() && s.at.Sub(now) >= s.d {
+		return
+	}
+	s.at = now.Add(s.d + s.d/16)
+	s.set(s.at)
+}
+
+func (s *stall) end() {
+	if s.dog != nil {
+		s.dog.since.Store(0)
+	}
+}
+
+func (s *stall) set(t time.Time) {
+	if s.write {
+		_ = s.dl.SetWriteDeadline(t)
+	} else {
+		_ = s.dl.SetReadDeadline(t)
+	}
+}
+
+// clear lifts an HTTP/1 deadline.
+func (s *stall) clear() {
+	if s.d > 0 && s.dog == nil && !s.at.IsZero() {
+		s.at = time.Time{}
+		s.set(s.at)
+	}
+}
+
+// expired reports whether an operation that just failed ran out of time.
+func (s *stall) expired() bool {
+	if s.dog != nil {
+		return s.dog.fired.Load()
+	}
+	return !s.at.IsZero() && !time.Now().Before(s.at)
+}
+
+// stop ends the watchdog. It must be called before the handler returns:
+// past that, net/http's HTTP/2 writer is gone and setting its deadline
+// panics.
+func (s *stall) stop() {
+	if s.dog != nil {
+		s.dog.stop()
+	}
+}
+
+// watchdog cuts an HTTP/2 read or write that has run d.
+type watchdog struct {
+	d     time.Duration
+	dl    connDeadlines
+	write bool
+	base  time.Time
+	since atomic.Int64 // since base, when the operation in progress began; 0: none
+	fired atomic.Bool
+
+	mu   sync.Mutex // orders check and stop
+	done bool
+	t    *time.Timer
+}
+
+func newWatchdog(d time.Duration, dl connDeadlines, write bool) *watchdog {
+	w := &watchdog{d: d, dl: dl, write: write, base: time.Now()}
+	w.mu.Lock()
+	w.t = time.AfterFunc(d, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *watchdog) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	next := w.d
+	if since := w.since.Load(); since != 0 {
+		ran := time.Since(w.base) - time.Duration(since)
+		if ran >= w.d {
+			w.fired.Store(true)
+			past := time.Unix(1, 0)
+			if w.write {
+				_ = w.dl.SetWriteDeadline(past)
+			} else {
+				_ = w.dl.SetReadDeadline(past)
+			}
+			return
+		}
+		next = w.d - ran
+	}
+	w.t.Reset(next)
+}
+
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.t.Stop()
+	w.mu.Unlock()
+}
+
+// clientBody is a client's request body with client.body_timeout on every
+// read (nginx's client_body_timeout): a body that trickles holds neither the
+// request nor the upstream connection it streams to for longer than that
+// between two reads. It is read from one goroutine at a time.
+type clientBody struct {
+	r    io.Reader
+	ctx  context.Context // the request's
+	st   stall
+	over bool // the body ended (EOF or an error): no deadline is set again
+}
+
+func (c *clientBody) Read(p []byte) (int, error) {
+	if c.st.d <= 0 || c.over || c.ctx.Err() != nil {
+		// Past the handler (net/http's Transport may still read a body
+		// after the response), an HTTP/1 connection may be serving the
+		// next request: no deadline of this one may land on it.
+		return c.r.Read(p)
+	}
+	c.st.start()
+	n, err := c.r.Read(p)
+	c.st.end()
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		c.over = true
+		// At EOF net/http starts reading an HTTP/1 connection in the
+		// background, to notice a client that leaves: a deadline left set
+		// would end that read and cancel the request's context as if the
+		// client had gone. (Go 1.26's net/http clears it too as that read
+		// starts; not setting it again matters more.)
+		c.st.clear()
+	default:
+		// Any other error is left with its deadline, so that net/http's
+		// own reads of what remains of the body after the handler (up to
+		// 256 KiB, to keep the connection) stay bounded too.
+		c.over = true
+		if errors.Is(err, os.ErrDeadlineExceeded) || c.st.expired() {
+			err = errBodyTimeout
+		}
+	}
+	return n, err
+}
+
+// stopClientTimers ends the client timeouts' watchdogs before the handler
+// returns. A streamed body's reader may outlive the handler; its stall is
+// stopped too (it shares its watchdog with bodyRd's when part of the body
+// was read first).
+func (x *exchange) stopClientTimers() {
+	x.send.stop()
+	x.bodyRd.st.stop()
+	if x.reqBody.stream != nil {
+		x.reqBody.stream.cb.st.stop()
+	}
+	// The pooled exchange keeps no hold on the connection.
+	x.dl, x.send, x.bodyRd = nil, stall{}, clientBody{}
+}
 
 // replayable reports whether the body can be sent again.
 func (b *requestBody) replayable() bool {
@@ -215,6 +455,12 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s 
 	switch {
 	case body.buffered:
 		b := x.body.Bytes()
+		if body.viaStd && len(b) > 0 {
+			// net/http's Transport writes a body on a goroutine of its own,
+			// which may still be reading after the response came back and
+			// the exchange, with its buffer, went to the next request.
+			b = bytes.Clone(b)
+		}
 		out.ContentLength = int64(len(b))
 		if len(b) > 0 {
 			out.Body = io.NopCloser(bytes.NewReader(b))
@@ -289,6 +535,10 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 			rec.Cause = cause.HTTPRequestError
 			var mbe *http.MaxBytesError
 			switch {
+			case rerr == errBodyTimeout:
+				// Never the upstream's fault, never retried: the body
+				// that was being sent is gone.
+				rec.Cause = cause.ClientTimeout
 			case errors.As(rerr, &mbe):
 				x.clientStatus = http.StatusRequestEntityTooLarge
 			case r.Context().Err() != nil || errors.Is(rerr, io.ErrUnexpectedEOF):
@@ -306,6 +556,10 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 			}
 		}
 		x.detail = rec.Cause.Explain(s.Addr) + ": " + err.Error()
+		if rec.Cause == cause.ClientTimeout {
+			// The address in parentheses would read as the client's.
+			x.detail = rec.Cause.Explain("client.body_timeout " + h.bodyTO.String() + ", streaming to " + s.Addr)
+		}
 		return nil, rec, actx, cancel
 	}
 	rec.Phase = cause.PhaseRead

@@ -61,6 +61,10 @@ type Handler struct {
 	maxBody int64
 	// maxHeaderCount is client.max_header_count.
 	maxHeaderCount int
+	// bodyTO and sendTO are client.body_timeout and client.send_timeout:
+	// the longest wait for one read of a request body and for one write of
+	// a response. 0 turns them off.
+	bodyTO, sendTO time.Duration
 
 	log    *slog.Logger
 	access *slog.Logger
@@ -176,6 +180,8 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		expose:         cfg.ExposeDetails,
 		maxBody:        cfg.Client.MaxBodyBytes,
 		maxHeaderCount: cfg.Client.MaxHeaderCount,
+		bodyTO:         cfg.Client.BodyTimeout,
+		sendTO:         cfg.Client.SendTimeout,
 		log:            o.Logger,
 		access:         o.AccessLog,
 		now:            o.Now,

@@ -50,7 +50,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
 	rc := http.NewResponseController(w)
 	if flush {
+		x.send.start()
 		_ = rc.Flush()
+		x.send.end()
 	}
 
 	var body io.Reader = resp.Body
@@ -68,19 +70,24 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
+			x.send.start()
 			wn, werr := w.Write(buf[:n])
+			x.send.end()
 			x.bytesOut += int64(wn)
 			if werr != nil {
-				x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
-				return false
+				// Returning closes the response body before its end, and
+				// with it the upstream connection.
+				return h.sendFailed(x)
 			}
 			// Flush event streams at once, and anything else whenever the
 			// upstream had no more to give right now (a short read): a
 			// client then gets what exists while the upstream is slow.
 			if flush || (n < len(buf) && rerr == nil) {
-				if err := rc.Flush(); err != nil {
-					x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
-					return false
+				x.send.start()
+				err := rc.Flush()
+				x.send.end()
+				if err != nil {
+					return h.sendFailed(x)
 				}
 			}
 		}
@@ -88,6 +95,19 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 			break
 		}
 		if rerr != nil {
+			if x.reqBody.stream.readErr() == errBodyTimeout {
+				// The response came while the body was still streaming
+				// (net/http's Transport sends both at once) and the body
+				// stalled: the upstream request was aborted with it.
+				x.cause, x.status = cause.ClientTimeout, http.StatusRequestTimeout
+				x.detail = cause.ClientTimeout.Explain("client.body_timeout " + h.bodyTO.String())
+				return true
+			}
+			if x.send.expired() {
+				// An HTTP/2 write cut as it completed: the stream is reset,
+				// and the upstream with it.
+				return h.sendFailed(x)
+			}
 			if r.Context().Err() != nil {
 				x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
 				return false
@@ -120,6 +140,38 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		x.cause = cause.UpstreamStatus
 	}
 	return false
+}
+
+// sendFailed notes why a write to the client failed, and reports whether
+// the stream must be cut: client.send_timeout ran out (the connection is
+// held by a client that does not read), or else the client went away.
+func (h *Handler) sendFailed(x *exchange) (abort bool) {
+	if x.send.expired() {
+		x.cause, x.status = cause.ClientTimeout, http.StatusRequestTimeout
+		x.detail = cause.ClientTimeout.Explain("client.send_timeout " + h.sendTO.String())
+		return true
+	}
+	x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+	return false
+}
+
+// finishSend bounds by client.send_timeout what net/http still writes of
+// the response once the handler has returned (what its buffers hold, the
+// end of a chunked body, a small error page in full), which has no deadline
+// of its own. On HTTP/1 the deadline is left set for it, and net/http lifts
+// it afterwards, so that a kept-alive connection's next response starts
+// clear. On HTTP/2 the watchdog ends with the handler: the response is
+// flushed under it here, and what net/http sends after, the end of the
+// stream, is not held back by flow control.
+func (h *Handler) finishSend(w http.ResponseWriter, x *exchange) {
+	if x.send.d <= 0 || x.status == http.StatusSwitchingProtocols || x.cause == cause.ClientClosed {
+		return
+	}
+	x.send.start()
+	if x.send.dog != nil {
+		_ = http.NewResponseController(w).Flush()
+		x.send.end()
+	}
 }
 
 func announceTrailers(resp *http.Response) []string {

@@ -21,14 +21,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.start = h.now()
 	x.reqID = requestID(r.Header)
 	defer exchangePool.Put(x)
+	if h.bodyTO > 0 || h.sendTO > 0 {
+		if x.dl = deadlinesOf(w); x.dl != nil {
+			x.send = newStall(h.sendTO, x.dl, r.ProtoMajor >= 2, true)
+			defer x.stopClientTimers()
+		}
+	}
 
 	abort := h.serve(w, r, x)
 	h.logRequest(r, x)
 	if abort {
-		// The response had started when the upstream failed: the only
-		// honest signal left is to cut the stream.
+		// The response had started when the upstream failed or the client
+		// stopped reading: the only honest signal left is to cut the
+		// stream.
 		panic(http.ErrAbortHandler)
 	}
+	h.finishSend(w, x)
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
@@ -182,7 +190,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 					x.status = cause.StatusClientClosed
 					return false
 				}
-				if x.kept != nil {
+				if x.kept != nil && x.cause != cause.ClientTimeout {
 					x.status = x.kept.status
 					x.cause = cause.UpstreamStatus
 					h.writeKept(w, r, x)
@@ -252,20 +260,26 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
+	cb := clientBody{r: r.Body, ctx: r.Context(), st: newStall(h.bodyTO, x.dl, r.ProtoMajor >= 2, false)}
 	expect := headerHasToken(r.Header, "Expect", "100-continue")
 	b.expect = expect
 	if expect || (r.ContentLength > p.bodyBuffer) {
 		// Stream: 100-continue must reach the upstream before the body is
 		// read, and a body over body_buffer is not held in memory.
-		b.stream = &countingReader{r: r.Body}
+		b.stream = newStream(cb, nil)
 		return b, true
 	}
 	lim := p.bodyBuffer
-	n, err := x.body.ReadFrom(io.LimitReader(r.Body, lim+1))
+	x.bodyRd = cb
+	n, err := x.body.ReadFrom(io.LimitReader(&x.bodyRd, lim+1))
 	x.bytesIn = n
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
+		case err == errBodyTimeout:
+			x.cause, x.status = cause.ClientTimeout, http.StatusRequestTimeout
+			x.detail = cause.ClientTimeout.Explain("client.body_timeout " + h.bodyTO.String())
+			writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, 0, x.route.pages)
 		case errors.As(err, &mbe):
 			h.clientError(w, r, x, http.StatusRequestEntityTooLarge, "request body larger than client.max_body_bytes")
 		case r.Context().Err() != nil:
@@ -276,11 +290,12 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 		return nil, false
 	}
 	if n <= lim {
+		x.bodyRd.st.stop() // the body is in: no HTTP/2 watchdog to keep
 		b.buffered = true
 		return b, true
 	}
 	// Chunked and larger than body_buffer: send what was read, then the rest.
-	b.stream = &countingReader{r: io.MultiReader(bytesReader(x.body.Bytes()), r.Body)}
+	b.stream = newStream(x.bodyRd, x.body.Bytes())
 	b.length = -1
 	return b, true
 }
@@ -314,7 +329,7 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec a
 		hl = upstream.SoftFailure
 	case resp != nil:
 		hl = upstream.Success
-	case c == cause.ClientClosed || c == cause.HTTPRequestError:
+	case c == cause.ClientClosed || c == cause.HTTPRequestError || c == cause.ClientTimeout:
 		hl = upstream.Neutral
 	case !p.failOn.failure(c):
 		hl = upstream.Neutral
