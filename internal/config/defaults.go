@@ -54,6 +54,7 @@ func setDefaults(p any) {
 			Retry: Retry{
 				On:         defaultConditions(),
 				Tries:      3,
+				Timeout:    30 * time.Second,
 				BodyBuffer: 1 * mib,
 				Backoff:    10 * time.Millisecond,
 				BackoffMax: 250 * time.Millisecond,

@@ -59,7 +59,7 @@ upstreams:
     retry:
       tires: 5
 `,
-			want: []wantErr{{6, 7, "upstreams.api.retry", `unknown key "tires" (did you mean "tries"? valid: on, tries, timeout, body_buffer, non_idempotent, backoff, backoff_max, budget, budget_min)`}},
+			want: []wantErr{{6, 7, "upstreams.api.retry", `unknown key "tires" (did you mean "tries"? valid: on, tries, timeout, same_server_on_timeout, body_buffer, non_idempotent, backoff, backoff_max, budget, budget_min)`}},
 		},
 		{
 			name: "server key on the pool",

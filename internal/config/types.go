@@ -186,11 +186,19 @@ type Retry struct {
 	// Tries is the most attempts per request, the first included. Default 3.
 	Tries int `yaml:"tries"`
 	// Timeout bounds all tries of one request together, backoff included,
-	// until a response header arrives. Default 0: no total bound beyond each
-	// attempt's own timeouts. A response that has started is never cut by
-	// it, nor is an upgraded connection (WebSocket). An upstream's
-	// Retry-After is honoured only when it fits in what is left.
+	// until a response header arrives. Default 30s, so that retries never
+	// multiply a slow upstream's wait (three tries of a 60s read timeout
+	// would be three minutes); 0: no total bound beyond each attempt's own
+	// timeouts. A response that has started is never cut by it, nor is an
+	// upgraded connection (WebSocket). An upstream's Retry-After is honoured
+	// only when it fits in what is left.
 	Timeout time.Duration `yaml:"timeout"`
+	// SameServerOnTimeout lets a request that timed out after it was sent
+	// (no response header in time, or the send stalled) be tried again on
+	// the same server. Default false: a timeout is evidence that the server
+	// is struggling, and sending it the same request again adds to its
+	// load; another server is still tried.
+	SameServerOnTimeout bool `yaml:"same_server_on_timeout"`
 	// BodyBuffer is the largest request body kept for replay. A larger body
 	// is streamed and not retried once sent. Default 1MiB.
 	BodyBuffer int64 `yaml:"body_buffer"`

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 
@@ -26,14 +27,18 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 	if h.access == nil || !h.access.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 18)
+	attrs := make([]slog.Attr, 0, 22)
 	attrs = append(attrs,
 		slog.String("request_id", x.reqID),
 		slog.String("client", r.RemoteAddr),
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),
+		slog.String("query", r.URL.RawQuery),
 		slog.String("proto", r.Proto),
+		slog.String("tls", tlsVersion(r)),
+		slog.String("user_agent", r.Header.Get("User-Agent")),
+		slog.String("referer", r.Header.Get("Referer")),
 		slog.String("route", routeName),
 		slog.String("upstream", poolName),
 		slog.Int("status", x.status),
@@ -56,4 +61,13 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 		attrs = append(attrs, slog.Any("ledger", append([]attemptRecord(nil), x.attempts...)))
 	}
 	h.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// tlsVersion names the TLS version of the client's connection ("TLS 1.3"),
+// or "" for plain HTTP.
+func tlsVersion(r *http.Request) string {
+	if r.TLS == nil {
+		return ""
+	}
+	return tls.VersionName(r.TLS.Version)
 }

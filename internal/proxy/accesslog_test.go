@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"github.com/holdfast/holdfast/internal/testutil"
@@ -43,5 +44,37 @@ func TestAccessLogLedger(t *testing.T) {
 	}
 	if second["server"] == good.URL && (second["reused"] != true || second["idle_ms"] == nil) {
 		t.Errorf("second request's try should record a reused connection and its idle time: %v", second)
+	}
+}
+
+// TestAccessLogFields: what operators grep for is on the line, and the
+// bytes holdfast writes itself (its error pages) are counted.
+func TestAccessLogFields(t *testing.T) {
+	e := newEnv(t, poolConfig("", "http://"+testutil.DeadAddr(t)))
+	r := e.do("GET", "/x?a=1&b=two", "", "User-Agent", "probe/1.0", "Referer", "https://example.com/from", "Accept", "application/json")
+	wantStatus(t, r, 502)
+	l := e.accessLines()[0]
+	for k, want := range map[string]any{"path": "/x", "query": "a=1&b=two", "user_agent": "probe/1.0",
+		"referer": "https://example.com/from", "proto": "HTTP/1.1", "tls": "", "bytes_out": float64(len(r.body))} {
+		if l[k] != want {
+			t.Errorf("%s = %v, want %v", k, l[k], want)
+		}
+	}
+	if len(r.body) < 100 {
+		t.Errorf("error page of %d bytes", len(r.body))
+	}
+
+	srv := httptest.NewUnstartedServer(e.h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	lines := e.accessLines()
+	if l := lines[len(lines)-1]; l["tls"] != "TLS 1.3" || l["proto"] != "HTTP/2.0" {
+		t.Errorf("over TLS: tls = %v, proto = %v", l["tls"], l["proto"])
 	}
 }

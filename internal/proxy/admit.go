@@ -45,7 +45,7 @@ func (h *Handler) admitRequest(w http.ResponseWriter, r *http.Request, x *exchan
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, nil)
+	h.answerError(w, r, x, 0, nil)
 	return false
 }
 

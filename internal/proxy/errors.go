@@ -83,8 +83,9 @@ func wantsHTML(accept string) bool {
 // writeError sends an error response made by the gateway itself: the status
 // of c, Proxy-Status naming c, X-Request-Id, Retry-After where it helps, and
 // a problem+json or HTML body. detail is the explanation with internal
-// addresses: it reaches the client only when exposeDetails is set.
-func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status int, reqID string, attempts int, detail string, exposeDetails bool, retryAfter time.Duration, pg *pages) {
+// addresses: it reaches the client only when exposeDetails is set. It
+// returns the number of body bytes written.
+func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status int, reqID string, attempts int, detail string, exposeDetails bool, retryAfter time.Duration, pg *pages) int {
 	if status == 0 {
 		status = c.Status()
 	}
@@ -143,9 +144,17 @@ func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status in
 	}
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
+	if r.Method == http.MethodHead {
+		return 0
 	}
+	n, _ := w.Write(buf.Bytes())
+	return n
+}
+
+// answerError answers x with holdfast's own error response, for its cause,
+// status and detail, and counts the bytes written for the access log.
+func (h *Handler) answerError(w http.ResponseWriter, r *http.Request, x *exchange, retryAfter time.Duration, pg *pages) {
+	x.bytesOut += int64(writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, retryAfter, pg))
 }
 
 // proxyStatus formats an RFC 9209 Proxy-Status member for a failure.

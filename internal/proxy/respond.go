@@ -233,7 +233,7 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, re
 		resp.Body.Close()
 		x.cause, x.status = cause.HTTPUpgradeFailed, http.StatusBadGateway
 		x.detail = "upstream switched protocols without a matching Upgrade"
-		writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+		h.answerError(w, r, x, 0, x.route.pages)
 		return false
 	}
 	defer backConn.Close()
@@ -241,7 +241,7 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, re
 	if err != nil {
 		x.cause, x.status = cause.HTTPUpgradeFailed, http.StatusBadGateway
 		x.detail = "cannot take over the client connection: " + err.Error()
-		writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+		h.answerError(w, r, x, 0, x.route.pages)
 		return false
 	}
 	defer conn.Close()

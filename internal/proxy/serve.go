@@ -48,7 +48,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		x.cause = cause.DestinationNotFound
 		x.status = http.StatusNotFound
 		x.detail = "no route for host " + r.Host + " path " + r.URL.Path
-		writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, 0, nil)
+		h.answerError(w, r, x, 0, nil)
 		return false
 	}
 	p := x.route.pool
@@ -98,7 +98,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				if !retryAt.IsZero() {
 					ra = retryAt.Sub(now)
 				}
-				writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, ra, x.route.pages)
+				h.answerError(w, r, x, ra, x.route.pages)
 				return false
 			}
 			x.retrySkipped = "no_server"
@@ -109,6 +109,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 			if x.tried.Has(s) && x.attempts[len(x.attempts)-1].Cause == cause.TLSCertificateError {
 				// A rejected certificate will be rejected again.
 				x.retrySkipped = "no_server"
+				break
+			}
+			if x.tried.Has(s) && !p.sameOnTimeout && timedOutAt(x, s) {
+				// A server that let this request time out is struggling:
+				// the same request again would only add to its load.
+				x.retrySkipped = "timeout_same_server"
 				break
 			}
 			if x.tried.Has(s) {
@@ -203,7 +209,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				if x.status == cause.StatusAbort {
 					x.status = http.StatusBadGateway
 				}
-				writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+				h.answerError(w, r, x, 0, x.route.pages)
 				return false
 			}
 			abort = h.respond(w, r, x, p, resp, actx, cancel, up)
@@ -238,7 +244,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 	if x.status == cause.StatusAbort || x.status == 0 {
 		x.status = http.StatusBadGateway
 	}
-	writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, 0, x.route.pages)
+	h.answerError(w, r, x, 0, x.route.pages)
 	return false
 }
 
@@ -279,7 +285,7 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 		case err == errBodyTimeout:
 			x.cause, x.status = cause.ClientTimeout, http.StatusRequestTimeout
 			x.detail = cause.ClientTimeout.Explain("client.body_timeout " + h.bodyTO.String())
-			writeError(w, r, x.cause, x.status, x.reqID, 0, x.detail, h.expose, 0, x.route.pages)
+			h.answerError(w, r, x, 0, x.route.pages)
 		case errors.As(err, &mbe):
 			h.clientError(w, r, x, http.StatusRequestEntityTooLarge, "request body larger than client.max_body_bytes")
 		case r.Context().Err() != nil:
@@ -311,13 +317,13 @@ func (h *Handler) Reject(w http.ResponseWriter, r *http.Request, status int, det
 	x.reqID = requestID(r.Header)
 	defer exchangePool.Put(x)
 	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
-	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, nil)
+	h.answerError(w, r, x, 0, nil)
 	h.logRequest(r, x)
 }
 
 func (h *Handler) clientError(w http.ResponseWriter, r *http.Request, x *exchange, status int, detail string) {
 	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
-	writeError(w, r, x.cause, status, x.reqID, 0, detail, h.expose, 0, x.route.pages)
+	h.answerError(w, r, x, 0, x.route.pages)
 }
 
 // report feeds one attempt's outcome to passive health.
@@ -428,4 +434,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// timedOutAt reports whether an attempt of this request at s timed out
+// after the request was sent.
+func timedOutAt(x *exchange, s *upstream.Server) bool {
+	for _, a := range x.attempts {
+		if a.Server == s.Name && a.Written && a.Cause.IsTimeout() {
+			return true
+		}
+	}
+	return false
 }
