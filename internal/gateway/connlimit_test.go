@@ -243,7 +243,8 @@ func TestLimitConnReleasesOnce(t *testing.T) {
 	l := newConnLimit(2, slog.New(slog.DiscardHandler))
 	a, b := net.Pipe()
 	defer b.Close()
-	if !l.acquire() || !l.acquire() || l.acquire() {
+	first, second, third := l.acquire(), l.acquire(), l.acquire()
+	if !first || !second || third {
 		t.Fatal("the cap of 2 does not hold")
 	}
 	c := &limitConn{Conn: a, lim: l}
