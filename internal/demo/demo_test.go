@@ -91,11 +91,22 @@ func TestRun(t *testing.T) {
 			t.Errorf("request %s counted as not resent: %s, ledger %+v", f.RequestID, f.Shape, f.Line)
 		}
 	}
+	var byReason int64
+	for _, n := range c.NotResentByReason {
+		byReason += n
+	}
+	if byReason != c.NotResent {
+		t.Errorf("unavoidable failures by reason %v add up to %d, want %d", c.NotResentByReason, byReason, c.NotResent)
+	}
 	if !rep.OK() {
 		t.Errorf("Report.OK() = false, verdict %q", rep.Verdict())
 	}
 	if !strings.Contains(out.String(), "not enabled in this build") {
 		t.Error("the banner does not say that the dashboard is not there")
+	}
+	// Not a terminal: plain lines, no cursor movement.
+	if !strings.Contains(out.String(), "avoidable errors") || strings.Contains(out.String(), "\x1b") {
+		t.Errorf("output to a buffer: want plain lines without escape sequences, got %q", out.String())
 	}
 
 	// Everything is stopped: the gateway's and the backends' ports refuse.
@@ -352,6 +363,9 @@ func TestGatewayConfig(t *testing.T) {
 	if u.Retry.Tries != 3 || u.Timeouts.Connect != 500*time.Millisecond {
 		t.Errorf("retry.tries = %d, timeouts.connect = %s", u.Retry.Tries, u.Timeouts.Connect)
 	}
+	if !u.Retry.SameServerOnTimeout {
+		t.Error("retry.same_server_on_timeout is off: with slow the only server left, its timeouts reach the clients")
+	}
 }
 
 func TestVerdict(t *testing.T) {
@@ -360,14 +374,39 @@ func TestVerdict(t *testing.T) {
 		Holdfast: GatewayStats{Retries: 41},
 		Backends: []BackendStats{{Name: "flaky-dies", Deaths: 2}},
 	}
-	if got, want := r.Verdict(), "clients saw 0 errors holdfast could have absorbed while flaky-dies died 2 times; holdfast retried 41 attempts"; got != want {
+	if got, want := r.Verdict(), "clients saw 0 avoidable errors and 0 POSTs delivered twice while flaky-dies died 2 times; holdfast retried 41 attempts"; got != want {
 		t.Errorf("Verdict() = %q, want %q", got, want)
 	}
+	r.Clients.NotResent = 3
+	if got, want := r.Verdict(), "clients saw 0 avoidable errors, 0 POSTs delivered twice and 3 unavoidable failures while flaky-dies died 2 times; holdfast retried 41 attempts"; got != want {
+		t.Errorf("Verdict() = %q, want %q", got, want)
+	}
+	if !r.OK() {
+		t.Error("OK() = false with unavoidable failures only")
+	}
 	r.Clients.Errors, r.Clients.DuplicatePOSTs = 1, 1
-	if got, want := r.Verdict(), "clients saw 1 error holdfast could have absorbed and 1 POST delivered twice while flaky-dies died 2 times; holdfast retried 41 attempts"; got != want {
+	if got, want := r.Verdict(), "clients saw 1 avoidable error, 1 POST delivered twice and 3 unavoidable failures while flaky-dies died 2 times; holdfast retried 41 attempts"; got != want {
 		t.Errorf("Verdict() = %q, want %q", got, want)
 	}
 	if r.OK() {
 		t.Error("OK() = true with errors")
+	}
+}
+
+func TestNotResentReason(t *testing.T) {
+	tests := []struct {
+		last Attempt
+		want string
+	}{
+		{Attempt{Cause: "connection_terminated", Written: true}, "died"},
+		{Attempt{Cause: "upstream_status", Status: 502}, "answered 502"},
+		{Attempt{Cause: "http_response_timeout", Written: true}, "timed out"},
+		{Attempt{Cause: "http_protocol_error", Written: true}, "http_protocol_error"},
+	}
+	for _, tt := range tests {
+		l := &AccessLine{Method: "POST", Ledger: []Attempt{{Cause: "connection_refused"}, tt.last}}
+		if got := notResentReason(l); got != tt.want {
+			t.Errorf("notResentReason(last attempt %+v) = %q, want %q", tt.last, got, tt.want)
+		}
 	}
 }

@@ -22,7 +22,7 @@ import (
 const requestTimeout = 10 * time.Second
 
 // shape is what kind of request a client sends: the cases holdfast's retry
-// rules tell apart (SPEC 3.4).
+// rules tell apart (docs/design.md, "When a retry is safe").
 type shape uint8
 
 const (
@@ -82,6 +82,9 @@ type load struct {
 	pending   []clientFailure
 	errs      outcome // failures holdfast should have absorbed
 	notResent outcome // POSTs without key answered with the upstream's failure, by design
+	// whyNotResent splits notResent by what the server that had the POST
+	// did (notResentReason).
+	whyNotResent map[string]int64
 }
 
 // outcome counts one class of failed requests, by status, and keeps the
@@ -223,6 +226,10 @@ func (l *load) resolve(alog *accessLog, final bool) {
 		switch {
 		case f.line != nil && sentAndUnsafe(f.line):
 			l.notResent.add(f, maxExamples)
+			if l.whyNotResent == nil {
+				l.whyNotResent = make(map[string]int64)
+			}
+			l.whyNotResent[notResentReason(f.line)]++
 		case f.line != nil || final:
 			l.errs.add(f, maxExamples)
 		default:
@@ -244,7 +251,7 @@ func (l *load) resolve(alog *accessLog, final bool) {
 // Idempotency-Key shows that its last attempt reached an upstream that may
 // have acted on it (an upstream error status, a timeout after the request
 // was sent, a connection reset after it was written): sending it again
-// could deliver it twice, so holdfast passes the failure on (SPEC 3.4).
+// could deliver it twice, so holdfast passes the failure on (docs/design.md).
 func sentAndUnsafe(l *AccessLine) bool {
 	if l.Method != http.MethodPost || len(l.Ledger) == 0 {
 		return false
@@ -254,24 +261,38 @@ func sentAndUnsafe(l *AccessLine) bool {
 	return ok && !c.RetryableFor(false, last.Written)
 }
 
-// stats returns what the clients saw so far. Pending failures count as not
-// resent: the guess that resolve confirms or corrects within milliseconds.
+// notResentReason says, in a few words for the display, what the server
+// that had a POST without Idempotency-Key did, from the last attempt of its
+// ledger (which sentAndUnsafe has accepted): it died with the POST (its
+// connection was reset after the request was written), answered it with an
+// error status, or did not answer within the read timeout.
+func notResentReason(l *AccessLine) string {
+	last := l.Ledger[len(l.Ledger)-1]
+	c, _ := cause.Parse(last.Cause)
+	switch {
+	case c == cause.ConnectionTerminated || c == cause.HTTPResponseIncomplete:
+		return "died"
+	case c == cause.UpstreamStatus && last.Status != 0:
+		return "answered " + strconv.Itoa(last.Status)
+	case c.IsTimeout():
+		return "timed out"
+	}
+	return last.Cause
+}
+
+// stats returns what the clients saw so far. A failed POST without
+// Idempotency-Key whose access-log line has not been read yet is left out
+// until resolve classifies it, within milliseconds: counted now, it would be
+// a guess that the display might have to take back.
 func (l *load) stats() ClientStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := ClientStats{
-		Requests:          l.ok + l.errs.n + l.notResent.n + int64(len(l.pending)),
+	return ClientStats{
+		Requests:          l.ok + l.errs.n + l.notResent.n,
 		OK:                l.ok,
 		Errors:            l.errs.n,
 		ErrorsByStatus:    maps.Clone(l.errs.byStatus),
-		NotResent:         l.notResent.n + int64(len(l.pending)),
-		NotResentByStatus: maps.Clone(l.notResent.byStatus),
+		NotResent:         l.notResent.n,
+		NotResentByReason: maps.Clone(l.whyNotResent),
 	}
-	for _, f := range l.pending {
-		if s.NotResentByStatus == nil {
-			s.NotResentByStatus = make(map[int]int64)
-		}
-		s.NotResentByStatus[f.status]++
-	}
-	return s
 }

@@ -24,10 +24,12 @@ type Report struct {
 	Backends []BackendStats
 
 	// Failures are the first client-visible errors that holdfast should
-	// have absorbed, with the gateway's access-log line when there is one.
+	// have absorbed (avoidable errors), with the gateway's access-log line
+	// when there is one.
 	Failures []Failure
 	// NotResent are the first POSTs without Idempotency-Key that got an
-	// upstream's failure because resending them was not safe.
+	// upstream's failure because resending them was not safe (unavoidable
+	// failures).
 	NotResent []Failure
 }
 
@@ -37,19 +39,25 @@ type ClientStats struct {
 	Requests int64
 	// OK counts the requests answered 2xx.
 	OK int64
-	// Errors counts the requests that failed where holdfast could safely
-	// have tried another server: the errors the demo expects none of.
+	// Errors counts the avoidable errors: requests that failed although
+	// holdfast could safely have tried them again (a GET, a POST with
+	// Idempotency-Key, a POST that reached no server). The demo expects
+	// none.
 	Errors int64
 	// ErrorsByStatus splits Errors by the status the client got; 0 means
 	// no response at all.
 	ErrorsByStatus map[int]int64
-	// NotResent counts POSTs without Idempotency-Key that got an upstream's
-	// failure (its 502, or a 504 when it did not answer in time) because
-	// the upstream had received them: resending could have delivered them
-	// twice, so holdfast passes the failure on, as SPEC 3.4 requires.
+	// NotResent counts the unavoidable failures: POSTs without
+	// Idempotency-Key that reached a server that then failed (died with
+	// the request, answered 502, or did not answer in time). The server
+	// may have acted on them, so resending could deliver them twice, and
+	// holdfast passes the failure on, as its retry rules require. The demo
+	// expects a few: they are the price of not sending a POST twice.
 	NotResent int64
-	// NotResentByStatus splits NotResent by status.
-	NotResentByStatus map[int]int64
+	// NotResentByReason splits NotResent by what the server did: "died",
+	// "answered 502", "timed out" (or, for a failure of another kind, the
+	// cause of the last attempt).
+	NotResentByReason map[string]int64
 	// DuplicatePOSTs counts POSTs without Idempotency-Key that reached the
 	// backends more than once. Expected: zero, always.
 	DuplicatePOSTs int64
@@ -119,77 +127,138 @@ func (f clientFailure) failure() Failure {
 	}
 }
 
-// OK reports whether the run kept its promise: no client-visible error
-// that holdfast could have absorbed, and no POST delivered twice.
+// OK reports whether the run kept its promise: no avoidable error (one
+// that holdfast could have absorbed), and no POST delivered twice.
+// Unavoidable failures (see [ClientStats.NotResent]) do not break it.
 func (r *Report) OK() bool {
 	return r.Clients.Errors == 0 && r.Clients.DuplicatePOSTs == 0
 }
 
 // Verdict is the run in one line.
 func (r *Report) Verdict() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "clients saw %s holdfast could have absorbed", plural(r.Clients.Errors, "error"))
-	if n := r.Clients.NotResent; n > 0 {
-		fmt.Fprintf(&b, " (and %d keyless POSTs it rightly did not send twice)", n)
-	}
-	if d := r.Clients.DuplicatePOSTs; d > 0 {
-		fmt.Fprintf(&b, " and %s delivered twice", plural(d, "POST"))
+	return strings.Join(r.verdictPhrases(), " ")
+}
+
+// verdictPhrases are the verdict's phrases, in order: a narrow terminal
+// breaks the verdict between them, never inside one.
+func (r *Report) verdictPhrases() []string {
+	c := r.Clients
+	ps := []string{"clients saw " + plural(c.Errors, "avoidable error")}
+	twice := plural(c.DuplicatePOSTs, "POST") + " delivered twice"
+	if c.NotResent > 0 {
+		ps[0] += ","
+		ps = append(ps, twice, "and "+plural(c.NotResent, "unavoidable failure"))
+	} else {
+		ps = append(ps, "and "+twice)
 	}
 	deaths := int64(0)
 	if len(r.Backends) > 0 {
 		deaths = r.Backends[0].Deaths
 	}
-	fmt.Fprintf(&b, " while flaky-dies died %s; holdfast retried %s",
-		plural(deaths, "time"), plural(r.Holdfast.Retries, "attempt"))
-	return b.String()
+	return append(ps, "while flaky-dies died "+plural(deaths, "time")+";",
+		"holdfast retried "+plural(r.Holdfast.Retries, "attempt"))
 }
 
+// unavoidableItems are the phrases that say what the unavoidable failures
+// were, for a row: how many, and what the servers that had them did.
+func unavoidableItems(c ClientStats, what string) []string {
+	items := []string{plural(c.NotResent, what), "reached a server that then failed"}
+	reasons := slices.Sorted(maps.Keys(c.NotResentByReason))
+	for i, why := range reasons {
+		s := why + ": " + strconv.FormatInt(c.NotResentByReason[why], 10)
+		if i == 0 {
+			s = "(" + s
+		}
+		if i == len(reasons)-1 {
+			s += ")"
+		} else {
+			s += ","
+		}
+		items = append(items, s)
+	}
+	return items
+}
+
+// summaryIndent is the column where the summary's rows start, after their
+// labels.
+const summaryIndent = 10
+
 // WriteSummary writes the final summary for a person: totals, the
-// client-visible errors with their attempt ledgers, and the verdict.
+// client-visible errors with their attempt ledgers, and the verdict. On a
+// terminal its lines fit the terminal's width, broken between phrases;
+// elsewhere each row is one line.
 func (r *Report) WriteSummary(w io.Writer) {
+	width, _ := terminalWidth(w)
+	for _, l := range r.summary(width) {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// summary is the final summary's lines for a terminal width columns wide;
+// 0 means no limit.
+func (r *Report) summary(width int) []string {
 	c, h := r.Clients, r.Holdfast
-	fmt.Fprintf(w, "\nholdfast demo: ran %.1fs against %s\n", r.Elapsed.Seconds(), r.Gateway)
-	fmt.Fprintf(w, "clients   %d requests: %d 2xx, %d not 2xx; avoidable errors: %d%s; POSTs delivered twice: %d\n",
-		c.Requests, c.OK, c.Requests-c.OK, c.Errors, byStatus(c.ErrorsByStatus), c.DuplicatePOSTs)
+	limit := lineLimit(width)
+	comma := func(items []string) []string { // "a, b, c" broken after a comma
+		out := slices.Clone(items)
+		for i := range len(out) - 1 {
+			out[i] += ","
+		}
+		return out
+	}
+	lines := []string{""}
+	lines = append(lines, row("holdfast demo:", 0,
+		[]string{fmt.Sprintf("ran %.1fs", r.Elapsed.Seconds()), "against " + r.Gateway}, " ", limit)...)
+	lines = append(lines, row("clients", summaryIndent, []string{
+		fmt.Sprintf("%d requests:", c.Requests),
+		fmt.Sprintf("%d 2xx,", c.OK),
+		fmt.Sprintf("%d not 2xx;", c.Requests-c.OK),
+		fmt.Sprintf("avoidable errors: %d%s;", c.Errors, byStatus(c.ErrorsByStatus)),
+		fmt.Sprintf("POSTs delivered twice: %d", c.DuplicatePOSTs),
+	}, " ", limit)...)
 	if c.NotResent > 0 {
-		fmt.Fprintf(w, "          %s without Idempotency-Key got the upstream's failure%s:\n"+
-			"          an upstream had received them, and holdfast does not risk a POST twice\n",
-			plural(c.NotResent, "POST"), byStatus(c.NotResentByStatus))
+		items := append([]string{"unavoidable:"}, unavoidableItems(c, "POST")...)
+		items[1] += " without Idempotency-Key"
+		items[len(items)-1] += ":"
+		items = append(items, "sending them again could deliver them twice,", "so holdfast passed the failure on")
+		lines = append(lines, row("", summaryIndent, items, " ", limit)...)
 	}
 	if c.ResentWithKey > 0 {
-		fmt.Fprintf(w, "          %s with Idempotency-Key resent after an upstream had them (the key allows it)\n",
-			plural(c.ResentWithKey, "POST"))
+		lines = append(lines, row("", summaryIndent, []string{
+			plural(c.ResentWithKey, "POST") + " with Idempotency-Key", "resent after an upstream had them", "(the key allows it)",
+		}, " ", limit)...)
 	}
-	fmt.Fprintf(w, "holdfast  %d attempts, %s, %s", h.Attempts, plural(h.Retries, "retry"), plural(h.Ejections, "ejection"))
+	hold := []string{fmt.Sprintf("%d attempts,", h.Attempts), plural(h.Retries, "retry") + ",", plural(h.Ejections, "ejection")}
 	if h.CappedEjections > 0 {
-		fmt.Fprintf(w, " (%d more held back by max_ejected_percent)", h.CappedEjections)
+		hold = append(hold, fmt.Sprintf("(%d more held back by max_ejected_percent)", h.CappedEjections))
 	}
-	fmt.Fprintln(w)
-	for i, line := range wrap(causeList(h.Causes), 68) {
-		if i == 0 {
-			fmt.Fprintf(w, "          failed attempts: %s\n", line)
-		} else {
-			fmt.Fprintf(w, "            %s\n", line)
-		}
-	}
+	lines = append(lines, row("holdfast", summaryIndent, hold, " ", limit)...)
+	lines = append(lines, row(strings.Repeat(" ", summaryIndent)+"failed attempts:", summaryIndent+2,
+		comma(causeList(h.Causes)), " ", limit)...)
 	for i, b := range r.Backends {
 		label := "backends"
 		if i > 0 {
 			label = ""
 		}
-		fmt.Fprintf(w, "%-9s %-11s received %d, %s, ejected %s\n", label, b.Name, b.Received, misbehaviour(b), plural(b.Ejections, "time"))
+		lines = append(lines, row(fmt.Sprintf("%-*s%-11s", summaryIndent, label, b.Name), summaryIndent+12, []string{
+			fmt.Sprintf("received %d,", b.Received), misbehaviour(b) + ",", "ejected " + plural(b.Ejections, "time"),
+		}, " ", limit)...)
 	}
 	if len(r.Failures) > 0 {
-		fmt.Fprintf(w, "\nerrors that holdfast should have absorbed (%d shown of %d), with the gateway's ledger:\n",
-			len(r.Failures), c.Errors)
+		lines = append(lines, "")
+		lines = append(lines, row("", 0, []string{
+			"avoidable errors", fmt.Sprintf("(%d shown of %d),", len(r.Failures), c.Errors), "with the gateway's ledgers:",
+		}, " ", limit)...)
 		for _, f := range r.Failures {
-			writeFailure(w, f)
+			lines = append(lines, failureLines(f, limit)...)
 		}
 	}
-	fmt.Fprintf(w, "verdict   %s\n", r.Verdict())
+	return append(lines, row("verdict", summaryIndent, r.verdictPhrases(), " ", limit)...)
 }
 
-func writeFailure(w io.Writer, f Failure) {
+// failureLines shows one avoidable error: what the client got, and the
+// gateway's access-log line with the ledger of its attempts.
+func failureLines(f Failure, limit int) []string {
 	got := "no response: " + f.Err
 	if f.Status != 0 {
 		got = strconv.Itoa(f.Status)
@@ -200,31 +269,32 @@ func writeFailure(w io.Writer, f Failure) {
 			got += ", then " + f.Err
 		}
 	}
-	fmt.Fprintf(w, "  %s  %s %s, %s: %s\n", f.RequestID, f.Method, f.Path, f.Shape, got)
+	lines := row("  "+f.RequestID+"  ", 6, []string{f.Method + " " + f.Path + ",", f.Shape + ":", got}, " ", limit)
 	l := f.Line
 	if l == nil {
-		fmt.Fprintln(w, "      gateway: no access-log line for this request")
-		return
+		return append(lines, "      gateway: no access-log line for this request")
 	}
-	fmt.Fprintf(w, "      gateway: status %d, cause %s, %d attempts in %.0fms", l.Status, orNone(l.Cause), l.Attempts, l.DurationMS)
+	gw := []string{fmt.Sprintf("status %d,", l.Status), "cause " + orNone(l.Cause) + ",", fmt.Sprintf("%d attempts in %.0fms", l.Attempts, l.DurationMS)}
 	if l.RetrySkipped != "" {
-		fmt.Fprintf(w, ", retry skipped: %s", l.RetrySkipped)
+		gw[len(gw)-1] += ","
+		gw = append(gw, "retry skipped: "+l.RetrySkipped)
 	}
-	fmt.Fprintln(w)
+	lines = append(lines, row("      gateway:", 8, gw, " ", limit)...)
 	if l.Detail != "" {
-		fmt.Fprintf(w, "      detail: %s\n", l.Detail)
+		lines = append(lines, row("      detail:", 8, []string{l.Detail}, " ", limit)...)
 	}
 	for i, a := range l.Ledger {
-		fmt.Fprintf(w, "      %d. %s phase=%s reused=%t written=%t cause=%s status=%d %.0fms",
-			i+1, a.Server, a.Phase, a.Reused, a.Written, orNone(a.Cause), a.Status, a.DurationMS)
+		items := []string{a.Server, "phase=" + a.Phase, fmt.Sprintf("reused=%t", a.Reused), fmt.Sprintf("written=%t", a.Written),
+			"cause=" + orNone(a.Cause), fmt.Sprintf("status=%d", a.Status), fmt.Sprintf("%.0fms", a.DurationMS)}
 		if a.Reused {
-			fmt.Fprintf(w, " idle=%.0fms", a.IdleMS)
+			items = append(items, fmt.Sprintf("idle=%.0fms", a.IdleMS))
 		}
 		if a.WaitMS > 0 {
-			fmt.Fprintf(w, " after %.0fms backoff", a.WaitMS)
+			items = append(items, fmt.Sprintf("after %.0fms backoff", a.WaitMS))
 		}
-		fmt.Fprintln(w)
+		lines = append(lines, row(fmt.Sprintf("      %d.", i+1), 9, items, " ", limit)...)
 	}
+	return lines
 }
 
 // misbehaviour says what a backend did wrong, in a few words.
@@ -249,23 +319,6 @@ func causeList(cs []CauseCount) []string {
 		out[i] = c.Cause + " " + strconv.FormatInt(c.N, 10)
 	}
 	return out
-}
-
-// wrap joins items with ", " into lines of at most width characters.
-func wrap(items []string, width int) []string {
-	var lines []string
-	var cur strings.Builder
-	for _, it := range items {
-		if cur.Len() > 0 && cur.Len()+2+len(it) > width {
-			lines = append(lines, cur.String()+",")
-			cur.Reset()
-		}
-		if cur.Len() > 0 {
-			cur.WriteString(", ")
-		}
-		cur.WriteString(it)
-	}
-	return append(lines, cur.String())
 }
 
 // byStatus renders counts by status as " (502: 2, 504: 1)", or "".
