@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,5 +237,74 @@ func TestServeReloadAndShutdownUnderLoad(t *testing.T) {
 	t.Logf("%d requests answered 200 across two reloads and a shutdown", ok.Load())
 	if ok.Load() == 0 || a.Requests.Load() == 0 || b.Requests.Load() == 0 {
 		t.Errorf("ok %d, a %d, b %d", ok.Load(), a.Requests.Load(), b.Requests.Load())
+	}
+}
+
+// runBinary runs holdfast with args and returns its exit status and
+// output streams.
+func runBinary(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestHelpAndBadFlagExitStatus: through the real binary, help succeeds on
+// stdout and a wrong flag fails with status 2 and the usage on stderr.
+func TestHelpAndBadFlagExitStatus(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"convert", "--help"}, {"serve", "-h"}, {"help", "probe"}} {
+		code, out, errOut := runBinary(t, binary, args...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "Usage: holdfast") {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want 0 and the usage on stdout", args, code, errOut, out)
+		}
+	}
+	for _, args := range [][]string{{"check", "--nope"}, {"convert", "--langue", "go"}, {"completion", "tcsh"}} {
+		code, out, errOut := runBinary(t, binary, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "Usage: holdfast "+args[0]) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", args, code, out, errOut)
+		}
+	}
+}
+
+var versionLine = regexp.MustCompile(`^holdfast \S+ revision (unknown|[0-9a-f]{40} \S+( \(modified\))?)\n$`)
+
+// TestVersionFromBuildInfo: "holdfast version" names the revision the
+// binary was built from, as the go command records it with -buildvcs.
+func TestVersionFromBuildInfo(t *testing.T) {
+	// The binary of TestMain may be built with or without VCS information,
+	// as GOFLAGS says: either way the line has its form.
+	for _, arg := range []string{"version", "--version"} {
+		if code, out, _ := runBinary(t, binary, arg); code != 0 || !versionLine.MatchString(out) {
+			t.Errorf("%s: exit %d, %q; want 0 and a line matching %s", arg, code, out, versionLine)
+		}
+	}
+
+	head := func() string {
+		out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+		if err != nil {
+			t.Skipf("no git revision to compare with: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	before := head()
+	bin := filepath.Join(t.TempDir(), "holdfast")
+	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Skipf("go build -buildvcs=true: %v\n%s", err, out)
+	}
+	after := head()
+	code, out, _ := runBinary(t, bin, "version")
+	if code != 0 || !versionLine.MatchString(out) {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+	if !strings.Contains(out, " revision "+before+" ") && !strings.Contains(out, " revision "+after+" ") {
+		t.Errorf("version = %q, want revision %s (git rev-parse HEAD)", out, after)
 	}
 }

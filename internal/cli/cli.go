@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,88 +20,308 @@ import (
 	"github.com/holdfast/holdfast/internal/gateway"
 )
 
-// Version is holdfast's version, set at build time with -ldflags.
+// Version is holdfast's version when set at build time with
+// -ldflags "-X github.com/holdfast/holdfast/internal/cli.Version=v1.2.3";
+// left at "dev", the module version of the build information is used.
 var Version = "dev"
 
-const usage = `holdfast keeps 502, 503 and 504 away from your users, and says why when one must be returned.
+// streams are the standard files a command reads and writes: the real ones
+// in Main, buffers in tests.
+type streams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
 
-Usage:
-  holdfast serve -c holdfast.yaml   run the gateway (SIGHUP reloads, SIGTERM drains and stops)
-  holdfast check -c holdfast.yaml   validate a configuration and summarise it
-  holdfast probe URL [URL...]       why is this 502? times each phase, names the cause
-  holdfast probe -c holdfast.yaml   check every server of every pool on its health path
-  holdfast convert [--lang L] [--no-retry] [-- curl ...]
-                                    turn a curl command (or stdin) into resilient code
-  holdfast demo [--duration 30s]    the gateway in front of misbehaving local backends, live
-  holdfast version                  print the version
+// env is what a command's run function has: its streams, and usage, which
+// reports a mistake in its arguments: it prints msg and the command's help
+// on stderr, and returns 2, the exit status of bad usage.
+type env struct {
+	streams
+	usage func(msg string) int
+}
 
-Run "holdfast COMMAND -h" for a command's flags.
-`
+// command is one subcommand: what "holdfast help" and "holdfast CMD
+// --help" say about it, how the shell completes it, and how it runs.
+type command struct {
+	name    string
+	summary string // its line in "holdfast help"
+	// synopsis are its usage lines, after "holdfast ".
+	synopsis []string
+	// about says what it does: one sentence first, details after.
+	about    string
+	examples []string
+	// define declares the command's flags on fs and returns the function
+	// that runs it on the arguments the flags leave. Declaring flags apart
+	// from running lets help and completion list them without running
+	// anything, from the same declaration that the command reads.
+	define func(fs *flag.FlagSet, e env) func(args []string) int
+	// interleaved lets flags follow arguments ("probe URL -H x"). Not for
+	// convert, whose arguments after "--" are curl's own flags.
+	interleaved bool
+	// values complete the value of a flag, by name, in the shell; a flag
+	// not named here completes nothing.
+	values map[string]completion
+	// args complete the command's arguments.
+	args completion
+}
+
+// completion is what a shell offers in one place: files, or words.
+type completion struct {
+	files bool
+	words func() []string
+}
+
+// commands are holdfast's subcommands, in the order help lists them.
+// Filled in by init, as help and completion refer to the list itself.
+var commands []*command
+
+func init() {
+	commands = []*command{
+		serveCommand, checkCommand, probeCommand, convertCommand, demoCommand,
+		versionCommand, completionCommand, helpCommand,
+	}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func commandNames() []string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return names
+}
+
+const tagline = "holdfast keeps 502, 503 and 504 away from your users, and says why when one must be returned."
+
+// writeUsage writes the list of commands, one line each.
+func writeUsage(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nUsage: holdfast COMMAND [flags] [arguments]\n\nCommands:\n", tagline)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "\nRun \"holdfast help COMMAND\" or \"holdfast COMMAND --help\" for a command's flags and an example.\n")
+}
 
 // Main runs holdfast with args (without the program name) and returns the
-// exit status: 0 success, 1 failure, 2 bad usage.
+// exit status: 0 success, 1 failure, 2 bad usage. Standard input is the
+// process's own.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return run(args, streams{stdin: os.Stdin, stdout: stdout, stderr: stderr})
+}
+
+func run(args []string, s streams) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		writeUsage(s.stderr)
 		return 2
 	}
 	switch args[0] {
-	case "serve":
-		return serve(args[1:], stdout, stderr)
-	case "check":
-		return check(args[1:], stdout, stderr)
-	case "demo":
-		return demo(args[1:], stdout, stderr)
-	case "probe":
-		return probeCmd(args[1:], stdout, stderr)
-	case "convert":
-		return convertCmd(args[1:], os.Stdin, stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "holdfast", Version)
+	case "-h", "-help", "--help":
+		writeUsage(s.stdout)
 		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	case "-v", "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
-	fmt.Fprintf(stderr, "holdfast: unknown command %q\n\n%s", args[0], usage)
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(s.stderr, "holdfast: unknown command %q\n\n", args[0])
+		writeUsage(s.stderr)
+		return 2
+	}
+	return c.run(args[1:], s)
+}
+
+// flags returns c's flag set with its flags declared, and the function
+// that runs c.
+func (c *command) flags(s streams) (*flag.FlagSet, func([]string) int) {
+	fs := flag.NewFlagSet("holdfast "+c.name, flag.ContinueOnError)
+	// The flag package's own messages and usage are silenced: help goes to
+	// stdout and succeeds, a mistake goes to stderr with the usage, and
+	// each is printed once, below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs, c.define(fs, env{streams: s, usage: func(msg string) int { return c.usageError(s.stderr, fs, msg) }})
+}
+
+// run parses args and runs c: "--help" or "-h" print c's help on stdout
+// and exit 0; a flag that does not parse exits 2 with the usage on stderr.
+func (c *command) run(args []string, s streams) int {
+	fs, runFn := c.flags(s)
+	var rest []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			c.writeHelp(s.stdout, fs)
+			return 0
+		}
+		if err != nil {
+			return c.usageError(s.stderr, fs, err.Error())
+		}
+		if !c.interleaved || fs.NArg() == 0 {
+			rest = append(rest, fs.Args()...)
+			break
+		}
+		if len(args) > fs.NArg() && args[len(args)-fs.NArg()-1] == "--" {
+			// After "--" everything is an argument, flags or not.
+			rest = append(rest, fs.Args()...)
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return runFn(rest)
+}
+
+// usageError prints msg and c's help on w, and returns 2, the exit status
+// of bad usage.
+func (c *command) usageError(w io.Writer, fs *flag.FlagSet, msg string) int {
+	fmt.Fprintf(w, "holdfast %s: %s\n\n", c.name, msg)
+	c.writeHelp(w, fs)
 	return 2
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("holdfast "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// writeHelp writes c's usage lines, what it does, its flags and examples.
+func (c *command) writeHelp(w io.Writer, fs *flag.FlagSet) {
+	for i, l := range c.synopsis {
+		prefix := "Usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintf(w, "%sholdfast %s\n", prefix, l)
+	}
+	fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.about))
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(w, "\nFlags:\n")
+		writeFlags(w, fs)
+	}
+	if len(c.examples) > 0 {
+		fmt.Fprint(w, "\nExample:\n")
+		for _, e := range c.examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
 }
 
-func check(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", stderr)
-	file := fs.String("c", "holdfast.yaml", "configuration `file`")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// flagName is how help and completion spell a flag: -c for one letter,
+// --lang for a word, as curl and most tools do. The flag package takes
+// both spellings of either.
+func flagName(f *flag.Flag) string {
+	if len(f.Name) == 1 {
+		return "-" + f.Name
 	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok\n%s", *file, config.Summary(cfg))
-	return 0
+	return "--" + f.Name
 }
 
-func serve(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("serve", stderr)
-	file := fs.String("c", "holdfast.yaml", "configuration `file`")
-	level := fs.String("log-level", "info", "event log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// takesValue reports whether f needs a value, that is, is not a bool flag.
+func takesValue(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// writeFlags lists fs's flags as flag.PrintDefaults does, with the
+// spelling of flagName.
+func writeFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  " + flagName(f)
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		switch def := f.DefValue; {
+		case def == "" || def == "0" || def == "false" || def == "0s":
+		case isString(f):
+			fmt.Fprintf(w, " (default %q)", def)
+		default:
+			fmt.Fprintf(w, " (default %s)", def)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func isString(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "holdfast serve: -log-level: %v\n", err)
-		return 2
+	_, ok = g.Get().(string)
+	return ok
+}
+
+// noArgs wraps a command that takes no arguments: one given is a usage
+// error, as it is most likely a mistyped flag.
+func noArgs(e env, run func() int) func([]string) int {
+	return func(args []string) int {
+		if len(args) > 0 {
+			return e.usage(fmt.Sprintf("unexpected argument %q", args[0]))
+		}
+		return run()
 	}
+}
+
+var checkCommand = &command{
+	name:     "check",
+	summary:  "validate a configuration and summarise it",
+	synopsis: []string{"check [-c FILE]"},
+	about: `Validates a configuration file and prints a summary of it, without starting anything.
+An error names the file, the line and the key, and exits 1.`,
+	examples: []string{"holdfast check -c holdfast.yaml"},
+	values:   map[string]completion{"c": {files: true}},
+	define: func(fs *flag.FlagSet, e env) func([]string) int {
+		file := fs.String("c", "holdfast.yaml", "configuration `file`")
+		return noArgs(e, func() int {
+			cfg, err := config.Load(*file)
+			if err != nil {
+				fmt.Fprintln(e.stderr, err)
+				return 1
+			}
+			fmt.Fprintf(e.stdout, "%s: ok\n%s", *file, config.Summary(cfg))
+			return 0
+		})
+	},
+}
+
+// logLevels are the values of serve's --log-level.
+func logLevels() []string { return []string{"debug", "info", "warn", "error"} }
+
+var serveCommand = &command{
+	name:     "serve",
+	summary:  "run the gateway (SIGHUP reloads, SIGTERM drains and stops)",
+	synopsis: []string{"serve [-c FILE] [--log-level LEVEL]"},
+	about: `Runs the gateway with the configuration in FILE until it is stopped.
+SIGHUP reloads the file (a broken one is rejected and the previous one keeps
+serving); SIGTERM or Ctrl-C drains the requests in flight, then stops.
+The event log is JSON on standard error.`,
+	examples: []string{"holdfast serve -c /etc/holdfast/holdfast.yaml --log-level debug"},
+	values: map[string]completion{
+		"c":         {files: true},
+		"log-level": {words: logLevels},
+	},
+	define: func(fs *flag.FlagSet, e env) func([]string) int {
+		file := fs.String("c", "holdfast.yaml", "configuration `file`")
+		level := fs.String("log-level", "info", "event log `level`: "+strings.Join(logLevels(), ", "))
+		return noArgs(e, func() int {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(*level)); err != nil {
+				return e.usage(fmt.Sprintf("--log-level: %v", err))
+			}
+			return serve(*file, lv, e.stderr)
+		})
+	},
+}
+
+func serve(file string, lv slog.Level, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	cfg, err := config.Load(*file)
+	cfg, err := config.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -118,7 +339,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	for _, a := range g.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	logger.Info("holdfast serving", "listen", addrs, "config", *file, "version", Version)
+	logger.Info("holdfast serving", "listen", addrs, "config", file, "version", versionString())
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -131,16 +352,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				next, err := config.Load(*file)
+				next, err := config.Load(file)
 				if err == nil {
 					err = g.Reload(next)
 				}
 				if err != nil {
-					logger.Error("reload rejected: the previous configuration keeps serving", "config", *file, "err", err)
+					logger.Error("reload rejected: the previous configuration keeps serving", "config", file, "err", err)
 					continue
 				}
 				cfg = next
-				logger.Info("configuration reloaded", "config", *file)
+				logger.Info("configuration reloaded", "config", file)
 				continue
 			}
 			logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "drain_timeout", cfg.Shutdown.DrainTimeout.String())
@@ -162,4 +383,33 @@ func shutdown(g *gateway.Gateway, d time.Duration, logger *slog.Logger) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+var helpCommand = &command{
+	name:     "help",
+	summary:  "list the commands, or print one command's help",
+	synopsis: []string{"help [COMMAND]"},
+	about:    `Lists holdfast's commands, or prints the usage, flags and an example of one.`,
+	examples: []string{"holdfast help convert"},
+	args:     completion{words: commandNames},
+	define: func(fs *flag.FlagSet, e env) func([]string) int {
+		return func(args []string) int {
+			switch len(args) {
+			case 0:
+				writeUsage(e.stdout)
+				return 0
+			case 1:
+				c := lookup(args[0])
+				if c == nil {
+					fmt.Fprintf(e.stderr, "holdfast help: unknown command %q\n\n", args[0])
+					writeUsage(e.stderr)
+					return 2
+				}
+				cfs, _ := c.flags(e.streams)
+				c.writeHelp(e.stdout, cfs)
+				return 0
+			}
+			return e.usage("give one command at most")
+		}
+	},
 }

@@ -2,35 +2,64 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/holdfast/holdfast/internal/codegen"
 	"github.com/holdfast/holdfast/internal/curl"
 )
 
-// convertCmd is "holdfast convert": a curl command, after "--" or on
-// standard input, becomes a program in another language. Warnings go to
-// stderr; a command that cannot be parsed exits 2 with its position.
-func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("convert", stderr)
+var convertCommand = &command{
+	name:    "convert",
+	summary: "turn a curl command into resilient code in another language",
+	synopsis: []string{
+		"convert [--lang LANG] [--no-retry] -- curl ...",
+		"convert [--lang LANG] [--no-retry] < command.sh",
+	},
+	about: `Turns a curl command into a program that makes the same request and handles failure well:
+502, 503, 504 and network errors retried with capped exponential backoff and
+full jitter, Retry-After honoured, a POST or PATCH retried only when it carries
+an Idempotency-Key header, and the final status checked.
+Without a command after --, the command is read from standard input and parsed
+as bash would parse it. What is not converted is said in a warning on standard
+error; a command that cannot be parsed exits 2 with its position.`,
+	examples: []string{
+		`holdfast convert --lang python -- curl -X POST https://api.example.com/orders -H 'Idempotency-Key: 4f1c9a' --json '{"sku": 42}' --retry 3`,
+	},
+	values: map[string]completion{"lang": {words: codegen.Languages}},
+	define: defineConvert,
+}
+
+// stdinHint is said on a terminal when convert is about to read the curl
+// command from standard input: otherwise it would seem to hang.
+const stdinHint = "holdfast convert: reading a curl command from standard input (end with Ctrl-D); or: holdfast convert -- curl ...\n"
+
+// defineConvert declares the flags of "holdfast convert": a curl command,
+// after "--" or on standard input, becomes a program in another language.
+func defineConvert(fs *flag.FlagSet, e env) func([]string) int {
 	lang := fs.String("lang", "go", "target `language`: "+strings.Join(codegen.Languages(), ", "))
 	noRetry := fs.Bool("no-retry", false, "plain translation: one attempt, no retry loop")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: holdfast convert [--lang LANG] [--no-retry] [-- curl ...]\n"+
-			"Without a command after --, the command is read from standard input.\n\n")
-		fs.PrintDefaults()
+	return func(args []string) int {
+		return convert(e, args, *lang, codegen.Options{NoRetry: *noRetry})
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+}
+
+func convert(e env, args []string, lang string, opts codegen.Options) int {
+	stdout, stderr := e.stdout, e.stderr
 	var script *curl.Script
 	var err error
-	if rest := fs.Args(); len(rest) > 0 {
-		script, err = curl.ParseArgs(rest)
+	if len(args) > 0 {
+		script, err = curl.ParseArgs(args)
 	} else {
-		src, rerr := io.ReadAll(stdin)
+		if isTerminalReader(e.stdin) {
+			fmt.Fprint(stderr, stdinHint)
+		}
+		src, rerr := io.ReadAll(e.stdin)
 		if rerr != nil {
 			fmt.Fprintf(stderr, "holdfast convert: reading standard input: %v\n", rerr)
 			return 1
@@ -46,15 +75,24 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "holdfast convert: %v\n", err)
 		return 1
 	}
-	for _, w := range script.AllWarnings() {
-		fmt.Fprintf(stderr, "holdfast convert: warning: %s\n", w)
-	}
+	// Every program is generated before anything is printed, so that the
+	// warnings of the parser and of the generators come out together, in
+	// the order of the command.
+	warnings := script.AllWarnings()
+	outs := make([]string, len(script.Requests))
 	for i, r := range script.Requests {
-		out, err := codegen.Generate(*lang, r, codegen.Options{NoRetry: *noRetry})
+		out, err := codegen.Generate(lang, r, opts)
 		if err != nil {
 			fmt.Fprintf(stderr, "holdfast convert: %v\n", err)
 			return 2
 		}
+		outs[i] = out
+		warnings = append(warnings, codegen.Warnings(r, opts)...)
+	}
+	for _, w := range curl.SortWarnings(warnings) {
+		fmt.Fprintf(stderr, "holdfast convert: warning: %s\n", w)
+	}
+	for i, r := range script.Requests {
 		if len(script.Requests) > 1 {
 			if i > 0 {
 				fmt.Fprintln(stdout)
@@ -64,20 +102,27 @@ func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			// be saved as separate files. Before the first <?php, PHP would
 			// print a bare comment line: there it goes in a block that
 			// prints nothing.
-			if l := strings.ToLower(*lang); l == "php" && i == 0 {
+			if l := strings.ToLower(lang); l == "php" && i == 0 {
 				fmt.Fprintf(stdout, "<?php /* %s */ ?>\n", strings.ReplaceAll(marker, "*/", "* /"))
 			} else {
-				fmt.Fprintf(stdout, "%s %s\n", commentPrefix(*lang), marker)
+				fmt.Fprintf(stdout, "%s %s\n", commentPrefix(lang), marker)
 			}
 		}
-		fmt.Fprint(stdout, out)
+		fmt.Fprint(stdout, outs[i])
 	}
 	return 0
 }
 
+// isTerminalReader reports whether r is a terminal, where a person may be
+// waiting for something to happen.
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func commentPrefix(lang string) string {
 	switch strings.ToLower(lang) {
-	case "python", "py", "shell", "sh", "bash", "ruby", "rb":
+	case "python", "py", "python3", "shell", "sh", "bash", "curl", "ruby", "rb":
 		return "#"
 	}
 	return "//"

@@ -2,9 +2,19 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/holdfast/holdfast/internal/codegen"
 )
+
+// convertCmd runs "holdfast convert args" with stdin.
+func convertCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(append([]string{"convert"}, args...), streams{stdin: stdin, stdout: stdout, stderr: stderr})
+}
 
 func TestConvertCmd(t *testing.T) {
 	tests := []struct {
@@ -43,5 +53,127 @@ func TestConvertCmd(t *testing.T) {
 				t.Errorf("stderr = %q, want it to contain %q", errOut.String(), tt.errOut)
 			}
 		})
+	}
+}
+
+// retryDropped is the start of the warning about a --retry that a POST
+// without Idempotency-Key does not get.
+const retryDropped = "is not applied to POST"
+
+// TestConvertRetryWarning: a --retry that the generated code refuses for
+// a POST without Idempotency-Key is said on stderr, not only in a comment
+// of the program: once per request, whatever the language.
+func TestConvertRetryWarning(t *testing.T) {
+	for _, lang := range codegen.Languages() {
+		t.Run(lang, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := []string{"--lang", lang, "--", "curl", "-X", "POST", "--retry", "3", "-d", "a=1", "http://h/orders"}
+			if code := convertCmd(args, strings.NewReader(""), &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			want := "holdfast convert: warning: --retry 3 is not applied to POST http://h/orders: "
+			if n := strings.Count(errOut.String(), retryDropped); n != 1 || !strings.HasPrefix(errOut.String(), want) {
+				t.Errorf("stderr has %d warnings about --retry, want 1 starting %q:\n%s", n, want, errOut.String())
+			}
+			if strings.Contains(out.String(), retryDropped) {
+				t.Errorf("the warning went into the program:\n%s", out.String())
+			}
+
+			// Two URLs are two requests: one warning each, at the --retry.
+			out.Reset()
+			errOut.Reset()
+			src := "curl -X POST --retry 2 -d a=1 http://h/a http://h/b\n"
+			if code := convertCmd([]string{"--lang", lang}, strings.NewReader(src), &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			for _, u := range []string{"http://h/a", "http://h/b"} {
+				w := "warning: 1:14: --retry 2 is not applied to POST " + u + ":"
+				if n := strings.Count(errOut.String(), w); n != 1 {
+					t.Errorf("%d warnings %q, want 1:\n%s", n, w, errOut.String())
+				}
+			}
+		})
+	}
+	// Nothing is dropped: a key, an idempotent method, no --retry, or
+	// --no-retry, which asks for one attempt.
+	for _, args := range [][]string{
+		{"--", "curl", "-X", "POST", "--retry", "3", "-H", "Idempotency-Key: k1", "-d", "a=1", "http://h/"},
+		{"--", "curl", "-X", "PUT", "--retry", "3", "-d", "a=1", "http://h/"},
+		{"--", "curl", "-X", "POST", "-d", "a=1", "http://h/"},
+		{"--", "curl", "-X", "POST", "--retry", "0", "-d", "a=1", "http://h/"},
+		{"--no-retry", "--", "curl", "-X", "POST", "--retry", "3", "-d", "a=1", "http://h/"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := convertCmd(args, strings.NewReader(""), &out, &errOut); code != 0 || errOut.Len() != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 0 and no warning", args, code, errOut.String())
+		}
+	}
+}
+
+// TestConvertWarningsInOrder: warnings found in different passes (shell,
+// options, the request built from them, the generators) come out in the
+// order of their positions, each once.
+func TestConvertWarningsInOrder(t *testing.T) {
+	src := `curl -X POST --retry 3 --bogus -b cookies.txt -d @file1 -d x=1 https://h/a --frobnicate https://h/b | jq . && curl -u bob https://h/c --zzz` + "\n"
+	var out, errOut bytes.Buffer
+	if code := convertCmd([]string{"--lang", "python"}, strings.NewReader(src), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("%d warnings, want at least 10:\n%s", len(lines), errOut.String())
+	}
+	prev := 0
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var line, col int
+		if _, err := fmt.Sscanf(l, "holdfast convert: warning: %d:%d:", &line, &col); err != nil {
+			t.Fatalf("warning without a position: %q", l)
+		}
+		if at := line*10000 + col; at < prev {
+			t.Errorf("warning out of order: %q after position %d:%d\n%s", l, prev/10000, prev%10000, errOut.String())
+		} else {
+			prev = at
+		}
+		if seen[l] {
+			t.Errorf("warning said twice: %q", l)
+		}
+		seen[l] = true
+	}
+}
+
+// TestConvertStdinNotTerminal: reading the command from a pipe or a file,
+// convert says nothing about standard input: scripts get only warnings.
+func TestConvertStdinNotTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "command")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("curl http://h/\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	for _, stdin := range []io.Reader{strings.NewReader("curl http://h/\n"), f} {
+		var out, errOut bytes.Buffer
+		if code := convertCmd(nil, stdin, &out, &errOut); code != 0 || errOut.Len() != 0 || !strings.Contains(out.String(), "package main") {
+			t.Errorf("stdin %T: exit %d, stderr %q; want 0, a program and nothing on stderr", stdin, code, errOut.String())
+		}
+	}
+}
+
+// TestConvertSeveralCommentPrefix: the line that introduces each of
+// several programs is a comment in the language, aliases included.
+func TestConvertSeveralCommentPrefix(t *testing.T) {
+	for lang, prefix := range map[string]string{"python3": "#", "py": "#", "curl": "#", "rb": "#", "js": "//", "golang": "//"} {
+		var out, errOut bytes.Buffer
+		if code := convertCmd([]string{"--lang", lang}, strings.NewReader("curl http://a\ncurl http://b\n"), &out, &errOut); code != 0 {
+			t.Fatalf("%s: exit %d: %s", lang, code, errOut.String())
+		}
+		if want := prefix + " request 2 of 2: GET http://b"; !strings.Contains(out.String(), want) {
+			t.Errorf("%s: output lacks %q", lang, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,55 +19,59 @@ import (
 // standard output is not a terminal: a script that runs it never hangs.
 const demoScriptDuration = 30 * time.Second
 
-// demo runs `holdfast demo`: the gateway in front of three misbehaving local
-// backends under load, shown live. Exit status 0 when the clients saw no
-// error that holdfast could have absorbed and no POST was delivered twice.
-func demo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", stderr)
+var demoCommand = &command{
+	name:     "demo",
+	summary:  "the gateway in front of misbehaving local backends, live",
+	synopsis: []string{"demo [--duration D] [--rate N] [--clients N] [--listen ADDR]"},
+	about: `Shows the gateway at work: starts three local backends that misbehave on a schedule
+(one dies and comes back, one answers 502 now and then, one is slow), puts the
+gateway in front of them, drives a steady load of GETs and POSTs, and shows side
+by side what the clients saw and what holdfast absorbed. It stops on Ctrl-C or
+after --duration (30s when standard output is not a terminal).
+
+Exit status: 0 when the clients saw no error that holdfast could have absorbed
+and no POST was delivered twice, 1 otherwise, 2 on bad usage.`,
+	examples: []string{"holdfast demo --duration 1m --rate 100"},
+	values:   map[string]completion{"access-log": {files: true}},
+	define:   defineDemo,
+}
+
+// defineDemo declares the flags of "holdfast demo": the gateway in front of
+// three misbehaving local backends under load, shown live.
+func defineDemo(fs *flag.FlagSet, e env) func([]string) int {
 	duration := fs.Duration("duration", 0, "stop after this long (default: until Ctrl-C on a terminal, 30s otherwise)")
 	rate := fs.Int("rate", 50, "requests per second sent to the gateway")
 	clients := fs.Int("clients", 16, "concurrent clients sharing the load")
 	listen := fs.String("listen", "127.0.0.1:0", "the gateway's listen `address`")
 	accessLog := fs.String("access-log", "", "also write the gateway's JSON access log (with attempt ledgers) to `file`")
 	verbose := fs.Bool("verbose", false, "print the gateway's event log (ejections, skipped retries) on standard error")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "holdfast demo: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if *rate < 1 || *rate > 10000 {
-		fmt.Fprintln(stderr, "holdfast demo: --rate must be between 1 and 10000")
-		return 2
-	}
-	if *clients < 1 || *clients > 1000 {
-		fmt.Fprintln(stderr, "holdfast demo: --clients must be between 1 and 1000")
-		return 2
-	}
-	if *duration < 0 {
-		fmt.Fprintln(stderr, "holdfast demo: --duration must not be negative")
-		return 2
-	}
+	return noArgs(e, func() int {
+		switch {
+		case *rate < 1 || *rate > 10000:
+			return e.usage("--rate must be between 1 and 10000")
+		case *clients < 1 || *clients > 1000:
+			return e.usage("--clients must be between 1 and 1000")
+		case *duration < 0:
+			return e.usage("--duration must not be negative")
+		}
+		return demo(demorun.Options{Duration: *duration, Rate: *rate, Clients: *clients, Listen: *listen}, *accessLog, *verbose, e.stdout, e.stderr)
+	})
+}
 
+// demo runs the demo with o, filled in with what depends on the terminal.
+func demo(o demorun.Options, accessLog string, verbose bool, stdout, stderr io.Writer) int {
 	terminal := isTerminalWriter(stdout)
-	o := demorun.Options{
-		Duration: *duration,
-		Rate:     *rate,
-		Clients:  *clients,
-		Listen:   *listen,
-		Out:      stdout,
-		// The event log on the same terminal would tear a redrawn table.
-		Live: terminal && !*verbose,
-	}
+	o.Out = stdout
+	// The event log on the same terminal would tear a redrawn table.
+	o.Live = terminal && !verbose
 	if o.Duration == 0 && !terminal {
 		o.Duration = demoScriptDuration
 	}
-	if *verbose {
+	if verbose {
 		o.EventLog = stderr
 	}
-	if *accessLog != "" {
-		f, err := os.OpenFile(*accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if accessLog != "" {
+		f, err := os.OpenFile(accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			fmt.Fprintf(stderr, "holdfast demo: --access-log: %v\n", err)
 			return 1

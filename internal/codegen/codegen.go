@@ -85,6 +85,27 @@ func Generate(lang string, r *curl.Request, opts Options) (string, error) {
 	return g(r, newPolicy(r, opts)), nil
 }
 
+// Warnings returns what the program that Generate writes for r does
+// differently from what the command asks, and that its user should hear
+// when converting, not only from a comment in the generated file. They
+// follow from the policy that every language shares, so they are the same
+// whatever the language: a caller says them once per request, beside the
+// parser's warnings.
+func Warnings(r *curl.Request, opts Options) []curl.Warning {
+	p := newPolicy(r, opts)
+	var out []curl.Warning
+	if p.dropsRetry(r) {
+		out = append(out, curl.Warning{
+			Pos:    r.Retry.Pos,
+			Option: "--retry",
+			Msg: fmt.Sprintf("--retry %d is not applied to %s %s: without an Idempotency-Key header it may have reached the server, "+
+				"so it is not resent after an error status, a timeout or a dropped connection; "+
+				"add -H 'Idempotency-Key: <unique value>' if the server deduplicates on it", r.Retry.Count, r.Method, r.URL.String()),
+		})
+	}
+	return out
+}
+
 // Defaults of the generated retry policy, when the curl command does not
 // set its own. Three retries and a half-second first step ride out a
 // restarting upstream or a keep-alive race without stretching a failing
@@ -146,6 +167,15 @@ func newPolicy(r *curl.Request, opts Options) policy {
 		p.Attempts = 1
 	}
 	return p
+}
+
+// dropsRetry reports whether the command asks for retries (curl --retry
+// N, N > 0) that the policy refuses for its method: a POST or PATCH
+// without an Idempotency-Key header, which every target sends once unless
+// nothing was sent (the shell target, left to curl's own retry, sends it
+// once in any case).
+func (p policy) dropsRetry(r *curl.Request) bool {
+	return p.Retry && !p.Safe && r.Retry.CountSet && r.Retry.Count > 0
 }
 
 // summary is the retry policy in a few lines of prose, for the comment at

@@ -8,7 +8,9 @@
 package curl
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -252,6 +254,9 @@ type Retry struct {
 	MaxTime     time.Duration // --retry-max-time
 	ConnRefused bool          // --retry-connrefused
 	AllErrors   bool          // --retry-all-errors
+	// Pos is where --retry was given, for a warning about it; zero when
+	// it was not, or came from ParseArgs.
+	Pos Pos
 }
 
 // Request is one HTTP request that a curl command makes. Its zero value is
@@ -378,11 +383,36 @@ type Script struct {
 	Warnings []Warning
 }
 
-// AllWarnings returns the script's warnings and those of its requests.
+// AllWarnings returns the script's warnings and those of its requests,
+// sorted by position (see SortWarnings).
 func (s *Script) AllWarnings() []Warning {
 	out := append([]Warning(nil), s.Warnings...)
 	for _, r := range s.Requests {
 		out = append(out, r.Warnings...)
+	}
+	return SortWarnings(out)
+}
+
+// SortWarnings sorts ws in place by position, line then column, and
+// returns it without repeats. Warnings are found in several passes (shell
+// words, options, then the request built from them), so that without
+// sorting they would come out of the order in which a person reads the
+// command. The sort is stable: warnings without a position (ParseArgs) come
+// first, in the order they were found. A warning repeated at the same known
+// position, as one about an option shared by the several URLs of a
+// command, is said once.
+func SortWarnings(ws []Warning) []Warning {
+	slices.SortStableFunc(ws, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
+	seen := map[Warning]bool{}
+	out := ws[:0]
+	for _, w := range ws {
+		if w.Pos.Line != 0 && seen[w] {
+			continue
+		}
+		seen[w] = true
+		out = append(out, w)
 	}
 	return out
 }

@@ -463,7 +463,7 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 		g.req.ConnectTimeout = g.seconds(v, opt)
 	case "retry":
 		if n, ok := g.intValue(v, opt); ok {
-			g.req.Retry.Count, g.req.Retry.CountSet = n, true
+			g.req.Retry.Count, g.req.Retry.CountSet, g.req.Retry.Pos = n, true, a.pos
 		}
 	case "retry-delay":
 		g.req.Retry.Delay = g.seconds(v, opt)

@@ -103,7 +103,8 @@ func TestParseSettings(t *testing.T) {
 	if r.MaxTime != 2500*time.Millisecond || r.ConnectTimeout != time.Second {
 		t.Errorf("timeouts = %v, %v; want 2.5s, 1s", r.MaxTime, r.ConnectTimeout)
 	}
-	want := Retry{Count: 4, CountSet: true, Delay: 200 * time.Millisecond, MaxTime: 30 * time.Second, ConnRefused: true, AllErrors: true}
+	// Pos is that of the --retry option, on which a warning about it is placed.
+	want := Retry{Count: 4, CountSet: true, Delay: 200 * time.Millisecond, MaxTime: 30 * time.Second, ConnRefused: true, AllErrors: true, Pos: Pos{1, 81}}
 	if r.Retry != want {
 		t.Errorf("Retry = %+v, want %+v", r.Retry, want)
 	}

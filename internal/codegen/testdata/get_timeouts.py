@@ -8,7 +8,6 @@ No retry starts after 20s in all (curl --retry-max-time).
 A final status of 400 or more is an error.
 """
 
-import os
 import random
 import sys
 import time

@@ -6,7 +6,6 @@ a Retry-After header is waited out (up to 1m0s).
 A final status of 400 or more is an error.
 """
 
-import os
 import random
 import sys
 import time

@@ -3,7 +3,6 @@
 No retries (--no-retry or curl --retry 0): one attempt; a final status of 400 or more is an error.
 """
 
-import os
 import sys
 
 import requests

@@ -9,7 +9,6 @@ to let it be retried after a 502, 503, 504 or a dropped connection.
 A final status of 400 or more is an error.
 """
 
-import os
 import random
 import sys
 import time
