@@ -18,6 +18,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/gateway"
+	"github.com/holdfast/holdfast/internal/sdnotify"
 )
 
 // Version is holdfast's version when set at build time with
@@ -331,6 +332,11 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "holdfast serve: %v\n", err)
 		return 1
 	}
+	// Signals are caught before the listeners open: a SIGHUP sent as soon
+	// as the service is up must reload it, not end it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if err := g.Listen(); err != nil {
 		fmt.Fprintf(stderr, "holdfast serve: %v\n", err)
 		return 1
@@ -340,22 +346,30 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 		addrs = append(addrs, a.String())
 	}
 	logger.Info("holdfast serving", "listen", addrs, "config", file, "version", versionString())
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	// Under systemd (Type=notify), say when the listeners are up, around
+	// each reload, and when draining begins.
+	sd := sdnotify.FromEnv()
+	notify := func(state string) {
+		if err := sd.Notify(state); err != nil {
+			logger.Warn("cannot notify the service manager", "err", err)
+		}
+	}
+	notify(sdnotify.Ready)
 	for {
 		select {
 		case err := <-g.Errors():
+			notify(sdnotify.Stopping)
 			logger.Error("stopping: a listener failed", "err", err)
 			shutdown(g, cfg.Shutdown.DrainTimeout, logger)
 			return 1
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify(sdnotify.Reloading())
 				next, err := config.Load(file)
 				if err == nil {
 					err = g.Reload(next)
 				}
+				notify(sdnotify.Ready)
 				if err != nil {
 					logger.Error("reload rejected: the previous configuration keeps serving", "config", file, "err", err)
 					continue
@@ -364,6 +378,7 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 				logger.Info("configuration reloaded", "config", file)
 				continue
 			}
+			notify(sdnotify.Stopping)
 			logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "drain_timeout", cfg.Shutdown.DrainTimeout.String())
 			if err := shutdown(g, cfg.Shutdown.DrainTimeout, logger); err != nil {
 				return 1
