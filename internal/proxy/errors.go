@@ -154,7 +154,27 @@ func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status in
 // answerError answers x with holdfast's own error response, for its cause,
 // status and detail, and counts the bytes written for the access log.
 func (h *Handler) answerError(w http.ResponseWriter, r *http.Request, x *exchange, retryAfter time.Duration, pg *pages) {
+	h.boundDrain(w, r, x)
+	x.send.start()
 	x.bytesOut += int64(writeError(w, r, x.cause, x.status, x.reqID, len(x.attempts), x.detail, h.expose, retryAfter, pg))
+	x.send.end()
+}
+
+// boundDrain bounds by client.body_timeout net/http's reading of a request
+// body that holdfast answers without having read to its end: before an
+// HTTP/1 response goes out, net/http discards up to 256 KiB of what is left
+// to keep the connection, with no deadline of its own, and a client that
+// never sends the body it announced would hold the connection for good.
+// Where no deadline can be set, the connection is closed instead.
+func (h *Handler) boundDrain(w http.ResponseWriter, r *http.Request, x *exchange) {
+	if r.ProtoMajor != 1 || r.Body == nil || r.Body == http.NoBody || x.reqBody.buffered {
+		return
+	}
+	if x.dl != nil && h.bodyTO > 0 {
+		_ = x.dl.SetReadDeadline(time.Now().Add(h.bodyTO))
+		return
+	}
+	w.Header().Set("Connection", "close")
 }
 
 // proxyStatus formats an RFC 9209 Proxy-Status member for a failure.

@@ -353,3 +353,33 @@ func TestHeaderFieldCountLimit(t *testing.T) {
 		t.Errorf("default max_header_count = %d, want 100", d.h.maxHeaderCount)
 	}
 }
+
+// TestForwardingLookalikesDropped: CGI-style backends read X_Real_IP as
+// X-Real-IP; a client must not set through one spelling what holdfast
+// controls in the other.
+func TestForwardingLookalikesDropped(t *testing.T) {
+	var got http.Header
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+	}))
+	e := newEnv(t, poolConfig("", b.URL))
+	req, _ := http.NewRequest("GET", e.URL+"/", nil)
+	req.Header["X_Real_IP"] = []string{"203.0.113.9"}
+	req.Header["X_Forwarded_For"] = []string{"203.0.113.9"}
+	req.Header["X_Custom"] = []string{"kept"}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for k, v := range got {
+		for _, s := range v {
+			if strings.Contains(s, "203.0.113.9") {
+				t.Errorf("%s: %q reached the upstream", k, s)
+			}
+		}
+	}
+	if got.Get("X_Custom") == "" && got.Get("X-Custom") == "" {
+		t.Errorf("an unrelated header with underscores was dropped: %v", got)
+	}
+}

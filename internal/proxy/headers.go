@@ -89,6 +89,7 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
 	if r.TLS != nil {
 		proto = "https"
 	}
+	dropLookalikes(out)
 	if !trust || out.Get("X-Real-Ip") == "" {
 		// Backends commonly take X-Real-IP as the client's address: only a
 		// trusted proxy may say what it is.
@@ -215,5 +216,21 @@ func copyResponseHeader(dst, src http.Header) {
 		dst["Via"] = []string{strings.Join(prior, ", ") + ", " + viaResponse}
 	} else {
 		dst["Via"] = []string{viaResponse}
+	}
+}
+
+// dropLookalikes removes header fields that spell a forwarding header with
+// underscores (X_Real_IP, X_Forwarded_For): CGI-style backends (PHP-FPM,
+// WSGI) read both spellings as the same variable, so a client could set
+// through one what holdfast controls in the other.
+func dropLookalikes(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		switch http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) {
+		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded", "Via":
+			delete(h, k)
+		}
 	}
 }

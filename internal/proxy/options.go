@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"time"
 )
 
 // optionsBodyMax bounds what is read of a body sent with OPTIONS *, as
@@ -27,7 +28,16 @@ func (h *Handler) ServeOptionsStar(w http.ResponseWriter, r *http.Request) {
 		// Left alone, net/http would discard up to 256 KiB of it to keep
 		// the connection; past this smaller bound MaxBytesReader has it
 		// close the connection instead, as its own OPTIONS * answer did.
-		x.bytesIn, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, optionsBodyMax))
+		// A body that does not come is waited for no longer than
+		// client.body_timeout.
+		if h.bodyTO > 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.bodyTO))
+		}
+		n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, optionsBodyMax))
+		x.bytesIn = n
+		if err != nil {
+			w.Header().Set("Connection", "close")
+		}
 	}
 	hdr := w.Header()
 	hdr.Set("Allow", optionsAllow)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -301,7 +302,13 @@ func (h *Handler) admitBody(w http.ResponseWriter, r *http.Request, x *exchange,
 		return b, true
 	}
 	// Chunked and larger than body_buffer: send what was read, then the rest.
-	b.stream = newStream(x.bodyRd, x.body.Bytes())
+	sent := x.body.Bytes()
+	if upgradeType(r.Header) != "" {
+		// An upgrade goes through net/http's Transport, whose writer may
+		// outlive the exchange and its pooled buffer.
+		sent = bytes.Clone(sent)
+	}
+	b.stream = newStream(x.bodyRd, sent)
 	b.length = -1
 	return b, true
 }
@@ -388,6 +395,9 @@ func (h *Handler) keep(x *exchange, resp *http.Response) {
 }
 
 func (h *Handler) writeKept(w http.ResponseWriter, r *http.Request, x *exchange) {
+	h.boundDrain(w, r, x)
+	x.send.start()
+	defer x.send.end()
 	k := x.kept
 	dst := w.Header()
 	copyResponseHeader(dst, k.header)
