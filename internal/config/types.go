@@ -190,8 +190,9 @@ type Retry struct {
 	// multiply a slow upstream's wait (three tries of a 60s read timeout
 	// would be three minutes); 0: no total bound beyond each attempt's own
 	// timeouts. A response that has started is never cut by it, nor is an
-	// upgraded connection (WebSocket). An upstream's Retry-After is honoured
-	// only when it fits in what is left.
+	// upgraded connection (WebSocket), nor a request whose body streams
+	// (larger than BodyBuffer: never retried once sent). An upstream's
+	// Retry-After is honoured only when it fits in what is left.
 	Timeout time.Duration `yaml:"timeout"`
 	// SameServerOnTimeout lets a request that timed out after it was sent
 	// (no response header in time, or the send stalled) be tried again on

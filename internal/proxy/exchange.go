@@ -88,6 +88,9 @@ const keptBodyMax = 64 << 10
 
 // attemptTrace follows one attempt through net/http's transport.
 type attemptTrace struct {
+	// until is retry.timeout's deadline for this attempt, until a response
+	// header arrives; zero for none. Read by holdfast's own client only.
+	until     time.Time
 	phase     atomic.Uint32
 	conn      atomic.Pointer[upConn]
 	reused    atomic.Bool
@@ -485,17 +488,18 @@ func stripPrefix(p, prefix string) string {
 // response) resp is set; the caller owns its body. cancel ends the attempt's
 // context and must be called once the response is done with.
 func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Server, hdr http.Header, body *requestBody, deadline time.Time) (resp *http.Response, rec attemptRecord, actx context.Context, cancel context.CancelCauseFunc) {
-	tr := &attemptTrace{}
-	if deadline.IsZero() && !body.viaStd {
+	tr := &attemptTrace{until: deadline}
+	var headerTimer *time.Timer
+	if !body.viaStd {
 		// Nothing will cancel this attempt but the client: its context is
-		// enough, and the common case saves a context per attempt.
+		// enough. holdfast's own client applies the total deadline as
+		// socket deadlines, which saves a context and a timer per attempt.
 		actx, cancel = r.Context(), noCancel
 	} else {
 		actx, cancel = context.WithCancelCause(r.Context())
-	}
-	var headerTimer *time.Timer
-	if !deadline.IsZero() {
-		headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })
+		if !deadline.IsZero() {
+			headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })
+		}
 	}
 	start := h.now()
 	var err error

@@ -221,6 +221,11 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 		ctx, cancel = context.WithTimeout(ctx, p.t.Connect)
 		defer cancel()
 	}
+	if !tr.until.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, tr.until)
+		defer cancel()
+	}
 	host, port, err := net.SplitHostPort(p.server.Addr)
 	if err != nil {
 		return nil, err
@@ -289,6 +294,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			}
 		}
 		tr.gotConn(pc.uc, reused, idle)
+		pc.uc.until = tr.until
 		stop := context.AfterFunc(ctx, pc.uc.kill)
 		start := pc.uc.Written()
 
@@ -323,12 +329,13 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		}
 		tr.set(cause.PhaseWait)
 
-		if p.t.Read > 0 {
-			pc.uc.setReadDeadline(p.now().Add(p.t.Read))
+		if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
+			pc.uc.setReadDeadline(d)
 		}
 		pc.uc.readLimit.Store(maxResponseHeader)
 		resp, err := readResponse(pc.br, req)
 		pc.uc.readLimit.Store(0)
+		pc.uc.until = time.Time{} // the total deadline ends with the header
 		if err != nil {
 			stop()
 			pc.close()

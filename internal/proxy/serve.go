@@ -78,7 +78,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 
 	idempotent := cause.Idempotent(r) || x.route.nonIdem
 	var deadline time.Time
-	if p.total > 0 && up == "" {
+	if p.total > 0 && up == "" && body.stream == nil {
+		// retry.timeout bounds the retries. A streamed body is never sent
+		// twice, so its one long upload is bounded by the send and read
+		// timeouts alone, as an upgraded connection is.
 		deadline = x.start.Add(p.total)
 	}
 	key, hasKey := h.hashKey(r, p)

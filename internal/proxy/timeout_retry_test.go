@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -48,4 +51,35 @@ func TestTimedOutRequestNotSentBackToSameServer(t *testing.T) {
 			t.Errorf("the hung server got the request %d times, want 3 (tries)", n)
 		}
 	})
+}
+
+// TestRetryTimeoutSparesStreamedUploads: retry.timeout bounds the retries;
+// a body too large to replay is never retried, so an upload that takes
+// longer than retry.timeout is not cut by it (the send and read timeouts
+// still bound each wait).
+func TestRetryTimeoutSparesStreamedUploads(t *testing.T) {
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	e := newEnv(t, poolConfig("retry: {timeout: 300ms, body_buffer: 1KiB}", b.URL))
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 8; i++ {
+			pw.Write(make([]byte, 512))
+			time.Sleep(100 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("PUT", e.URL+"/", pr)
+	req.ContentLength = 4096
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "4096" {
+		t.Errorf("a 4KiB upload over 800ms with retry.timeout 300ms: %d %q", resp.StatusCode, body)
+	}
 }

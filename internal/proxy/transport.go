@@ -172,6 +172,10 @@ type upConn struct {
 	net.Conn
 	send  time.Duration
 	state *upstream.State
+	// until is the attempt's total deadline (retry.timeout) while a
+	// request is written and its header awaited; zero otherwise. Set and
+	// read on the attempt's goroutine only (holdfast's own client).
+	until time.Time
 	now   func() time.Time
 
 	readLimit atomic.Int64 // while > 0, bytes that may still be read (the response header limit)
@@ -231,8 +235,8 @@ func (c *upConn) idleClose(err error) bool {
 func (c *upConn) Write(p []byte) (int, error) {
 	now := c.now()
 	c.lastWrite.Store(now.UnixNano())
-	if c.send > 0 {
-		if err := c.Conn.SetWriteDeadline(now.Add(c.send)); err != nil {
+	if d := c.bound(now, c.send); !d.IsZero() {
+		if err := c.Conn.SetWriteDeadline(d); err != nil {
 			return 0, err
 		}
 	}
@@ -249,6 +253,19 @@ func (c *upConn) Write(p []byte) (int, error) {
 		c.writeErr.Store(&e)
 	}
 	return n, err
+}
+
+// bound returns the deadline of an operation starting at now that may take
+// d (0: no limit), cut short by the attempt's total deadline; zero for none.
+func (c *upConn) bound(now time.Time, d time.Duration) time.Time {
+	var t time.Time
+	if d > 0 {
+		t = now.Add(d)
+	}
+	if !c.until.IsZero() && (t.IsZero() || c.until.Before(t)) {
+		t = c.until
+	}
+	return t
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it wakes any blocked
