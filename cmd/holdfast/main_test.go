@@ -53,6 +53,27 @@ func writeConfig(t *testing.T, path, listen string, urls ...string) {
 	}
 }
 
+// startProcess starts the binary with args and extra environment, and
+// kills it at cleanup if it is still running.
+func startProcess(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{stderr: new(syncBuf), done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
 // process is a running "holdfast serve".
 type process struct {
 	cmd    *exec.Cmd
@@ -79,19 +100,7 @@ func (s *syncBuf) String() string {
 
 func startServe(t *testing.T, cfg, addr string) *process {
 	t.Helper()
-	p := &process{stderr: new(syncBuf), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve", "-c", cfg)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProcess(t, nil, "serve", "-c", cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)

@@ -73,20 +73,7 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	addr := testutil.DeadAddr(t)
 	cfg := filepath.Join(dir, "holdfast.yaml")
 	writeConfig(t, cfg, addr, b.URL)
-	p := &process{stderr: new(syncBuf), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve", "-c", cfg)
-	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProcess(t, []string{"NOTIFY_SOCKET=" + sock}, "serve", "-c", cfg)
 
 	if got := next(); got != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", got)

@@ -380,17 +380,22 @@ func TestIdle408IsNotADesync(t *testing.T) {
 	}
 }
 
+// loopbackCert returns httptest's certificate for 127.0.0.1, for a raw TLS
+// listener, and the roots that trust it.
+func loopbackCert() (*tls.Config, *x509.CertPool) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	return &tls.Config{Certificates: ts.TLS.Certificates}, roots
+}
+
 // TestStrayResponseOverTLS: over TLS the stray response may sit whole in the
 // TLS layer's buffers when the correct one ends, where neither the read
 // buffer nor a peek at the socket can see it.
 func TestStrayResponseOverTLS(t *testing.T) {
-	// httptest's certificate, for 127.0.0.1, on a raw TLS listener.
-	ts := httptest.NewUnstartedServer(nil)
-	ts.StartTLS()
-	serverConf := &tls.Config{Certificates: ts.TLS.Certificates}
-	roots := x509.NewCertPool()
-	roots.AddCert(ts.Certificate())
-	ts.Close()
+	serverConf, roots := loopbackCert()
 	// Two TLS records in one packet: the TLS layer reads both from the
 	// socket and hands out the first.
 	b := startStrayBackend(t, serverConf, strayInSameWrite)
@@ -448,12 +453,7 @@ func BenchmarkIdleProbe(b *testing.B) {
 // blamed, and the next request, a POST, does not go out on that connection
 // (where it would fail after being written, and could not be retried).
 func TestTLSCloseNotifyAfterResponse(t *testing.T) {
-	ts := httptest.NewUnstartedServer(nil)
-	ts.StartTLS()
-	serverConf := &tls.Config{Certificates: ts.TLS.Certificates}
-	roots := x509.NewCertPool()
-	roots.AddCert(ts.Certificate())
-	ts.Close()
+	serverConf, roots := loopbackCert()
 	b := startStrayBackend(t, serverConf, func(c *strayConn, good, _ []byte) {
 		c.corked = true
 		c.Conn.Write(good)
