@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -316,42 +314,12 @@ func TestSmugglingBypassesRefused(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an access log that tests may read while the gateway writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestOptionsStar: holdfast answers OPTIONS * itself (net/http's answer is
 // disabled), logs it, and keeps the connection for the next request.
 func TestOptionsStar(t *testing.T) {
 	b := testutil.Backend(t, nil)
-	access := new(lockedBuffer)
-	g, err := New(parse(t, oneRoute("127.0.0.1:0", "", b.URL)), Options{Logger: slog.New(slog.DiscardHandler), AccessLog: access})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-	})
-	c, err := net.Dial("tcp", g.Addrs()[0].String())
+	_, addr, access := startLogged(t, oneRoute("127.0.0.1:0", "", b.URL), nil)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +378,7 @@ func TestOptionsStar(t *testing.T) {
 // TestOutOfStepLoggedOnce: the gateway refuses a request the scanner did not
 // see at its index, and warns once per connection.
 func TestOutOfStepLoggedOnce(t *testing.T) {
-	var events lockedBuffer
+	var events slowLog
 	g, err := New(parse(t, oneRoute("127.0.0.1:0", "", "http://127.0.0.1:1")), Options{
 		Logger:    slog.New(slog.NewJSONHandler(&events, nil)),
 		AccessLog: io.Discard,

@@ -39,7 +39,13 @@ func parse(t *testing.T, yaml string) *config.Config {
 // start runs a gateway for yaml and returns it with its first address.
 func start(t *testing.T, yaml string) (*Gateway, string) {
 	t.Helper()
-	g, err := New(parse(t, yaml), Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
+	return startOpts(t, yaml, Options{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
+}
+
+// startOpts runs a gateway for yaml with o, listening, shut down at cleanup.
+func startOpts(t *testing.T, yaml string, o Options) (*Gateway, string) {
+	t.Helper()
+	g, err := New(parse(t, yaml), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,12 @@ func (l *slowLog) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+func (l *slowLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func (l *slowLog) lines() []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,19 +79,8 @@ func startLogged(t *testing.T, yaml string, events io.Writer) (*Gateway, string,
 	if events != nil {
 		logger = slog.New(slog.NewJSONHandler(events, nil))
 	}
-	g, err := New(parse(t, yaml), Options{Logger: logger, AccessLog: access})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		g.Shutdown(ctx)
-	})
-	return g, g.Addrs()[0].String(), access
+	g, addr := startOpts(t, yaml, Options{Logger: logger, AccessLog: access})
+	return g, addr, access
 }
 
 // slowBackend reports how its requests ended, by their query string (one

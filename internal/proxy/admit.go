@@ -76,11 +76,13 @@ func validMethod(m string) bool {
 // HTTP/1.1 request line: not empty, and no space, control character or
 // DEL, which would end the target early or break the line.
 func validTarget(t string) bool {
-	if t == "" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c == 0x7f {
+	return t != "" && lineSafe(t)
+}
+
+// lineSafe reports whether s holds no space, control character or DEL.
+func lineSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
 			return false
 		}
 	}
@@ -102,8 +104,12 @@ func checkOutgoing(req *http.Request) error {
 	if !validMethod(req.Method) {
 		return bad("method " + strconv.Quote(req.Method))
 	}
-	if t := req.URL.RequestURI(); !validTarget(t) {
-		return bad("target " + strconv.Quote(t))
+	// The parts the request line is made of, as url.URL.RequestURI joins
+	// them, checked without building it (a string per request): the path
+	// is written escaped, the query and an opaque target as they are.
+	u := req.URL
+	if !lineSafe(u.Opaque) || !lineSafe(u.EscapedPath()) || !lineSafe(u.RawQuery) {
+		return bad("target " + strconv.Quote(u.RequestURI()))
 	}
 	if !httpguts.ValidHostHeader(req.Host) {
 		return bad("Host " + strconv.Quote(req.Host))

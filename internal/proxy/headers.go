@@ -199,6 +199,11 @@ func newID() string {
 // an upstream, is always HTTP/1.1.
 const viaResponse = "1.1 holdfast"
 
+// viaResponseOnly is the Via of a response that had none, shared by every
+// response: net/http only reads header values, and nothing in holdfast
+// changes this one after it is set.
+var viaResponseOnly = []string{viaResponse}
+
 // copyResponseHeader copies an upstream response's header (hop-by-hop
 // fields already removed) to the client's, as it is: a representation
 // header the upstream did not send is not invented here. net/http's server
@@ -215,7 +220,7 @@ func copyResponseHeader(dst, src http.Header) {
 	if prior := src["Via"]; len(prior) > 0 {
 		dst["Via"] = []string{strings.Join(prior, ", ") + ", " + viaResponse}
 	} else {
-		dst["Via"] = []string{viaResponse}
+		dst["Via"] = viaResponseOnly
 	}
 }
 
