@@ -59,18 +59,9 @@ func headerCount(hdr http.Header) int {
 	return n
 }
 
-// validMethod reports whether m is an RFC 9110 token.
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
-			return false
-		}
-	}
-	return true
-}
+// validMethod reports whether m is an RFC 9110 token, the same grammar as
+// a header field name.
+func validMethod(m string) bool { return httpguts.ValidHeaderFieldName(m) }
 
 // validTarget reports whether t can stand as the request target of an
 // HTTP/1.1 request line: not empty, and no space, control character or
