@@ -131,6 +131,7 @@ func TestLoadSpecExample(t *testing.T) {
 			Path: "/health", Interval: 5 * time.Second, Timeout: 2 * time.Second,
 			Method: "GET", Status: "200-399", Rise: 2, Fall: 3,
 		},
+		DNS:  DNS{Refresh: 30 * time.Second},
 		Line: 12,
 	}
 	if got := c.Upstreams[0]; !reflect.DeepEqual(got, want) {

@@ -182,8 +182,11 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value, u unit) {
 		}
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
+			setDefaults(v.Interface())
 		}
 		d.mapping(n, path, v.Elem())
+	case t.Kind() == reflect.Map:
+		d.stringMap(n, path, v)
 	case t.Kind() == reflect.Pointer:
 		// A fresh pointer, set only on success, so that a bad value leaves
 		// the default in place and no default is shared.
@@ -259,6 +262,31 @@ func (d *decoder) upstreams(n *yaml.Node, path string, v reflect.Value) {
 		pools = append(pools, u)
 	}
 	v.Set(reflect.ValueOf(pools))
+}
+
+// stringMap decodes a mapping of strings to strings (header fields).
+func (d *decoder) stringMap(n *yaml.Node, path string, v reflect.Value) {
+	t := v.Type()
+	if n.Kind != yaml.MappingNode {
+		d.typeError(n, path, t, unitNone)
+		return
+	}
+	m := reflect.MakeMap(t)
+	for _, kv := range d.pairs(n, path, 0) {
+		p := join(path, kv.key.Value)
+		d.keys[p] = kv.key
+		val := d.visit(kv.val)
+		if val == nil {
+			continue
+		}
+		d.nodes[p] = kv.val
+		if val.Kind != yaml.ScalarNode || isNull(val) {
+			d.typeError(val, p, t.Elem(), unitNone)
+			continue
+		}
+		m.SetMapIndex(reflect.ValueOf(kv.key.Value), reflect.ValueOf(val.Value))
+	}
+	v.Set(m)
 }
 
 // sequence decodes a list. Every item is kept, even one that failed, so that
@@ -407,6 +435,8 @@ func want(t reflect.Type, u unit) string {
 	case reflect.Struct:
 		keys, _ := fields(t)
 		return "a mapping with keys " + strings.Join(keys, ", ")
+	case reflect.Map:
+		return "a mapping of names to strings"
 	}
 	return t.String()
 }

@@ -74,7 +74,12 @@ func setDefaults(p any) {
 				Rise:     2,
 				Fall:     3,
 			},
+			DNS: DNS{Refresh: 30 * time.Second},
 		}
+	case *Discover:
+		v.Refresh = 10 * time.Second
+		v.Scheme = "http"
+		v.Server = ServerTemplate{MaxFails: ptr(1), FailTimeout: 10 * time.Second}
 	case *Server:
 		v.Weight = 1
 		v.MaxFails = ptr(1)

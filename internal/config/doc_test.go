@@ -67,7 +67,9 @@ func schema() map[string]schemaEntry {
 			return
 		case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
 			out[path] = schemaEntry{value: v}
-			walk(path, reflect.New(t.Elem()).Elem())
+			e := reflect.New(t.Elem())
+			setDefaults(e.Interface())
+			walk(path, e.Elem())
 			return
 		case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 			out[path] = schemaEntry{value: v}

@@ -139,7 +139,7 @@ upstreams: {api: {servers: [{url: "http://a:1"}]}}
   - addr: "127.0.0.1:8080"
   - addr: "127.0.0.1:0"
   - addr: "127.0.0.1:0"
-admin: {addr: "0.0.0.0:8080"}
+admin: {addr: "127.0.0.1:8080"}
 routes: [{upstream: api}]
 upstreams: {api: {servers: [{url: "http://a:1"}]}}
 `,
@@ -154,7 +154,10 @@ upstreams: {api: {servers: [{url: "http://a:1"}]}}
 routes: [{upstream: api}]
 upstreams: {api: {servers: [{url: "http://a:1"}]}}
 `,
-			want: []wantErr{{1, 15, "admin.addr", ":8080 overlaps the default listen[0]: the admin listener needs its own address"}},
+			want: []wantErr{
+				{1, 15, "admin.addr", ":8080 overlaps the default listen[0]: the admin listener needs its own address"},
+				{1, 15, "admin.addr", ":8080 is not a loopback address: set admin.token_file too, or bind to 127.0.0.1"},
+			},
 		},
 		{
 			name: "routes",
@@ -290,6 +293,42 @@ upstreams:
 				{19, 13, "upstreams.api.health.body", "want a regular expression"},
 				{20, 13, "upstreams.api.health.rise", "want 1 or more, got 0"},
 				{21, 13, "upstreams.api.health.fall", "want 1 or more, got 0"},
+			},
+		},
+		{
+			name: "health, dns and discovery",
+			src: `admin: {addr: "0.0.0.0:9901"}
+routes: [{upstream: api}]
+upstreams:
+  api:
+    servers: [{url: "http://a:1"}]
+    health:
+      host: "bad host"
+      headers: {"Bad Name": x, Host: y, X-Ok: "a\r\nb", X-List: [a]}
+      slow_start: -1s
+      mandatory: true
+    dns: {refresh: -1s}
+  both:
+    servers: [{url: "http://b:1"}]
+    discover: {srv: _http._tcp.b.test}
+  found:
+    discover: {srv: "not a name", refresh: 0s, scheme: ftp, server: {max_fails: -1}}
+`,
+			want: []wantErr{
+				{1, 15, "admin.addr", "0.0.0.0:9901 is not a loopback address: set admin.token_file too"},
+				{7, 13, "upstreams.api.health.host", `want a host name or address, with an optional port, got "bad host"`},
+				{8, 29, "upstreams.api.health.headers.Bad Name", `"Bad Name" is not a valid header name`},
+				{8, 38, "upstreams.api.health.headers.Host", "set the Host header with health.host"},
+				{8, 47, "upstreams.api.health.headers.X-Ok", "cannot hold CR, LF or NUL"},
+				{8, 65, "upstreams.api.health.headers.X-List", "want a string, got a list"},
+				{9, 19, "upstreams.api.health.slow_start", `duration "-1s" is negative`},
+				{10, 18, "upstreams.api.health.mandatory", "mandatory needs active checks: set health.path"},
+				{11, 20, "upstreams.api.dns.refresh", `duration "-1s" is negative`},
+				{14, 15, "upstreams.both.discover", "servers and discover exclude each other"},
+				{16, 21, "upstreams.found.discover.srv", `"not a name" is not a DNS name`},
+				{16, 44, "upstreams.found.discover.refresh", "must be more than 0"},
+				{16, 56, "upstreams.found.discover.scheme", `want http or https, got "ftp"`},
+				{16, 81, "upstreams.found.discover.server.max_fails", "want 0 (never eject) or more, got -1"},
 			},
 		},
 		{

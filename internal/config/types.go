@@ -62,12 +62,14 @@ type TLS struct {
 
 // Admin is the admin listener.
 type Admin struct {
-	// Addr is where the admin listener binds. Default "" (off). Should stay
-	// on loopback.
+	// Addr is where the admin listener (API, health endpoints) binds.
+	// Default "" (off). An address that is not loopback requires
+	// TokenFile.
 	Addr string `yaml:"addr"`
-	// TokenFile holds the bearer token required for state-changing calls.
-	// Relative to the config file; after Load an absolute path to a file
-	// that is not empty.
+	// TokenFile holds the bearer token required for state-changing calls
+	// (and, on an address that is not loopback, for every call). Relative
+	// to the config file; after Load an absolute path to a file that is not
+	// empty. Default "": no call may change state.
 	TokenFile string `yaml:"token_file"`
 }
 
@@ -128,8 +130,13 @@ type Upstream struct {
 	Retry Retry `yaml:"retry"`
 	// Passive configures passive health (ejection on failures).
 	Passive Passive `yaml:"passive"`
-	// Health configures active health checks.
+	// Health configures active health checks and slow start.
 	Health Health `yaml:"health"`
+	// DNS configures the re-resolution of server host names.
+	DNS DNS `yaml:"dns"`
+	// Discover, when set, builds the pool's servers from DNS SRV records
+	// instead of Servers, which must then be empty. Default nil (off).
+	Discover *Discover `yaml:"discover"`
 
 	// Line is the line of the pool in the file, for messages. Not a key.
 	Line int `yaml:"-"`
@@ -245,16 +252,81 @@ type Passive struct {
 }
 
 // Health configures active health checks. Active checking runs only when
-// Path is set.
+// Path is set; SlowStart applies with or without it.
 type Health struct {
-	Path     string        `yaml:"path"`     // the path to request; "" turns checks off
-	Interval time.Duration `yaml:"interval"` // default 5s
-	Timeout  time.Duration `yaml:"timeout"`  // default 2s
-	Method   string        `yaml:"method"`   // default GET
-	Status   string        `yaml:"status"`   // expected status range, default "200-399"
-	Body     string        `yaml:"body"`     // a regular expression the body must match; "" means any
-	Rise     int           `yaml:"rise"`     // successes to mark a server up, default 2
-	Fall     int           `yaml:"fall"`     // failures to mark a server down, default 3
+	// Path is the path checked on each server; "" turns checks off.
+	// Default "".
+	Path string `yaml:"path"`
+	// Interval is the time between two checks of one server (each wait is
+	// shortened by up to a tenth at random, so that servers sharing an
+	// interval are not checked in step). Default 5s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one check: connect, request and response body. A
+	// timeout longer than Interval is cut to Interval. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Method is the check's request method. Default GET.
+	Method string `yaml:"method"`
+	// Status is the range of statuses that pass, like "200-399" or "200".
+	// Default "200-399".
+	Status string `yaml:"status"`
+	// Body is a regular expression the response body (its first 64KiB)
+	// must match. Default "": any body.
+	Body string `yaml:"body"`
+	// Rise is the consecutive passes that bring a down server up. Default 2.
+	Rise int `yaml:"rise"`
+	// Fall is the consecutive failures that take a server down. Default 3.
+	Fall int `yaml:"fall"`
+	// Host is the Host header of a check. Default "": the server's host
+	// and port as written in its URL.
+	Host string `yaml:"host"`
+	// Headers are extra request header fields sent with each check.
+	// Default none.
+	Headers map[string]string `yaml:"headers"`
+	// SlowStart is the time over which a server that comes back (after
+	// being down or ejected, or when a reload or discovery adds it) ramps
+	// from a tenth of its weight to all of it, in every balancing policy.
+	// Default 0: full weight at once.
+	SlowStart time.Duration `yaml:"slow_start"`
+	// Mandatory makes a server that is new (at start, or added by a reload
+	// or discovery) wait for one passing check before it takes requests.
+	// Default false: a new server is taken as up until its first check.
+	Mandatory bool `yaml:"mandatory"`
+}
+
+// DNS configures how server host names are resolved.
+type DNS struct {
+	// Refresh is how often each server's host name is resolved again; every
+	// address in the answer takes traffic. A failed or empty answer keeps
+	// the last good addresses. Default 30s; 0 resolves at each new
+	// connection instead.
+	Refresh time.Duration `yaml:"refresh"`
+}
+
+// Discover builds a pool's servers from DNS SRV records, as Consul,
+// Kubernetes headless services and CoreDNS publish them: each record's
+// target and port is a server, its weight the server's weight (scaled to
+// at most 100), and records of the lowest priority are primaries, the rest
+// backups.
+type Discover struct {
+	// SRV is the name to look up, like "_http._tcp.api.service.consul".
+	// Required.
+	SRV string `yaml:"srv"`
+	// Refresh is how often the records are looked up again. A failed or
+	// empty answer keeps the last good servers. Default 10s.
+	Refresh time.Duration `yaml:"refresh"`
+	// Scheme is the scheme of the servers built: http or https. Default
+	// http.
+	Scheme string `yaml:"scheme"`
+	// Server holds the per-server settings a static list would set.
+	Server ServerTemplate `yaml:"server"`
+}
+
+// ServerTemplate holds the settings of servers built by discovery.
+type ServerTemplate struct {
+	// MaxFails is as a server's max_fails. Default 1.
+	MaxFails *int `yaml:"max_fails"`
+	// FailTimeout is as a server's fail_timeout. Default 10s.
+	FailTimeout time.Duration `yaml:"fail_timeout"`
 }
 
 // ClientLimits bound what a client may send and how slowly.

@@ -188,6 +188,19 @@ func (d *decoder) validateListeners(c *Config) {
 	}
 }
 
+// loopbackAddr reports whether a listening address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
 // wildcard reports whether host binds every address.
 func wildcard(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::"
@@ -212,6 +225,9 @@ func checkAddr(addr string) (host, port string, err error) {
 
 func (d *decoder) validateAdmin(c *Config) {
 	if c.Admin.TokenFile == "" {
+		if _, _, err := checkAddr(c.Admin.Addr); err == nil && c.Admin.Addr != "" && !loopbackAddr(c.Admin.Addr) {
+			d.invalid("admin.addr", nil, "%s is not a loopback address: set admin.token_file too, or bind to 127.0.0.1", c.Admin.Addr)
+		}
 		return
 	}
 	data, ok := d.readable("admin.token_file", &c.Admin.TokenFile, "token file")
@@ -348,8 +364,13 @@ func (d *decoder) validateUpstream(u *Upstream) {
 	if !poolName.MatchString(u.Name) {
 		d.invalid(p, nil, "pool name %q: want letters, digits, '_', '-' and '.', starting with a letter or digit", u.Name)
 	}
-	if len(u.Servers) == 0 {
-		d.invalid(p+".servers", nil, "at least one server is required")
+	switch {
+	case u.Discover != nil && len(u.Servers) > 0:
+		d.invalid(p+".discover", nil, "servers and discover exclude each other: the pool's servers come from one or the other")
+	case u.Discover != nil:
+		d.validateDiscover(p+".discover", u.Discover)
+	case len(u.Servers) == 0:
+		d.invalid(p+".servers", nil, "at least one server is required (or discover, to find them in DNS)")
 	}
 	primaries := 0
 	urls := make(map[string]string)
@@ -434,6 +455,65 @@ func (d *decoder) validateUpstream(u *Upstream) {
 	if h.Fall < 1 {
 		d.invalid(hp+".fall", nil, "want 1 or more, got %d", h.Fall)
 	}
+	if h.Host != "" && !validHostHeader(h.Host) {
+		d.invalid(hp+".host", nil, "want a host name or address, with an optional port, got %q", h.Host)
+	}
+	for name, val := range h.Headers {
+		switch {
+		case !isToken(name):
+			d.invalid(hp+".headers."+name, nil, "%q is not a valid header name", name)
+		case strings.EqualFold(name, "Host"):
+			d.invalid(hp+".headers."+name, nil, "set the Host header with health.host")
+		case strings.ContainsAny(val, "\r\n\x00"):
+			d.invalid(hp+".headers."+name, nil, "a header value cannot hold CR, LF or NUL")
+		}
+	}
+	if h.SlowStart < 0 {
+		d.invalid(hp+".slow_start", nil, "want 0 (off) or a duration like 30s, got %s", formatDuration(h.SlowStart))
+	}
+	if h.Mandatory && h.Path == "" {
+		d.invalid(hp+".mandatory", nil, "mandatory needs active checks: set health.path")
+	}
+	if u.DNS.Refresh < 0 {
+		d.invalid(p+".dns.refresh", nil, "want 0 (resolve at each connection) or a duration like 30s, got %s", formatDuration(u.DNS.Refresh))
+	}
+}
+
+// validateDiscover checks the SRV discovery of a pool.
+func (d *decoder) validateDiscover(p string, ds *Discover) {
+	if ds.SRV == "" {
+		d.invalid(p+".srv", nil, `required: the SRV name to look up, like "_http._tcp.api.service.consul"`)
+	} else if !validDNSName(strings.TrimSuffix(ds.SRV, ".")) {
+		d.invalid(p+".srv", nil, "%q is not a DNS name", ds.SRV)
+	}
+	d.positive(p+".refresh", int64(ds.Refresh))
+	if ds.Scheme != "http" && ds.Scheme != "https" {
+		d.invalid(p+".scheme", nil, "want http or https, got %q", ds.Scheme)
+	}
+	if mf := ds.Server.MaxFails; mf != nil && *mf < 0 {
+		d.invalid(p+".server.max_fails", nil, "want 0 (never eject) or more, got %d", *mf)
+	}
+	if mf := ds.Server.MaxFails; mf != nil && *mf > 0 && ds.Server.FailTimeout <= 0 {
+		d.invalid(p+".server.fail_timeout", nil, "must be more than 0 when max_fails is more than 0")
+	}
+}
+
+// validHostHeader reports whether s can be a Host header: a host name or
+// IP address (IPv6 in brackets), with an optional port.
+func validHostHeader(s string) bool {
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+		host = h
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return validDNSName(host)
 }
 
 // conditions checks a list of retry or failure conditions.

@@ -417,7 +417,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	keep := make(map[string]bool)
 	for _, p := range h.Pools() {
 		for _, s := range p.Servers {
-			keep[s.URL.String()] = true
+			keep[s.Key()] = true
 		}
 	}
 	g.registry.Retain(keep)

@@ -7,15 +7,17 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Policy chooses one server among candidates. cands is never empty and holds
 // only servers that may take the request; all is true when cands is every
 // server the policy was built with, in order (nothing ejected or tried), which
 // lets a policy use precomputed state. Implementations are safe for
-// concurrent use.
+// concurrent use. now is the time of the pick, for the weights of servers
+// in slow start.
 type Policy interface {
-	Pick(cands []*Server, all bool, key uint64, hasKey bool) *Server
+	Pick(cands []*Server, all bool, key uint64, hasKey bool, now time.Time) *Server
 }
 
 // NewPolicy returns the policy named by the configuration (round_robin,
@@ -51,16 +53,17 @@ type RoundRobin struct {
 }
 
 // Pick implements Policy.
-func (rr *RoundRobin) Pick(cands []*Server, _ bool, _ uint64, _ bool) *Server {
+func (rr *RoundRobin) Pick(cands []*Server, _ bool, _ uint64, _ bool, now time.Time) *Server {
 	if len(cands) == 1 {
 		return cands[0]
 	}
 	rr.mu.Lock()
 	var best *Server
-	total := 0
+	var total int64
 	for _, s := range cands {
-		s.current += s.Weight
-		total += s.Weight
+		w := s.scaledWeight(now)
+		s.current += w
+		total += w
 		if best == nil || s.current > best.current {
 			best = s
 		}
@@ -77,23 +80,33 @@ type LeastConn struct {
 }
 
 // Pick implements Policy.
-func (lc *LeastConn) Pick(cands []*Server, _ bool, _ uint64, _ bool) *Server {
+func (lc *LeastConn) Pick(cands []*Server, _ bool, _ uint64, _ bool, now time.Time) *Server {
 	n := len(cands)
 	start := int(lc.next.Add(1) % uint64(n))
 	var best *Server
 	for i := 0; i < n; i++ {
 		s := cands[(start+i)%n]
-		if best == nil || less(s, best) {
+		if best == nil || less(s, best, now) {
 			best = s
 		}
 	}
 	return best
 }
 
-// less reports whether a is less loaded than b: a.active/a.weight <
-// b.active/b.weight, compared without division.
-func less(a, b *Server) bool {
-	return a.active.Load()*int64(b.Weight) < b.active.Load()*int64(a.Weight)
+// less reports whether a is less loaded than b at now: a.active/a.weight <
+// b.active/b.weight, compared without division. A server in slow start
+// counts with its lowered weight, and as carrying one request more, so that
+// an idle server coming back is not given every new request at once.
+func less(a, b *Server, now time.Time) bool {
+	aw, bw := a.scaledWeight(now), b.scaledWeight(now)
+	aa, ba := a.active.Load(), b.active.Load()
+	if aw < int64(a.Weight)*weightScale {
+		aa++
+	}
+	if bw < int64(b.Weight)*weightScale {
+		ba++
+	}
+	return aa*bw < ba*aw
 }
 
 // P2C is the power of two random choices: draw two distinct candidates at
@@ -102,7 +115,7 @@ func less(a, b *Server) bool {
 type P2C struct{}
 
 // Pick implements Policy.
-func (P2C) Pick(cands []*Server, _ bool, _ uint64, _ bool) *Server {
+func (P2C) Pick(cands []*Server, _ bool, _ uint64, _ bool, now time.Time) *Server {
 	n := len(cands)
 	if n == 1 {
 		return cands[0]
@@ -113,7 +126,7 @@ func (P2C) Pick(cands []*Server, _ bool, _ uint64, _ bool) *Server {
 		j++
 	}
 	a, b := cands[i], cands[j]
-	if less(b, a) {
+	if less(b, a, now) {
 		return b
 	}
 	return a
@@ -145,18 +158,25 @@ func NewHash(servers []*Server) *Hash {
 }
 
 // Pick implements Policy.
-func (h *Hash) Pick(cands []*Server, all bool, key uint64, hasKey bool) *Server {
+// A server in slow start keeps only its ramped share of its keys: a key
+// whose point it owns goes on clockwise unless the key's own draw falls
+// within the share, so that as the ramp grows the same keys stay with it.
+func (h *Hash) Pick(cands []*Server, all bool, key uint64, hasKey bool, now time.Time) *Server {
 	if !hasKey || len(h.ring) == 0 {
 		return cands[rand.IntN(len(cands))]
 	}
+	draw := int64((key >> 17) % weightScale)
 	i := sort.Search(len(h.ring), func(i int) bool { return h.ring[i].h >= key })
 	for k := 0; k < len(h.ring); k++ {
 		p := h.ring[(i+k)%len(h.ring)]
 		if all {
-			return p.s
+			if draw < p.s.rampShare(now) {
+				return p.s
+			}
+			continue
 		}
 		for _, s := range cands {
-			if s == p.s {
+			if s == p.s && draw < s.rampShare(now) {
 				return s
 			}
 		}

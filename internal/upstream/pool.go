@@ -44,7 +44,7 @@ func NewPool(u *config.Upstream, reg *Registry) (*Pool, error) {
 	}
 	for i := range u.Servers {
 		cs := &u.Servers[i]
-		s, err := newServer(cs, reg)
+		s, err := newServer(u, cs, reg)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: server %s: %w", u.Name, cs.URL, err)
 		}
@@ -78,7 +78,7 @@ func NewPool(u *config.Upstream, reg *Registry) (*Pool, error) {
 	return p, nil
 }
 
-func newServer(cs *config.Server, reg *Registry) (*Server, error) {
+func newServer(pu *config.Upstream, cs *config.Server, reg *Registry) (*Server, error) {
 	u, err := url.Parse(cs.URL)
 	if err != nil {
 		return nil, err
@@ -103,6 +103,19 @@ func newServer(cs *config.Server, reg *Registry) (*Server, error) {
 	if ft <= 0 {
 		ft = 10 * time.Second
 	}
+	key := pu.Name + " " + base.String()
+	st, created, late := reg.state(key)
+	switch {
+	case pu.Health.Path == "":
+		// Checks are off (or were turned off by a reload): nothing can
+		// bring a server up again, so none stays down.
+		st.clearActive()
+	case created && pu.Health.Mandatory:
+		st.awaitFirstCheck()
+	}
+	if late {
+		reg.noteJoined(st)
+	}
 	return &Server{
 		URL:         base,
 		Name:        base.String(),
@@ -111,9 +124,15 @@ func newServer(cs *config.Server, reg *Registry) (*Server, error) {
 		Backup:      cs.Backup,
 		MaxFails:    maxFails,
 		FailTimeout: ft,
-		State:       reg.State(base.String()),
+		SlowStart:   pu.Health.SlowStart,
+		State:       st,
+		key:         key,
 	}, nil
 }
+
+// Key identifies the server's health state in the Registry: its pool's
+// name and its URL.
+func (s *Server) Key() string { return s.key }
 
 // Tried is the set of servers of one pool already tried for a request. The
 // zero value is empty. It does not allocate for pools of up to 64 servers.
@@ -178,7 +197,7 @@ func pickTier(pol Policy, servers []*Server, tried *Tried, allowTried bool, key 
 	cands := buf[:0]
 	all := true
 	for _, s := range servers {
-		if s.State.Drained() || s.State.Ejected(now) || (!allowTried && tried.Has(s)) {
+		if !s.Available(now) || (!allowTried && tried.Has(s)) {
 			all = false
 			continue
 		}
@@ -187,7 +206,7 @@ func pickTier(pol Policy, servers []*Server, tried *Tried, allowTried bool, key 
 	if len(cands) == 0 {
 		return nil
 	}
-	return pol.Pick(cands, all, key, hasKey)
+	return pol.Pick(cands, all, key, hasKey, now)
 }
 
 // Primaries returns the pool's primary servers.
@@ -248,6 +267,7 @@ func (p *Pool) Report(s *Server, h Health, causeName string, now time.Time) (ev 
 	}
 	st.fails++
 	st.lastCause = causeName
+	st.lastFailure = Failure{Cause: causeName, Source: "passive", At: now}
 	if st.fails < s.MaxFails {
 		return ev, false
 	}
@@ -265,6 +285,7 @@ func (p *Pool) Report(s *Server, h Health, causeName string, now time.Time) (ev 
 		d = p.maxEjectionTime
 	}
 	st.ejections++
+	st.ejectionsTotal.Add(1)
 	st.fails = 0
 	until := now.Add(d)
 	st.lastReturn = until

@@ -27,15 +27,19 @@ type Server struct {
 	// MaxFails failures within FailTimeout eject the server; 0 never ejects.
 	MaxFails    int
 	FailTimeout time.Duration
+	// SlowStart is the time over which the server's weight ramps up when it
+	// comes back; 0: full weight at once.
+	SlowStart time.Duration
 
 	State *State // health, shared across reloads
 
+	key    string       // the State's key in the Registry: pool and URL
 	index  int          // position in the pool, for the tried set
 	active atomic.Int64 // requests in flight, for least_conn and p2c
 
 	// current is the smooth weighted round robin's running weight,
 	// guarded by the policy's mutex.
-	current int
+	current int64
 }
 
 // String returns the server's URL, the name used in logs and metrics.
@@ -55,6 +59,84 @@ func (s *Server) Acquire() (release func()) {
 
 func (s *Server) release() { s.active.Add(-1) }
 
+// weightScale is the unit of effective weights: a weight of 1 is 1000, so
+// that a ramp has a thousand steps even for servers of weight 1.
+const weightScale = 1000
+
+// minRampShare is where a ramp starts, in thousandths of the full weight:
+// a tenth, as Envoy's min_weight_percent, so that a server that comes back
+// is seen at once rather than after a silent first stretch.
+const minRampShare = 100
+
+// rampShare returns the server's share of its weight at now, in
+// thousandths: 1000 unless a slow start is in progress.
+func (s *Server) rampShare(now time.Time) int64 {
+	if s.SlowStart <= 0 {
+		return weightScale
+	}
+	from := max(s.State.upSince.Load(), s.State.ejectedUntil.Load())
+	if from == 0 {
+		return weightScale
+	}
+	el := now.UnixNano() - from
+	if el < 0 || el >= int64(s.SlowStart) {
+		return weightScale
+	}
+	return max(minRampShare, el*weightScale/int64(s.SlowStart))
+}
+
+// scaledWeight returns the server's weight at now in units of
+// 1/weightScale, lowered while a slow start is in progress.
+func (s *Server) scaledWeight(now time.Time) int64 {
+	return int64(s.Weight) * s.rampShare(now)
+}
+
+// EffectiveWeight returns the server's weight at now: its weight, or less
+// while a slow start is in progress.
+func (s *Server) EffectiveWeight(now time.Time) float64 {
+	return float64(s.scaledWeight(now)) / weightScale
+}
+
+// Available reports whether the server may take new requests at now: it is
+// not drained, not down by active checks and not ejected by passive health.
+func (s *Server) Available(now time.Time) bool {
+	st := s.State
+	return !st.drained.Load() && !st.activeDown.Load() && !st.Ejected(now)
+}
+
+// Condition returns the server's state at now, as the admin API and the
+// metrics name it.
+func (s *Server) Condition(now time.Time) Condition {
+	st := s.State
+	switch {
+	case st.drained.Load():
+		return Draining
+	case st.activeDown.Load():
+		return Down
+	case st.Ejected(now):
+		return Ejected
+	case s.rampShare(now) < weightScale:
+		return SlowStart
+	}
+	return Up
+}
+
+// Condition names a server's state.
+type Condition string
+
+// The states of a server. A server takes new requests when it is Up or in
+// SlowStart.
+const (
+	Up        Condition = "up"         // takes requests at full weight
+	SlowStart Condition = "slow_start" // takes requests, its weight ramping up
+	Down      Condition = "down"       // failed its active checks (or awaits a mandatory first one)
+	Ejected   Condition = "ejected"    // ejected by passive health until a set time
+	Draining  Condition = "draining"   // taken out by the operator; finishes requests in flight
+)
+
+// Conditions lists every state, for metrics that export one series each.
+func Conditions() []Condition { return []Condition{Up, SlowStart, Down, Ejected, Draining} }
+
 // State is the health of one server, kept across reloads. All methods are
 // safe for concurrent use. The zero value is a healthy server.
 type State struct {
@@ -73,12 +155,47 @@ type State struct {
 	desyncPending atomic.Int64 // of those, not yet taken by TakeDesyncs
 	reuseOffUntil atomic.Int64 // unix ns: until then no connection to it is reused
 
+	activeDown atomic.Bool  // down by active checks
+	upSince    atomic.Int64 // unix ns when it last came back or joined; 0: not since start
+
+	ejectionsTotal atomic.Int64 // every ejection since the state was made
+	checksPassed   atomic.Int64 // active checks that passed, in total
+	checksFailed   atomic.Int64 // active checks that failed, in total
+
+	addrs atomic.Pointer[addrSet] // the addresses DNS gave for its host; nil: none yet
+
 	mu         sync.Mutex
 	fails      int
 	windowEnd  time.Time // end of the current failure-counting window
 	ejections  int       // consecutive ejections, for growing ejection time
 	lastReturn time.Time // when the last ejection ended
 	lastCause  string
+
+	lastFailure Failure // the most recent failure seen, by any source
+
+	// Active checks.
+	passes, failures int // consecutive
+	awaitingFirst    bool // mandatory: down until the first pass
+	lastCheck        time.Time
+	lastCheckOK      bool
+
+	// DNS.
+	dnsAt      time.Time // the last lookup, good or not
+	dnsFailure Failure   // the last failed lookup, cleared by a good one
+}
+
+// Failure is one failure of a server, as the admin API shows it.
+type Failure struct {
+	Cause  string    `json:"cause"`            // the cause's RFC 9209 name
+	Detail string    `json:"detail,omitempty"` // what was seen, for the operator
+	Source string    `json:"source"`           // "passive" (a request), "active" (a check) or "dns"
+	At     time.Time `json:"at"`
+}
+
+// addrSet is one DNS answer for a server's host.
+type addrSet struct {
+	list []string // IP addresses, in the resolver's order
+	gen  uint64   // increases with every change of list
 }
 
 // Ejected reports whether the server is ejected at now.
@@ -181,16 +298,27 @@ func (st *State) TakeDesyncs() int64 {
 	return st.desyncPending.Swap(0)
 }
 
-// Registry hands out one State per server URL, so that health survives a
-// reload for servers that remain. It is safe for concurrent use; the zero
-// value is ready.
+// Registry hands out one State per server of a pool, by pool name and
+// URL, so that health survives a reload for servers that remain. It is safe
+// for concurrent use; the zero value is ready.
 type Registry struct {
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+
+	started atomic.Bool
+
 	mu     sync.Mutex
 	states map[string]*State
 }
 
-// State returns the state for key (a server URL), creating it if needed.
-func (r *Registry) State(key string) *State {
+// MarkStarted records that the first configuration is in force: servers
+// that appear from now on (by reload or discovery) are new, and start with
+// a slow start and, when checks are mandatory, down until one passes.
+func (r *Registry) MarkStarted() { r.started.Store(true) }
+
+// state returns the state for key, creating it if needed; created reports
+// whether it was, and late whether that was after MarkStarted.
+func (r *Registry) state(key string) (st *State, created, late bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.states == nil {
@@ -201,10 +329,20 @@ func (r *Registry) State(key string) *State {
 		st = new(State)
 		r.states[key] = st
 	}
-	return st
+	return st, !ok, !ok && r.started.Load()
 }
 
-// Retain forgets the states of servers not in keep, after a reload.
+// noteJoined starts the slow start of a server that joined after start.
+func (r *Registry) noteJoined(st *State) {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	st.upSince.Store(now().UnixNano())
+}
+
+// Retain forgets the states of servers not in keep (keys as Server.Key),
+// after a reload.
 func (r *Registry) Retain(keep map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
