@@ -317,9 +317,9 @@ func TestSummary(t *testing.T) {
 	}
 	got := Summary(c)
 	want := `listen :8080 (http), :8443 (https, h2)
-admin 127.0.0.1:9901 (not in force in this build)
+admin 127.0.0.1:9901 (token for changes)
 route api.example.com/ -> api
-pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (active checks not in force in this build)
+pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (rise 2, fall 3)
 `
 	if got != want {
 		t.Errorf("Summary =\n%s\nwant\n%s", got, want)

@@ -10,9 +10,9 @@ import (
 // `holdfast check` to print when the file is valid:
 //
 //	listen :8080 (http), :8443 (https, h2)
-//	admin 127.0.0.1:9901 (not in force in this build)
+//	admin 127.0.0.1:9901 (token for changes)
 //	route api.example.com/ -> api
-//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (active checks not in force in this build)
+//	pool api: least_conn, 2 servers + 1 backup, tries 3, connect 5s, read 1m, idle 30s, health GET /health every 5s (rise 2, fall 3)
 func Summary(c *Config) string {
 	var b strings.Builder
 	ls := make([]string, len(c.Listen))
@@ -28,9 +28,11 @@ func Summary(c *Config) string {
 	}
 	fmt.Fprintf(&b, "listen %s\n", strings.Join(ls, ", "))
 	if c.Admin.Addr != "" {
-		// Said here as the gateway says it at start, so that nobody
-		// relies on it unknowingly.
-		fmt.Fprintf(&b, "admin %s (not in force in this build)\n", c.Admin.Addr)
+		tok := "read only: no token_file"
+		if c.Admin.TokenFile != "" {
+			tok = "token for changes"
+		}
+		fmt.Fprintf(&b, "admin %s (%s)\n", c.Admin.Addr, tok)
 	}
 	for _, r := range c.Routes {
 		host := r.Match.Host
@@ -54,7 +56,11 @@ func Summary(c *Config) string {
 		if policy == "hash" {
 			policy += " " + u.Hash
 		}
-		fmt.Fprintf(&b, "pool %s: %s, %s", u.Name, policy, plural(primaries, "server"))
+		if d := u.Discover; d != nil {
+			fmt.Fprintf(&b, "pool %s: %s, servers from SRV %s every %s", u.Name, policy, d.SRV, formatDuration(d.Refresh))
+		} else {
+			fmt.Fprintf(&b, "pool %s: %s, %s", u.Name, policy, plural(primaries, "server"))
+		}
 		if backups := len(u.Servers) - primaries; backups > 0 {
 			fmt.Fprintf(&b, " + %d backup", backups)
 		}
@@ -67,7 +73,10 @@ func Summary(c *Config) string {
 		fmt.Fprintf(&b, ", connect %s, read %s, idle %s",
 			formatDuration(t.Connect), formatDuration(t.Read), formatDuration(t.Idle))
 		if u.Health.Path != "" {
-			fmt.Fprintf(&b, ", health %s %s every %s (active checks not in force in this build)", u.Health.Method, u.Health.Path, formatDuration(u.Health.Interval))
+			fmt.Fprintf(&b, ", health %s %s every %s (rise %d, fall %d)", u.Health.Method, u.Health.Path, formatDuration(u.Health.Interval), u.Health.Rise, u.Health.Fall)
+		}
+		if u.Health.SlowStart > 0 {
+			fmt.Fprintf(&b, ", slow start %s", formatDuration(u.Health.SlowStart))
 		}
 		b.WriteByte('\n')
 	}

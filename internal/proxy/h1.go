@@ -55,6 +55,8 @@ type h1Conn struct {
 	bw       *bufio.Writer
 	idleFrom time.Time
 	probe    idleProbe // looks at the socket before reuse
+	ip       string    // the address dialled
+	gen      uint64    // the generation of the server's DNS answer it was dialled from
 }
 
 // errHeaderTooLarge reports response headers over the limit.
@@ -109,6 +111,15 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 		p.mu.Unlock()
 
 		idle := now.Sub(pc.idleFrom)
+		if _, gen := p.server.State.Addrs(); gen != pc.gen {
+			// DNS changed since this connection was made: keep it only if
+			// its address is still in the answer.
+			if !p.server.State.HasAddr(pc.ip) {
+				pc.close()
+				continue
+			}
+			pc.gen = gen
+		}
 		switch {
 		case p.t.Idle > 0 && idle >= p.t.Idle:
 			pc.close()
@@ -226,19 +237,31 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 		ctx, cancel = context.WithDeadline(ctx, tr.until)
 		defer cancel()
 	}
-	host, port, err := net.SplitHostPort(p.server.Addr)
-	if err != nil {
-		return nil, err
-	}
-	addrs := []string{host}
-	if net.ParseIP(host) == nil {
-		tr.set(cause.PhaseResolve)
-		if addrs, err = p.resolver.LookupHost(ctx, host); err != nil {
+	_, gen := p.server.State.Addrs()
+	addrs := p.server.DialAddrs()
+	if addrs == nil {
+		host, port, err := net.SplitHostPort(p.server.Addr)
+		if err != nil {
 			return nil, err
+		}
+		addrs = []string{p.server.Addr}
+		if net.ParseIP(host) == nil {
+			tr.set(cause.PhaseResolve)
+			ips, err := p.resolver.LookupHost(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			addrs = addrs[:0]
+			for _, ip := range ips {
+				addrs = append(addrs, net.JoinHostPort(ip, port))
+			}
 		}
 	}
 	tr.set(cause.PhaseConnect)
-	var c net.Conn
+	var (
+		c   net.Conn
+		err error
+	)
 	for i, a := range addrs {
 		// As net.Dialer does, each address gets an equal share of what
 		// is left of the connect timeout, so that one that black-holes
@@ -248,7 +271,7 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 			share := time.Until(dl) / time.Duration(len(addrs)-i)
 			dctx, cancel = context.WithTimeout(ctx, share)
 		}
-		c, err = p.dialer.DialContext(dctx, "tcp", net.JoinHostPort(a, port))
+		c, err = p.dialer.DialContext(dctx, "tcp", a)
 		cancel()
 		if err == nil {
 			break
@@ -259,7 +282,10 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 	}
 	uc := &upConn{Conn: c, send: p.t.Send, state: p.server.State, now: p.now}
 	uc.lastRead.Store(p.now().UnixNano())
-	pc := &h1Conn{uc: uc, c: uc}
+	pc := &h1Conn{uc: uc, c: uc, gen: gen}
+	if ra, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		pc.ip = ra.IP.String()
+	}
 	pc.probe.init(c)
 	if p.tlsConf != nil {
 		tr.set(cause.PhaseTLS)

@@ -128,7 +128,19 @@ func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.
 	}
 	st := s.State
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
+		addrs := s.DialAddrs()
+		if addrs == nil {
+			addrs = []string{addr}
+		}
+		var (
+			c   net.Conn
+			err error
+		)
+		for _, a := range addrs {
+			if c, err = d.DialContext(ctx, network, a); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

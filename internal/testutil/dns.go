@@ -23,29 +23,30 @@ type DNS struct {
 	// Queries counts queries received, answered or not.
 	Queries atomic.Int64
 
-	records map[string][]netip.Addr // by normalised name; read-only
+	mu      sync.Mutex
+	records map[string][]netip.Addr // by normalised name
+	srv     map[string][]SRV        // by normalised name
+	silent  map[string]bool
+}
 
-	mu     sync.Mutex
-	silent map[string]bool
+// SRV is one SRV record of the fake server's zone.
+type SRV struct {
+	Target                 string
+	Port, Priority, Weight uint16
 }
 
 // NewDNS starts a DNS server that answers A and AAAA queries for the names
-// in records (values are IP addresses, such as "127.0.0.1" or "::1"; a
+// in records (and SRV queries for names given SRV records with
+// [DNS.SetSRV]) (values are IP addresses, such as "127.0.0.1" or "::1"; a
 // name's A answer holds its IPv4 values and its AAAA answer its IPv6
 // values), answers NXDOMAIN for every other name, and does not answer at
 // all for names passed to [DNS.Silence]. Names match without regard to case
 // or a trailing dot.
 func NewDNS(t testing.TB, records map[string][]string) *DNS {
 	t.Helper()
-	d := &DNS{records: map[string][]netip.Addr{}, silent: map[string]bool{}}
+	d := &DNS{records: map[string][]netip.Addr{}, srv: map[string][]SRV{}, silent: map[string]bool{}}
 	for name, ips := range records {
-		for _, ip := range ips {
-			a, err := netip.ParseAddr(ip)
-			if err != nil {
-				t.Fatalf("testutil: NewDNS: %s: %v", name, err)
-			}
-			d.records[normName(name)] = append(d.records[normName(name)], a.Unmap())
-		}
+		d.Set(t, name, ips...)
 	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -59,6 +60,30 @@ func NewDNS(t testing.TB, records map[string][]string) *DNS {
 		wg.Wait()
 	})
 	return d
+}
+
+// Set replaces the addresses of name (A and AAAA) from now on; with none,
+// name has no address records (an empty answer, not NXDOMAIN).
+func (d *DNS) Set(t testing.TB, name string, ips ...string) {
+	t.Helper()
+	addrs := []netip.Addr{}
+	for _, ip := range ips {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			t.Fatalf("testutil: DNS.Set: %s: %v", name, err)
+		}
+		addrs = append(addrs, a.Unmap())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.records[normName(name)] = addrs
+}
+
+// SetSRV replaces the SRV records of name from now on.
+func (d *DNS) SetSRV(name string, recs ...SRV) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.srv[normName(name)] = append([]SRV(nil), recs...)
 }
 
 // Silence makes the server ignore every query for name from now on, so that
@@ -120,12 +145,13 @@ func (d *DNS) answer(query []byte) (resp []byte, ok bool) {
 	name := normName(q.Name.String())
 	d.mu.Lock()
 	silent := d.silent[name]
+	addrs, known := d.records[name]
+	srvs, isSRV := d.srv[name]
 	d.mu.Unlock()
 	if silent {
 		return nil, false
 	}
-
-	addrs, known := d.records[name]
+	known = known || isSRV
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
 	if !known {
 		rh.RCode = dnsmessage.RCodeNameError
@@ -136,6 +162,18 @@ func (d *DNS) answer(query []byte) (resp []byte, ok bool) {
 		return nil, false
 	}
 	rr := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}
+	for _, r := range srvs {
+		if q.Type != dnsmessage.TypeSRV {
+			break
+		}
+		target, terr := dnsmessage.NewName(strings.TrimSuffix(r.Target, ".") + ".")
+		if terr != nil {
+			return nil, false
+		}
+		if err = b.SRVResource(rr, dnsmessage.SRVResource{Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: target}); err != nil {
+			return nil, false
+		}
+	}
 	for _, a := range addrs {
 		switch {
 		case q.Type == dnsmessage.TypeA && a.Is4():

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"net"
 	"slices"
 	"time"
 )
@@ -75,7 +76,7 @@ func (st *State) SetAddrs(addrs []string, now time.Time) {
 	if old != nil && slices.Equal(old.list, addrs) {
 		return
 	}
-	next := &addrSet{list: slices.Clone(addrs)}
+	next := &addrSet{list: slices.Clone(addrs), gen: 1}
 	if old != nil {
 		next.gen = old.gen + 1
 	}
@@ -118,4 +119,31 @@ func (st *State) EjectionsTotal() int64 { return st.ejectionsTotal.Load() }
 // the state was made.
 func (st *State) ChecksTotal() (passed, failed int64) {
 	return st.checksPassed.Load(), st.checksFailed.Load()
+}
+
+// DialAddrs returns where to connect to the server: host:port for each
+// address of the last good DNS answer, starting at a position that moves
+// with every call, so that new connections spread over all of them. It
+// returns nil when no answer is known (an IP address, or DNS refresh off):
+// then the host is resolved at dial time.
+func (s *Server) DialAddrs() []string {
+	addrs, _ := s.State.Addrs()
+	if len(addrs) == 0 {
+		return nil
+	}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	start := int(s.State.nextAddr.Add(1) % uint64(len(addrs)))
+	out := make([]string, len(addrs))
+	for i := range addrs {
+		out[i] = net.JoinHostPort(addrs[(start+i)%len(addrs)], port)
+	}
+	return out
+}
+
+// AwaitingFirstCheck reports whether the server is new and waits for a
+// mandatory first passing check.
+func (st *State) AwaitingFirstCheck() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.awaitingFirst
 }

@@ -54,7 +54,9 @@ func NewPool(u *config.Upstream, reg *Registry) (*Pool, error) {
 			p.primaries = append(p.primaries, s)
 		}
 	}
-	if len(p.primaries) == 0 {
+	if len(p.primaries) == 0 && u.Discover == nil {
+		// A pool that discovers its servers may have none yet: it answers
+		// 503 until the first good answer.
 		return nil, fmt.Errorf("upstream %s: no primary server", u.Name)
 	}
 	if len(p.primaries) == 1 && len(p.backups) == 0 {

@@ -162,7 +162,8 @@ type State struct {
 	checksPassed   atomic.Int64 // active checks that passed, in total
 	checksFailed   atomic.Int64 // active checks that failed, in total
 
-	addrs atomic.Pointer[addrSet] // the addresses DNS gave for its host; nil: none yet
+	addrs    atomic.Pointer[addrSet] // the addresses DNS gave for its host; nil: none yet
+	nextAddr atomic.Uint64           // rotates the first address dialled
 
 	mu         sync.Mutex
 	fails      int
