@@ -79,6 +79,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		serveCommand, checkCommand, probeCommand, convertCommand, demoCommand,
+		statusCommand, drainCommand, enableCommand, reloadCommand,
 		versionCommand, completionCommand, helpCommand,
 	}
 }
@@ -345,7 +346,11 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 	for _, a := range g.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	logger.Info("holdfast serving", "listen", addrs, "config", file, "version", versionString())
+	args := []any{"listen", addrs, "config", file, "version", versionString()}
+	if a := g.AdminAddr(); a != nil {
+		args = append(args, "admin", a.String())
+	}
+	logger.Info("holdfast serving", args...)
 	// Under systemd (Type=notify), say when the listeners are up, around
 	// each reload, and when draining begins.
 	sd := sdnotify.FromEnv()
@@ -360,27 +365,24 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 		case err := <-g.Errors():
 			notify(sdnotify.Stopping)
 			logger.Error("stopping: a listener failed", "err", err)
-			shutdown(g, cfg.Shutdown.DrainTimeout, logger)
+			shutdown(g, g.Config().Shutdown.DrainTimeout, logger)
 			return 1
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				notify(sdnotify.Reloading())
-				next, err := config.Load(file)
-				if err == nil {
-					err = g.Reload(next)
-				}
+				_, err := g.ReloadFile()
 				notify(sdnotify.Ready)
 				if err != nil {
 					logger.Error("reload rejected: the previous configuration keeps serving", "config", file, "err", err)
 					continue
 				}
-				cfg = next
 				logger.Info("configuration reloaded", "config", file)
 				continue
 			}
 			notify(sdnotify.Stopping)
-			logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "drain_timeout", cfg.Shutdown.DrainTimeout.String())
-			if err := shutdown(g, cfg.Shutdown.DrainTimeout, logger); err != nil {
+			dt := g.Config().Shutdown.DrainTimeout
+			logger.Info("shutting down: draining requests in flight", "signal", sig.String(), "drain_timeout", dt.String())
+			if err := shutdown(g, dt, logger); err != nil {
 				return 1
 			}
 			return 0

@@ -144,7 +144,7 @@ func TestCompletionFish(t *testing.T) {
 		}
 		return words
 	}
-	if got := strings.Join(complete("holdfast "), " "); got != "check completion convert demo help probe serve version" {
+	if got := strings.Join(complete("holdfast "), " "); got != "check completion convert demo drain enable help probe reload serve status version" {
 		t.Errorf("commands = %q", got)
 	}
 	if got := strings.Join(complete("holdfast convert --lang py"), " "); got != "python" {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/health"
 	"github.com/holdfast/holdfast/internal/proxy"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
@@ -38,6 +39,8 @@ type Options struct {
 	AccessLog io.Writer
 	// Events observes attempts and requests (metrics, the demo). May be nil.
 	Events proxy.Observer
+	// Now is the clock of health state. nil means time.Now.
+	Now func() time.Time
 }
 
 // Gateway runs holdfast's proxy for a configuration that can be replaced
@@ -47,17 +50,25 @@ type Gateway struct {
 	log        *slog.Logger
 	transports *proxy.Transports
 	registry   *upstream.Registry
+	health     *health.Runner
 
 	handler atomic.Pointer[proxy.Handler]
 	cfg     atomic.Pointer[config.Config]
 
-	mu        sync.Mutex // serialises Listen, Reload and Shutdown
+	mu        sync.Mutex // serialises Listen, Reload, rebuilds and Shutdown
 	listeners map[string]*listener
+	admin     *adminListener
+	access    *slog.Logger // the access log in force
 	logFile   *os.File
 	serveErr  chan error
 	closed    bool
 	draining  sync.WaitGroup // listeners removed by a reload, still draining
 	conns     *connLimit     // client.max_connections, over every listener
+
+	rediscovered chan struct{} // discovery found new servers: rebuild
+	stopRebuild  chan struct{}
+	stopOnce     sync.Once
+	rebuilder    sync.WaitGroup
 }
 
 type listener struct {
@@ -76,61 +87,131 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	g := &Gateway{
-		opts:       o,
-		log:        o.Logger,
-		transports: &proxy.Transports{Resolver: o.Resolver, TLSConfig: o.UpstreamTLS},
-		registry:   new(upstream.Registry),
-		listeners:  make(map[string]*listener),
-		serveErr:   make(chan error, 16),
+	if o.Now == nil {
+		o.Now = time.Now
 	}
+	g := &Gateway{
+		opts:         o,
+		log:          o.Logger,
+		transports:   &proxy.Transports{Resolver: o.Resolver, TLSConfig: o.UpstreamTLS},
+		registry:     &upstream.Registry{Now: o.Now},
+		listeners:    make(map[string]*listener),
+		serveErr:     make(chan error, 16),
+		rediscovered: make(chan struct{}, 1),
+		stopRebuild:  make(chan struct{}),
+	}
+	g.health = health.New(health.Options{
+		Resolver:  o.Resolver,
+		TLSConfig: o.UpstreamTLS,
+		Logger:    o.Logger,
+		Now:       o.Now,
+		// Called from a discovery task, which a rebuild may be stopping:
+		// it must not wait for the rebuild.
+		Discovered: func(string) {
+			select {
+			case g.rediscovered <- struct{}{}:
+			default:
+			}
+		},
+	})
 	g.conns = newConnLimit(cfg.Client.MaxConnections, g.log)
-	h, f, err := g.build(cfg)
+	g.primeDiscovery(cfg)
+	access, f, err := g.accessLogger(cfg)
 	if err != nil {
+		g.health.Close()
+		return nil, err
+	}
+	h, err := g.build(cfg, access)
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		g.health.Close()
 		return nil, err
 	}
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
-	g.logFile = f
-	g.warnNotInForce(cfg)
+	g.access, g.logFile = access, f
+	g.registry.MarkStarted()
+	g.health.Sync(h.Pools())
+	g.rebuilder.Go(g.rebuildOnDiscovery)
 	return g, nil
 }
 
-// warnNotInForce says which configured features this build does not run
-// yet, so that nobody relies on them unknowingly.
-func (g *Gateway) warnNotInForce(cfg *config.Config) {
-	if cfg.Admin.Addr != "" {
-		g.log.Warn("admin.addr is set, but this build has no admin listener yet (metrics, API, dashboard): nothing listens there", "addr", cfg.Admin.Addr)
-	}
-	for _, u := range cfg.Upstreams {
-		if u.Health.Path != "" {
-			g.log.Warn("health.path is set, but active health checks are not in this build yet: servers are judged by passive health only", "upstream", u.Name)
-		}
-	}
+// primeDiscovery looks up the servers of pools that discover them and have
+// none yet, so that they start with servers; it waits at most 5s.
+func (g *Gateway) primeDiscovery(cfg *config.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g.health.Prime(ctx, cfg)
 }
 
-// build compiles cfg into a handler, opening its access-log file (returned,
-// or nil) without touching the one in use: the caller commits it with
-// swapLogFile once the whole configuration is in force, or closes it.
-func (g *Gateway) build(cfg *config.Config) (*proxy.Handler, *os.File, error) {
-	access, f, err := g.accessLogger(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := proxy.New(cfg, proxy.Options{
+// build compiles cfg into a handler, with the servers discovery last found
+// for the pools that discover theirs.
+func (g *Gateway) build(cfg *config.Config, access *slog.Logger) (*proxy.Handler, error) {
+	return proxy.New(g.withDiscovered(cfg), proxy.Options{
 		Transports: g.transports,
 		Registry:   g.registry,
 		Logger:     g.log,
 		AccessLog:  access,
 		Events:     g.opts.Events,
 	})
-	if err != nil {
-		if f != nil {
-			f.Close()
+}
+
+// withDiscovered returns cfg with the servers of pools that discover them
+// filled in, as a copy: cfg itself stays as loaded.
+func (g *Gateway) withDiscovered(cfg *config.Config) *config.Config {
+	out := *cfg
+	out.Upstreams = make([]*config.Upstream, len(cfg.Upstreams))
+	for i, u := range cfg.Upstreams {
+		out.Upstreams[i] = u
+		if u.Discover != nil {
+			cu := *u
+			cu.Servers = g.health.Found(u.Name, *u.Discover)
+			out.Upstreams[i] = &cu
 		}
-		return nil, nil, err
 	}
-	return h, f, nil
+	return &out
+}
+
+// rebuildOnDiscovery rebuilds the handler when discovery finds new servers,
+// until Shutdown.
+func (g *Gateway) rebuildOnDiscovery() {
+	for {
+		select {
+		case <-g.stopRebuild:
+			return
+		case <-g.rediscovered:
+		}
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			return
+		}
+		cfg := g.cfg.Load()
+		h, err := g.build(cfg, g.access)
+		if err != nil {
+			g.log.Error("discovered servers rejected: the pool keeps its servers", "err", err)
+		} else {
+			g.commit(h)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// commit puts h in force and brings health tasks, server state and
+// connection pools in line with its pools. Called with g.mu held.
+func (g *Gateway) commit(h *proxy.Handler) {
+	g.handler.Store(h)
+	g.health.Sync(h.Pools())
+	keep := make(map[string]bool)
+	for _, p := range h.Pools() {
+		for _, s := range p.Servers {
+			keep[s.Key()] = true
+		}
+	}
+	g.registry.Retain(keep)
+	g.transports.Retain(h.Pools())
 }
 
 // swapLogFile makes f the access-log file in force. The previous one is
@@ -205,7 +286,17 @@ func (g *Gateway) Handler() *proxy.Handler { return g.handler.Load() }
 func (g *Gateway) Listen() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.syncListeners(g.cfg.Load())
+	cfg := g.cfg.Load()
+	next, err := g.prepareAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.syncListeners(cfg); err != nil {
+		g.abortAdmin(next)
+		return err
+	}
+	g.commitAdmin(next)
+	return nil
 }
 
 // Addrs returns the bound addresses of the listeners, in configuration order.
@@ -399,34 +490,42 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	if g.closed {
 		return errors.New("gateway is shut down")
 	}
-	h, f, err := g.build(cfg)
+	g.primeDiscovery(cfg)
+	access, f, err := g.accessLogger(cfg)
 	if err != nil {
 		return err
 	}
-	if err := g.syncListeners(cfg); err != nil {
+	h, err := g.build(cfg, access)
+	var adm *adminListener
+	if err == nil {
+		adm, err = g.prepareAdmin(cfg)
+	}
+	if err == nil {
+		if err = g.syncListeners(cfg); err != nil {
+			g.abortAdmin(adm)
+		}
+	}
+	if err != nil {
 		if f != nil {
 			f.Close()
 		}
 		return err
 	}
-	g.handler.Store(h)
+	g.commitAdmin(adm)
 	g.cfg.Store(cfg)
 	g.conns.setMax(cfg.Client.MaxConnections)
+	g.access = access
 	g.swapLogFile(f)
-	g.warnNotInForce(cfg)
-	keep := make(map[string]bool)
-	for _, p := range h.Pools() {
-		for _, s := range p.Servers {
-			keep[s.Key()] = true
-		}
-	}
-	g.registry.Retain(keep)
-	g.transports.Retain(h.Pools())
+	g.commit(h)
 	return nil
 }
 
 // Shutdown stops accepting connections and waits for requests in flight to
 // finish, until ctx ends; then it closes what is left.
+//
+// The admin listener serves until the end, /readyz answering 503 from the
+// start, so that a load balancer in front sees the drain; health checks and
+// discovery stop first.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
@@ -435,6 +534,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	g.mu.Unlock()
+	g.stopOnce.Do(func() { close(g.stopRebuild) })
+	g.rebuilder.Wait()
+	g.health.Close()
 	var wg sync.WaitGroup
 	errs := make([]error, len(lns))
 	for i, ln := range lns {
@@ -455,7 +557,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.logFile.Close()
 		g.logFile = nil
 	}
+	adm := g.admin
+	g.admin = nil
 	g.mu.Unlock()
+	if adm != nil {
+		adm.close()
+	}
 	return errors.Join(errs...)
 }
 

@@ -36,6 +36,15 @@ func NewPolicy(name string, servers []*Server) (Policy, error) {
 	return nil, fmt.Errorf("unknown balance policy %q", name)
 }
 
+// rampsOwn is implemented by policies that apply slow start themselves, in
+// their weights; for the others, the pool leaves a server in slow start
+// out of the candidates of a pick with the probability of the share it has
+// not yet regained.
+type rampsOwn interface{ rampsOwn() }
+
+func (*RoundRobin) rampsOwn() {}
+func (*Hash) rampsOwn()       {}
+
 // Interface guards.
 var (
 	_ Policy = (*RoundRobin)(nil)
@@ -86,27 +95,18 @@ func (lc *LeastConn) Pick(cands []*Server, _ bool, _ uint64, _ bool, now time.Ti
 	var best *Server
 	for i := 0; i < n; i++ {
 		s := cands[(start+i)%n]
-		if best == nil || less(s, best, now) {
+		if best == nil || less(s, best) {
 			best = s
 		}
 	}
 	return best
 }
 
-// less reports whether a is less loaded than b at now: a.active/a.weight <
-// b.active/b.weight, compared without division. A server in slow start
-// counts with its lowered weight, and as carrying one request more, so that
-// an idle server coming back is not given every new request at once.
-func less(a, b *Server, now time.Time) bool {
-	aw, bw := a.scaledWeight(now), b.scaledWeight(now)
-	aa, ba := a.active.Load(), b.active.Load()
-	if aw < int64(a.Weight)*weightScale {
-		aa++
-	}
-	if bw < int64(b.Weight)*weightScale {
-		ba++
-	}
-	return aa*bw < ba*aw
+// less reports whether a is less loaded than b: a.active/a.weight <
+// b.active/b.weight, compared without division. Slow start is applied
+// before the policy is asked (see rampsOwn).
+func less(a, b *Server) bool {
+	return a.active.Load()*int64(b.Weight) < b.active.Load()*int64(a.Weight)
 }
 
 // P2C is the power of two random choices: draw two distinct candidates at
@@ -126,7 +126,7 @@ func (P2C) Pick(cands []*Server, _ bool, _ uint64, _ bool, now time.Time) *Serve
 		j++
 	}
 	a, b := cands[i], cands[j]
-	if less(b, a, now) {
+	if less(b, a) {
 		return b
 	}
 	return a

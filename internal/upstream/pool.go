@@ -3,6 +3,7 @@ package upstream
 import (
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"time"
@@ -198,14 +199,27 @@ func (p *Pool) Pick(tried *Tried, key uint64, hasKey bool, now time.Time, buf []
 func pickTier(pol Policy, servers []*Server, tried *Tried, allowTried bool, key uint64, hasKey bool, now time.Time, buf []*Server) *Server {
 	cands := buf[:0]
 	all := true
+	var ramping *Server // one left out for its slow start
+	_, own := pol.(rampsOwn)
 	for _, s := range servers {
 		if !s.Available(now) || (!allowTried && tried.Has(s)) {
 			all = false
 			continue
 		}
+		if !own {
+			if share := s.rampShare(now); share < weightScale && rand.Int64N(weightScale) >= share {
+				all, ramping = false, s
+				continue
+			}
+		}
 		cands = append(cands, s)
 	}
 	if len(cands) == 0 {
+		// Only servers in slow start are left: better one of them than
+		// none.
+		if ramping != nil {
+			return ramping
+		}
 		return nil
 	}
 	return pol.Pick(cands, all, key, hasKey, now)
