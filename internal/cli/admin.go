@@ -415,7 +415,9 @@ func statusColumns(p upstream.PoolStatus, now time.Time) []statusColumn {
 func stateCell(s upstream.ServerStatus, now time.Time) string {
 	st := string(s.State)
 	if s.State == upstream.Ejected && s.Passive.EjectedUntil.After(now) {
-		st += " (" + s.Passive.EjectedUntil.Sub(now).Round(time.Second).String() + " left)"
+		// Rounded up: "0s left" would read as already back.
+		left := s.Passive.EjectedUntil.Sub(now)
+		st += " (" + ((left + time.Second - 1) / time.Second * time.Second).String() + " left)"
 	}
 	if s.Backup {
 		st += ", backup"

@@ -22,11 +22,13 @@ const demoScriptDuration = 30 * time.Second
 var demoCommand = &command{
 	name:     "demo",
 	summary:  "the gateway in front of misbehaving local backends, live",
-	synopsis: []string{"demo [--duration D] [--rate N] [--clients N] [--listen ADDR]"},
+	synopsis: []string{"demo [--duration D] [--rate N] [--clients N] [--listen ADDR] [--admin ADDR]"},
 	about: `Shows the gateway at work: starts three local backends that misbehave on a schedule
 (one dies and comes back, one answers 502 now and then, one is slow), puts the
 gateway in front of them, drives a steady load of GETs and POSTs, and shows side
-by side what the clients saw and what holdfast absorbed. It stops on Ctrl-C or
+by side what the clients saw and what holdfast absorbed. The banner names the
+admin listener: "holdfast status --admin ADDR" in another terminal shows each
+server's state as it changes. It stops on Ctrl-C or
 after --duration (30s when standard output is not a terminal).
 
 Exit status: 0 when the clients saw no error that holdfast could have absorbed
@@ -43,6 +45,7 @@ func defineDemo(fs *flag.FlagSet, e env) func([]string) int {
 	rate := fs.Int("rate", 50, "requests per second sent to the gateway")
 	clients := fs.Int("clients", 16, "concurrent clients sharing the load")
 	listen := fs.String("listen", "127.0.0.1:0", "the gateway's listen `address`")
+	admin := fs.String("admin", "127.0.0.1:0", "the admin listener's `address` (loopback), for holdfast status in another terminal")
 	accessLog := fs.String("access-log", "", "also write the gateway's JSON access log (with attempt ledgers) to `file`")
 	verbose := fs.Bool("verbose", false, "print the gateway's event log (ejections, skipped retries) on standard error")
 	return noArgs(e, func() int {
@@ -54,7 +57,7 @@ func defineDemo(fs *flag.FlagSet, e env) func([]string) int {
 		case *duration < 0:
 			return e.usage("--duration must not be negative")
 		}
-		return demo(demorun.Options{Duration: *duration, Rate: *rate, Clients: *clients, Listen: *listen}, *accessLog, *verbose, e.stdout, e.stderr)
+		return demo(demorun.Options{Duration: *duration, Rate: *rate, Clients: *clients, Listen: *listen, Admin: *admin}, *accessLog, *verbose, e.stdout, e.stderr)
 	})
 }
 

@@ -12,6 +12,9 @@ import (
 // fmt verbs are the listen address and the backends' base URLs, known only
 // once the backends listen.
 //
+// The admin listener is on loopback, with a token written for the run, so
+// that "holdfast status" and "holdfast drain" work from a second terminal.
+//
 // The settings are chosen to make failures visible within seconds: one
 // failure ejects a server (max_fails 1) for 2s (doubling while it keeps
 // failing), a backend that does not answer within 800ms is given up on, and
@@ -25,6 +28,9 @@ import (
 const configTemplate = `# holdfast demo: one route, one pool of three misbehaving local backends.
 listen:
   - addr: %q
+admin:
+  addr: %q               # holdfast status --admin ADDR reads it
+  token_file: %q         # a random token, written for this run
 access_log:
   path: "off"            # replaced by the demo's own access log
 shutdown:
@@ -51,9 +57,10 @@ upstreams:
 const readTimeout = 800 * time.Millisecond
 
 // gatewayConfig returns the demo configuration for a gateway listening on
-// listen in front of the given backend base URLs.
-func gatewayConfig(listen string, urls [3]string) (*config.Config, error) {
-	yaml := fmt.Sprintf(configTemplate, listen, urls[0], urls[1], urls[2])
+// listen, with its admin listener on admin (token in tokenFile), in front
+// of the given backend base URLs.
+func gatewayConfig(listen, admin, tokenFile string, urls [3]string) (*config.Config, error) {
+	yaml := fmt.Sprintf(configTemplate, listen, admin, tokenFile, urls[0], urls[1], urls[2])
 	cfg, err := config.Parse([]byte(yaml), "")
 	if err != nil {
 		return nil, fmt.Errorf("demo: configuration: %w", err)

@@ -15,10 +15,12 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ type Options struct {
 	Clients int
 	// Listen is the gateway's address. "" means 127.0.0.1 on a free port.
 	Listen string
+	// Admin is the admin listener's address. "" means 127.0.0.1 on a free
+	// port. It must be a loopback address.
+	Admin string
 	// Schedule is how the backends misbehave. Zero fields take the
 	// defaults of [DefaultSchedule].
 	Schedule Schedule
@@ -99,6 +104,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
+	}
+	if o.Admin == "" {
+		o.Admin = "127.0.0.1:0"
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -163,7 +171,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		urls[i] = b.url()
 	}
 
-	cfg, err := gatewayConfig(o.Listen, urls)
+	tokenFile, err := writeToken()
+	if err != nil {
+		stopBackends()
+		return nil, err
+	}
+	defer os.Remove(tokenFile)
+	cfg, err := gatewayConfig(o.Listen, o.Admin, tokenFile, urls)
 	if err != nil {
 		stopBackends()
 		return nil, err
@@ -186,7 +200,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	addr := g.Addrs()[0].String()
 	base := "http://" + browsable(addr)
 
-	r := &run{opts: o, backends: bs, posts: posts, events: events, alog: alog, gateway: base}
+	r := &run{opts: o, backends: bs, posts: posts, events: events, alog: alog, gateway: base,
+		admin: g.AdminAddr().String(), tokenFile: tokenFile}
 	r.banner()
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -225,6 +240,24 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return r.report(), runErr
 }
 
+// writeToken writes a random admin token to a new file readable by the
+// user alone, and returns its path.
+func writeToken() (string, error) {
+	f, err := os.CreateTemp("", "holdfast-demo-*.token")
+	if err != nil {
+		return "", fmt.Errorf("demo: admin token: %w", err)
+	}
+	_, err = f.WriteString(rand.Text() + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("demo: admin token: %w", err)
+	}
+	return f.Name(), nil
+}
+
 // browsable turns a listen address into one a person can curl: a wildcard
 // host becomes 127.0.0.1.
 func browsable(addr string) string {
@@ -240,15 +273,17 @@ func browsable(addr string) string {
 
 // run is the state of one demo run, shared by the display and the report.
 type run struct {
-	opts     Options
-	backends []*backend
-	posts    *deliveries
-	events   *counters
-	alog     *accessLog
-	load     *load
-	gateway  string // base URL
-	start    time.Time
-	elapsed  time.Duration // until the load stopped sending
+	opts      Options
+	backends  []*backend
+	posts     *deliveries
+	events    *counters
+	alog      *accessLog
+	load      *load
+	gateway   string // base URL
+	admin     string // the admin listener's address
+	tokenFile string // its token
+	start     time.Time
+	elapsed   time.Duration // until the load stopped sending
 }
 
 // snapshot returns what the run saw so far.

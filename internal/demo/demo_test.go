@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -101,8 +103,8 @@ func TestRun(t *testing.T) {
 	if !rep.OK() {
 		t.Errorf("Report.OK() = false, verdict %q", rep.Verdict())
 	}
-	if !strings.Contains(out.String(), "not enabled in this build") {
-		t.Error("the banner does not say that the dashboard is not there")
+	if !strings.Contains(out.String(), "holdfast status --admin 127.0.0.1:") {
+		t.Error("the banner does not say where the admin listener is")
 	}
 	// Not a terminal: plain lines, no cursor movement.
 	if !strings.Contains(out.String(), "avoidable errors") || strings.Contains(out.String(), "\x1b") {
@@ -349,7 +351,11 @@ func TestShapeMix(t *testing.T) {
 }
 
 func TestGatewayConfig(t *testing.T) {
-	cfg, err := gatewayConfig("127.0.0.1:0", [3]string{"http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"})
+	tok := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tok, []byte("t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gatewayConfig("127.0.0.1:0", "127.0.0.1:0", tok, [3]string{"http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,9 +43,9 @@ func (r *run) banner() {
 	}
 	add("  load:", 14, fmt.Sprintf("%d requests/s", o.Rate), fmt.Sprintf("from %d clients:", o.Clients),
 		"half GET, half POST", "(half of those", "with an Idempotency-Key)")
-	// The gateway has no admin listener yet (gateway.Options has none):
-	// name no URL that would not answer.
-	add("  dashboard and /metrics:", 0, "not enabled in this build")
+	add("  admin:", 14, "http://"+r.admin+"/api/v1/pools;", "in another terminal:",
+		"holdfast status --admin "+r.admin+",",
+		"holdfast drain --admin "+r.admin+" --token-file "+r.tokenFile+" demo 0")
 	if o.Duration > 0 {
 		add("  runs for "+o.Duration.String()+";", 0, "Ctrl-C stops it sooner")
 	} else {

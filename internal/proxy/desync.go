@@ -55,7 +55,7 @@ func (h *Handler) noteDesync(p *pool, s *upstream.Server, x *exchange) {
 		return
 	}
 	for i := int64(0); i < n; i++ {
-		h.health(p, s, upstream.SoftFailure, cause.HTTPProtocolError.String())
+		h.health(p, s, upstream.SoftFailure, cause.HTTPProtocolError.String(), "bytes outside any response")
 	}
 	if p.h1[s.Index()].desyncLogDue(h.now()) {
 		h.log.Warn("upstream sent bytes outside any response: connection closed, keep-alive to the server suspended",

@@ -358,25 +358,29 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec a
 	default:
 		hl = upstream.SoftFailure
 	}
-	name := c.String()
-	if resp != nil && hl == upstream.SoftFailure {
-		name = "http_" + strconv.Itoa(resp.StatusCode)
+	if hl == upstream.Success || hl == upstream.Neutral {
+		h.health(p, s, hl, "", "")
+		return
 	}
-	h.health(p, s, hl, name)
+	name, detail := c.String(), ""
+	if resp != nil {
+		name, detail = cause.UpstreamStatus.String(), "status "+strconv.Itoa(resp.StatusCode)
+	}
+	h.health(p, s, hl, name, detail)
 }
 
 // health records one outcome at server s in passive health, and logs an
 // ejection it causes.
-func (h *Handler) health(p *pool, s *upstream.Server, hl upstream.Health, name string) {
-	ev, ok := p.Report(s, hl, name, h.now())
+func (h *Handler) health(p *pool, s *upstream.Server, hl upstream.Health, name, detail string) {
+	ev, ok := p.Report(s, hl, name, detail, h.now())
 	if !ok {
 		return
 	}
 	if ev.Capped {
 		h.log.Warn("ejection skipped: max_ejected_percent reached, server stays in rotation",
-			"pool", p.Name, "server", s.Name, "cause", name)
+			"pool", p.Name, "server", s.Name, "cause", name, "detail", detail)
 	} else {
-		h.log.Warn("server ejected", "pool", p.Name, "server", s.Name, "cause", name,
+		h.log.Warn("server ejected", "pool", p.Name, "server", s.Name, "cause", name, "detail", detail,
 			"for", ev.Duration.String(), "consecutive", ev.Count)
 	}
 	if h.events != nil {

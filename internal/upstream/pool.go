@@ -257,9 +257,10 @@ type Ejection struct {
 	Capped   bool          // ejection was due but skipped: max_ejected_percent reached
 }
 
-// Report records the outcome of one attempt at s. When it ejects s (or
-// would have, but for the cap) it returns the ejection.
-func (p *Pool) Report(s *Server, h Health, causeName string, now time.Time) (ev Ejection, ok bool) {
+// Report records the outcome of one attempt at s: its health, and for a
+// failure its cause name and a detail (such as "status 502"). When it ejects
+// s (or would have, but for the cap) it returns the ejection.
+func (p *Pool) Report(s *Server, h Health, causeName, detail string, now time.Time) (ev Ejection, ok bool) {
 	if h == Neutral || s.MaxFails <= 0 {
 		return ev, false
 	}
@@ -283,7 +284,7 @@ func (p *Pool) Report(s *Server, h Health, causeName string, now time.Time) (ev 
 	}
 	st.fails++
 	st.lastCause = causeName
-	st.lastFailure = Failure{Cause: causeName, Source: "passive", At: now}
+	st.lastFailure = Failure{Cause: causeName, Detail: detail, Source: "passive", At: now}
 	if st.fails < s.MaxFails {
 		return ev, false
 	}

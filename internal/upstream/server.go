@@ -175,7 +175,7 @@ type State struct {
 	lastFailure Failure // the most recent failure seen, by any source
 
 	// Active checks.
-	passes, failures int // consecutive
+	passes, failures int  // consecutive
 	awaitingFirst    bool // mandatory: down until the first pass
 	lastCheck        time.Time
 	lastCheckOK      bool

@@ -157,12 +157,12 @@ func TestBackupOnlyWhenPrimariesUnavailable(t *testing.T) {
 		}
 	}
 	for _, s := range p.Primaries() {
-		p.Report(s, HardFailure, "connection_refused", now)
+		p.Report(s, HardFailure, "connection_refused", "", now)
 	}
 	if got := pick(p, &Tried{}, now); got != "z" {
 		t.Errorf("picked %s with every primary ejected, want backup z", got)
 	}
-	p.Report(p.Backups()[0], HardFailure, "connection_refused", now)
+	p.Report(p.Backups()[0], HardFailure, "connection_refused", "", now)
 	s, retryAt := p.Pick(&Tried{}, 0, false, now, nil)
 	if s != nil || retryAt.IsZero() {
 		t.Errorf("all down: picked %v, retryAt %v; want nil and the earliest return", s, retryAt)
@@ -175,7 +175,7 @@ func TestEjectionGrowsAndIsCapped(t *testing.T) {
 	now := time.Now()
 	var durs []time.Duration
 	for i := 0; i < 7; i++ {
-		ev, ok := p.Report(s, HardFailure, "connection_refused", now)
+		ev, ok := p.Report(s, HardFailure, "connection_refused", "", now)
 		if !ok || ev.Capped {
 			t.Fatalf("round %d: no ejection (%+v)", i, ev)
 		}
@@ -188,8 +188,8 @@ func TestEjectionGrowsAndIsCapped(t *testing.T) {
 	}
 	// A success long after its return resets the growth.
 	now = now.Add(time.Hour)
-	p.Report(s, Success, "", now)
-	ev, _ := p.Report(s, HardFailure, "connection_refused", now)
+	p.Report(s, Success, "", "", now)
+	ev, _ := p.Report(s, HardFailure, "connection_refused", "", now)
 	if ev.Duration != 10*time.Second {
 		t.Errorf("after recovery, ejection = %v, want 10s", ev.Duration)
 	}
@@ -200,7 +200,7 @@ func TestMaxEjectedPercent(t *testing.T) {
 	now := time.Now()
 	var ejected, capped int
 	for _, s := range p.Primaries() {
-		ev, ok := p.Report(s, SoftFailure, "http_502", now)
+		ev, ok := p.Report(s, SoftFailure, "http_502", "", now)
 		if !ok {
 			t.Fatal("no event")
 		}
@@ -215,7 +215,7 @@ func TestMaxEjectedPercent(t *testing.T) {
 	}
 	// Hard failures are not capped: a refused port cannot serve anyway.
 	for _, s := range p.Primaries() {
-		p.Report(s, HardFailure, "connection_refused", now)
+		p.Report(s, HardFailure, "connection_refused", "", now)
 	}
 	if s, _ := p.Pick(&Tried{}, 0, false, now, nil); s != nil {
 		t.Errorf("picked %s with every server refusing", s)
@@ -234,14 +234,14 @@ func TestMaxFailsWindow(t *testing.T) {
 	}
 	s := p.Primaries()[0]
 	now := time.Now()
-	p.Report(s, SoftFailure, "x", now)
-	p.Report(s, SoftFailure, "x", now.Add(500*time.Millisecond))
+	p.Report(s, SoftFailure, "x", "", now)
+	p.Report(s, SoftFailure, "x", "", now.Add(500*time.Millisecond))
 	// The window (fail_timeout) ended: counting starts again.
-	if _, ok := p.Report(s, SoftFailure, "x", now.Add(1100*time.Millisecond)); ok {
+	if _, ok := p.Report(s, SoftFailure, "x", "", now.Add(1100*time.Millisecond)); ok {
 		t.Fatal("ejected on failures spread over more than fail_timeout")
 	}
-	p.Report(s, SoftFailure, "x", now.Add(1200*time.Millisecond))
-	if _, ok := p.Report(s, SoftFailure, "x", now.Add(1300*time.Millisecond)); !ok {
+	p.Report(s, SoftFailure, "x", "", now.Add(1200*time.Millisecond))
+	if _, ok := p.Report(s, SoftFailure, "x", "", now.Add(1300*time.Millisecond)); !ok {
 		t.Fatal("3 failures within fail_timeout did not eject")
 	}
 }
@@ -250,7 +250,7 @@ func TestLoneServerNeverEjected(t *testing.T) {
 	p := testPool(t, "round_robin", "a:1")
 	now := time.Now()
 	for i := 0; i < 5; i++ {
-		if _, ok := p.Report(p.Primaries()[0], HardFailure, "connection_refused", now); ok {
+		if _, ok := p.Report(p.Primaries()[0], HardFailure, "connection_refused", "", now); ok {
 			t.Fatal("a pool's only server was ejected")
 		}
 	}
@@ -264,7 +264,7 @@ func TestRegistryKeepsStateAcrossRebuild(t *testing.T) {
 	}}
 	p1, _ := NewPool(u, reg)
 	now := time.Now()
-	p1.Report(p1.Primaries()[0], HardFailure, "connection_refused", now)
+	p1.Report(p1.Primaries()[0], HardFailure, "connection_refused", "", now)
 	p2, _ := NewPool(u, reg)
 	if !p2.Primaries()[0].State.Ejected(now) {
 		t.Error("ejection lost when the pool was rebuilt (reload)")
