@@ -345,3 +345,34 @@ func TestHealthTasksFollowReloads(t *testing.T) {
 		t.Errorf("tasks after shutdown = %d", n)
 	}
 }
+
+// TestRampSurvivesReload: a slow start in progress goes on across a reload
+// of an unchanged server; a reload does not restart it or end it.
+func TestRampSurvivesReload(t *testing.T) {
+	t.Parallel()
+	a, b := newFlaky(t, "a"), newFlaky(t, "b")
+	yaml := healthConfig(", slow_start: 10s", a.URL, b.URL)
+	g, _ := start(t, yaml)
+	sb := serverOf(g, b.URL)
+	b.healthy.Store(false)
+	for sb.Available(time.Now()) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.healthy.Store(true)
+	for !sb.Available(time.Now()) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	before := sb.EffectiveWeight(time.Now())
+	if err := g.Reload(parse(t, yaml)); err != nil {
+		t.Fatal(err)
+	}
+	after := serverOf(g, b.URL)
+	if after == sb {
+		t.Fatal("the reload did not build a new pool")
+	}
+	w := after.EffectiveWeight(time.Now())
+	if st := after.Condition(time.Now()); st != upstream.SlowStart || w < before || w > before+0.1 {
+		t.Errorf("after the reload: %s at weight %.2f, want slow_start going on from %.2f", st, w, before)
+	}
+}

@@ -89,9 +89,11 @@ func New(o Options) *Runner {
 // and the others are stopped and waited for before Sync returns.
 func (r *Runner) Sync(pools []*upstream.Pool) {
 	want := make(map[string]func(ctx context.Context))
+	discovered := make(map[string]bool)
 	for _, p := range pools {
 		if d := p.Config.Discover; d != nil {
 			want[discoverKey(p.Name, d)] = r.discoverLoop(p.Name, *d)
+			discovered[foundKey(p.Name, *d)] = true
 		}
 		h := p.Config.Health
 		for _, s := range p.Servers {
@@ -107,6 +109,11 @@ func (r *Runner) Sync(pools []*upstream.Pool) {
 	if r.closed {
 		r.mu.Unlock()
 		return
+	}
+	for k := range r.found {
+		if !discovered[k] {
+			delete(r.found, k) // the pool, or its discovery, is gone
+		}
 	}
 	var stopped []*task
 	for k, t := range r.tasks {
