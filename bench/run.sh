@@ -12,6 +12,8 @@
 # Usage (from anywhere; needs root, or the tools below already installed):
 #   bash bench/run.sh
 #   ROUNDS=2 DURATION=3s TARGETS="direct nginx haproxy caddy" bash bench/run.sh
+#   # what holdfast's request metrics cost: the same holdfast with and without
+#   TARGETS="nginx holdfast holdfast-nometrics" bash bench/run.sh
 #
 # Environment variables (defaults in brackets):
 #   ROUNDS    [3]     interleaved rounds; each round runs every target once,
@@ -22,7 +24,10 @@
 #   THREADS   [2]     wrk threads (-t)
 #   SIZE      [1024]  response body size of the backends, in bytes
 #   TARGETS   ["direct nginx haproxy caddy holdfast"]
-#                     what to measure; direct = wrk straight to one backend
+#                     what to measure; direct = wrk straight to one backend;
+#                     holdfast-nometrics (not in the default) = the holdfast
+#                     target's configuration, built with -tags nometrics (no
+#                     request metrics), to compare with holdfast
 #   PIN       [split] CPU pinning with taskset:
 #                       split = wrk on the last CPU, backends and proxies on
 #                               the other CPUs (nginx worker_processes and
@@ -39,6 +44,9 @@
 #   INSTALL   [1]     0 = never run apt-get; fail if a tool is missing
 #   HOLDFAST_BIN []   use this holdfast binary instead of building
 #                     ./cmd/holdfast from the tree
+#   HOLDFAST_NOMETRICS_BIN []
+#                     the same for holdfast-nometrics, instead of building
+#                     ./cmd/holdfast with -tags nometrics
 #
 # Exit status: 0 when every requested target was measured, 1 when one was
 # skipped (failed to build or start, or a wrk run failed) or on a fatal error,
@@ -60,6 +68,7 @@ BUSY_RETRIES=${BUSY_RETRIES:-2}
 OUT=${OUT:-}
 INSTALL=${INSTALL:-1}
 HOLDFAST_BIN=${HOLDFAST_BIN:-}
+HOLDFAST_NOMETRICS_BIN=${HOLDFAST_NOMETRICS_BIN:-}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -87,8 +96,8 @@ case $PIN in none | wrk | split) ;; *) die "PIN must be none, wrk or split, got 
 
 WANT=()
 for t in $TARGETS; do
-	case $t in direct | nginx | haproxy | caddy | holdfast) ;;
-	*) die "unknown target '$t' in TARGETS (known: direct nginx haproxy caddy holdfast)" ;;
+	case $t in direct | nginx | haproxy | caddy | holdfast | holdfast-nometrics) ;;
+	*) die "unknown target '$t' in TARGETS (known: direct nginx haproxy caddy holdfast holdfast-nometrics)" ;;
 	esac
 	[[ " ${WANT[*]-} " == *" $t "* ]] || WANT+=("$t")
 done
@@ -114,6 +123,7 @@ skip_target() { # name reason [failure=1]: a failure makes the exit status 1
 
 PIDS=()  # every process we started; each is the leader of its own session
 NAMES=() # names for messages, same index
+WRK_PID="" # the wrk running now, if any (see start_wrk)
 WORK=""
 CLEANED=0
 
@@ -324,11 +334,22 @@ elif wants holdfast; then
 		skip_target holdfast "go build ./cmd/holdfast failed (build log shown on stderr)"
 	fi
 fi
+if wants holdfast-nometrics && [[ -n $HOLDFAST_NOMETRICS_BIN ]]; then
+	[[ -x $HOLDFAST_NOMETRICS_BIN ]] || die "HOLDFAST_NOMETRICS_BIN=$HOLDFAST_NOMETRICS_BIN is not an executable file"
+	log "using holdfast-nometrics binary $HOLDFAST_NOMETRICS_BIN (not building)"
+	cp "$HOLDFAST_NOMETRICS_BIN" "$WORK/holdfast-nometrics"
+elif wants holdfast-nometrics; then
+	log "building holdfast-nometrics (-tags nometrics)"
+	if ! (cd "$ROOT" && go build -tags nometrics -o "$WORK/holdfast-nometrics" ./cmd/holdfast) >"$WORK/logs/build-holdfast-nometrics.log" 2>&1; then
+		show_log "$WORK/logs/build-holdfast-nometrics.log"
+		skip_target holdfast-nometrics "go build -tags nometrics ./cmd/holdfast failed (build log shown on stderr)"
+	fi
+fi
 
 # ---------------------------------------------------------------- ports
 
 nports=2
-for t in nginx haproxy caddy holdfast; do wants "$t" && nports=$((nports + 1)); done
+for t in nginx haproxy caddy holdfast holdfast-nometrics; do wants "$t" && nports=$((nports + 1)); done
 mapfile -t PORTS < <("$WORK/backend" -freeports "$nports")
 ((${#PORTS[@]} == nports)) || die "could not get $nports free ports from the kernel"
 B1=${PORTS[0]}
@@ -336,7 +357,7 @@ B2=${PORTS[1]}
 declare -A PORT_OF=([direct]=$B1)
 declare -A PID_OF=()
 i=2
-for t in nginx haproxy caddy holdfast; do
+for t in nginx haproxy caddy holdfast holdfast-nometrics; do
 	if wants "$t"; then
 		PORT_OF[$t]=${PORTS[i]}
 		i=$((i + 1))
@@ -462,8 +483,10 @@ EOF
 		caddy run --config "$d/Caddyfile" --adapter caddyfile
 }
 
-start_holdfast() {
-	local d="$WORK/holdfast.d" port=${PORT_OF[holdfast]}
+# run_holdfast TARGET: the holdfast binary $WORK/TARGET with the one
+# configuration both holdfast targets share, on TARGET's port.
+run_holdfast() {
+	local t=$1 d="$WORK/$1.d" port=${PORT_OF[$1]}
 	mkdir -p "$d"
 	cat >"$d/holdfast.yaml" <<EOF
 listen:
@@ -479,8 +502,10 @@ upstreams:
       - {url: "http://127.0.0.1:$B1"}
       - {url: "http://127.0.0.1:$B2"}
 EOF
-	start_proc holdfast "$WORK/logs/holdfast.log" "$WORK/holdfast" serve -c "$d/holdfast.yaml"
+	start_proc "$t" "$WORK/logs/$t.log" "$WORK/$t" serve -c "$d/holdfast.yaml"
 }
+start_holdfast() { run_holdfast holdfast; }
+start_holdfast_nometrics() { run_holdfast holdfast-nometrics; }
 
 # check_balance NAME PORT: both backends answer through the proxy (each
 # backend names itself in X-Backend). A warning only: the numbers of a proxy
@@ -496,18 +521,18 @@ check_balance() {
 	fi
 }
 
-for t in nginx haproxy caddy holdfast; do
+for t in nginx haproxy caddy holdfast holdfast-nometrics; do
 	wants "$t" || continue
 	log "starting $t on 127.0.0.1:${PORT_OF[$t]}"
 	LAST_PID=""
-	if "start_$t" && wait_ready "$t" "$LAST_PID" "${PORT_OF[$t]}" "$WORK/logs/$t.log"; then
+	if "start_${t//-/_}" && wait_ready "$t" "$LAST_PID" "${PORT_OF[$t]}" "$WORK/logs/$t.log"; then
 		PID_OF[$t]=$LAST_PID
 		check_balance "$t" "${PORT_OF[$t]}"
 		continue
 	fi
 	if [[ -n $LAST_PID ]]; then stop_proc "$LAST_PID" "$t"; fi
-	if [[ $t == holdfast ]]; then
-		skip_target holdfast "'holdfast serve' did not start (does the serve command exist yet? its log was shown on stderr)"
+	if [[ $t == holdfast* ]]; then
+		skip_target "$t" "'holdfast serve' did not start (does the serve command exist yet? its log was shown on stderr)"
 	else
 		skip_target "$t" "failed to start (its log was shown on stderr)"
 	fi
@@ -523,6 +548,7 @@ version_of() {
 	haproxy) haproxy -v 2>/dev/null | head -n 1 | awk '{print "haproxy " $3}' ;;
 	caddy) caddy version 2>/dev/null | awk '{print "caddy " $1}' ;;
 	holdfast) echo "holdfast (${HOLDFAST_BIN:-built from this tree})" ;;
+	holdfast-nometrics) echo "holdfast (metrics off, -tags nometrics; ${HOLDFAST_NOMETRICS_BIN:-built from this tree})" ;;
 	esac
 }
 
@@ -668,7 +694,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			fi
 			line=$MEASURED
 			read -r _ rps p50 p99 rss errs _ other <<<"$line"
-			log "$(printf '  %-9s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s  other CPU %s%%' \
+			log "$(printf '  %-18s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s  other CPU %s%%' \
 				"$t" "$rps" "$p50" "$p99" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$errs" "$other")"
 			# keep the attempt least disturbed by other processes
 			if [[ -z $best ]] || awk -v x="$other" -v y="$(awk '{print $8}' <<<"$best")" 'BEGIN {exit !(x < y)}'; then
@@ -748,6 +774,14 @@ report() {
 			BUSY=1
 		fi
 	done
+	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-nometrics]-} ]]; then
+		# per round: holdfast and holdfast-nometrics ran in the same round,
+		# close in time, so the spread of these ratios is the noise
+		local per_round
+		per_round=$(awk 'NR == FNR {on[$1] = $2; next} ($1 in on) && $2 > 0 {printf "%s%.2f", sep, on[$1] / $2; sep = ", "}' \
+			"$WORK/results/holdfast" "$WORK/results/holdfast-nometrics")
+		notes+=("cost of the request metrics: holdfast ÷ holdfast-nometrics = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-nometrics]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-nometrics]}") in median p99; req/s ratio round by round: ${per_round:-n/a}.")
+	fi
 	((BUSY == 0)) || notes+=("WARNING: other processes used more than $OTHER_LIMIT% of the machine's CPU during some kept runs, even after up to $BUSY_RETRIES retries (column 'other CPU %', per run below; others used $OTHER_START% just before the start; 1-min load average $LOAD_START at the start, $(cut -d' ' -f1 /proc/loadavg) at the end): these numbers measure the neighbours as much as the proxies. Rerun on a quiet machine.")
 	for s in "${notes[@]}"; do echo "- $s"; done
 	((${#notes[@]} == 0)) || echo

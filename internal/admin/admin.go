@@ -1,11 +1,14 @@
 // Package admin serves holdfast's admin HTTP API: liveness and readiness
 // for orchestrators (/healthz, /readyz), the state of every pool and server
-// (/api/v1/pools), draining and enabling a server, and reloading the
-// configuration. The gateway implements Backend and mounts a Handler on the
-// admin listener; docs/admin.md is the reference for the routes.
+// (/api/v1/pools), draining and enabling a server, reloading the
+// configuration, the Prometheus metrics (/metrics), the rates and recent
+// failures behind the dashboard, and the dashboard itself at /. The gateway
+// implements Backend and mounts a Handler on the admin listener;
+// docs/admin.md is the reference for the routes.
 //
-// Every response is JSON, errors as RFC 9457 problem details. Only POST
-// changes state, and only with the configured bearer token.
+// The API answers JSON, errors as RFC 9457 problem details; /metrics is the
+// Prometheus exposition and the dashboard is HTML. Only POST changes
+// state, and only with the configured bearer token.
 package admin
 
 import (
@@ -15,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -41,10 +45,22 @@ type Backend interface {
 // answers it with 404.
 var ErrNotFound = errors.New("not found")
 
+// Observer is where the admin API finds the gateway's metrics: the
+// Prometheus exposition, the per-route rates of the last minutes and the
+// recent failed requests. *metrics.Registry implements it.
+type Observer interface {
+	Handler() http.Handler
+	Stats() metrics.Stats
+	Failures() []metrics.Failure
+}
+
 // Options configure a Handler.
 type Options struct {
 	// Backend is the gateway the API reads and steers. Required.
 	Backend Backend
+	// Metrics serves /metrics, /api/v1/stats and /api/v1/failures. nil
+	// answers them 404.
+	Metrics Observer
 	// Token returns the bearer token that state-changing calls must
 	// present, surrounding white space ignored. It is called on every
 	// call that needs it, so a reload can change it. nil, or a function
@@ -64,6 +80,7 @@ type Options struct {
 // Backend is. Create it with New.
 type Handler struct {
 	backend       Backend
+	metrics       Observer
 	token         func() string
 	tokenForReads bool
 	log           *slog.Logger
@@ -81,6 +98,7 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{
 		backend:       o.Backend,
+		metrics:       o.Metrics,
 		token:         o.Token,
 		tokenForReads: o.TokenForReads,
 		log:           o.Logger,
@@ -101,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	rt, p := h.match(r.URL.EscapedPath())
 	if rt == nil {
-		write(w, problem(http.StatusNotFound, "no such path: the admin API serves /healthz, /readyz and /api/v1/... (see docs/admin.md)"))
+		write(w, problem(http.StatusNotFound, "no such path: the admin listener serves the dashboard at /, /metrics, /healthz, /readyz and /api/v1/... (see docs/admin.md)"))
 		return
 	}
 	if !rt.allows(r.Method) {
@@ -122,6 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if changes {
 		h.logCall(r, rt, p, rp)
+	}
+	if rp.handler != nil {
+		rp.handler.ServeHTTP(w, r)
+		return
 	}
 	write(w, rp)
 }

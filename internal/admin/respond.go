@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -31,6 +32,12 @@ type PoolList struct {
 	Pools []upstream.PoolStatus `json:"pools"`
 }
 
+// FailureList is the body of GET /api/v1/failures: the last failed
+// requests, newest first.
+type FailureList struct {
+	Failures []metrics.Failure `json:"failures"`
+}
+
 // Reloaded is the body of a successful POST /api/v1/reload.
 type Reloaded struct {
 	Status  string `json:"status"` // "reloaded"
@@ -50,6 +57,8 @@ type reply struct {
 	header http.Header
 	// done names a successful state change for the log ("drained").
 	done string
+	// handler, when set, answers instead (the Prometheus exposition).
+	handler http.Handler
 }
 
 func ok(body any) *reply { return &reply{status: http.StatusOK, body: body} }

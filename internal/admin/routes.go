@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/holdfast/holdfast/internal/admin/ui"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -30,7 +31,7 @@ func (h *Handler) newRoutes() []route {
 		return route{
 			pattern: pattern,
 			method:  method,
-			api:     strings.HasPrefix(pattern, "/api/"),
+			api:     strings.HasPrefix(pattern, "/api/") || pattern == "/metrics",
 			segs:    strings.Split(strings.TrimPrefix(pattern, "/"), "/"),
 			serve:   serve,
 		}
@@ -45,7 +46,49 @@ func (h *Handler) newRoutes() []route {
 		r(http.MethodPost, server+"/drain", h.setDrained(true)),
 		r(http.MethodPost, server+"/enable", h.setDrained(false)),
 		r(http.MethodPost, "/api/v1/reload", h.reload),
+		r(http.MethodGet, "/metrics", h.exposition),
+		r(http.MethodGet, "/api/v1/stats", h.stats),
+		r(http.MethodGet, "/api/v1/failures", h.failures),
+		r(http.MethodGet, "/", dashboard("index.html")),
+		r(http.MethodGet, "/ui/app.js", dashboard("app.js")),
+		r(http.MethodGet, "/ui/style.css", dashboard("style.css")),
 	}
+}
+
+// dashboard returns the route of one file of the dashboard page. The page
+// needs no token: it holds no data, and asks the user for the token when
+// the API it reads or steers wants one.
+func dashboard(name string) func(params) *reply {
+	page, ok := ui.Handler(name)
+	if !ok {
+		panic("admin: the dashboard has no file " + name)
+	}
+	return func(params) *reply { return &reply{handler: page} }
+}
+
+func (h *Handler) noMetrics() *reply {
+	return problem(http.StatusNotFound, "metrics are not kept by this gateway")
+}
+
+func (h *Handler) exposition(params) *reply {
+	if h.metrics == nil {
+		return h.noMetrics()
+	}
+	return &reply{handler: h.metrics.Handler()}
+}
+
+func (h *Handler) stats(params) *reply {
+	if h.metrics == nil {
+		return h.noMetrics()
+	}
+	return ok(h.metrics.Stats())
+}
+
+func (h *Handler) failures(params) *reply {
+	if h.metrics == nil {
+		return h.noMetrics()
+	}
+	return ok(FailureList{Failures: h.metrics.Failures()})
 }
 
 // match returns the route of an escaped path and its parameters, or nil.

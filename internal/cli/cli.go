@@ -328,7 +328,7 @@ func serve(file string, lv slog.Level, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: logger})
+	g, err := gateway.New(cfg, gateway.Options{Logger: logger, Version: versionString()})
 	if err != nil {
 		fmt.Fprintf(stderr, "holdfast serve: %v\n", err)
 		return 1

@@ -29,6 +29,7 @@ func newConfig(file string) *Config {
 			MaxConnections:    10000,
 		},
 		AccessLog: AccessLog{Path: "stdout"},
+		Alerts:    Alerts{Format: "json", Interval: 10 * time.Second, ErrorRatio: 1},
 		Shutdown:  Shutdown{DrainTimeout: 30 * time.Second},
 	}
 }

@@ -41,6 +41,26 @@ type Config struct {
 	AccessLog AccessLog `yaml:"access_log"`
 	// Shutdown configures graceful shutdown.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// Alerts configures the built-in alert webhook, for those who run no
+	// Prometheus. Off unless Alerts.Webhook is set.
+	Alerts Alerts `yaml:"alerts"`
+}
+
+// Alerts configures the built-in alert webhook: the conditions of the
+// shipped Prometheus rules, evaluated in the process.
+type Alerts struct {
+	// Webhook is the http or https URL that alerts are POSTed to when they
+	// start and when they resolve. Default "": off.
+	Webhook string `yaml:"webhook"`
+	// Format is the body: "json" (holdfast's own message) or "slack" (a
+	// Slack-compatible incoming-webhook message). Default json.
+	Format string `yaml:"format"`
+	// Interval is how often the conditions are evaluated. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+	// ErrorRatio is the share of a route's requests answered 502, 503 or
+	// 504 over 5 minutes, in percent, above which an alert fires (and five
+	// times it, a critical one). Default 1.
+	ErrorRatio float64 `yaml:"error_ratio"`
 }
 
 // Listener is one client-facing listening socket.

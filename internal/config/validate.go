@@ -99,6 +99,7 @@ func (d *decoder) validate(c *Config) {
 		d.validateUpstream(u)
 	}
 	d.validateRoutes(c, pools)
+	d.validateAlerts(&c.Alerts)
 	for i, s := range c.TrustedProxies {
 		p := fmt.Sprintf("trusted_proxies[%d]", i)
 		cidr, err := normaliseCIDR(s)
@@ -185,6 +186,22 @@ func (d *decoder) validateListeners(c *Config) {
 			d.invalid("admin.addr", nil, "%s overlaps %s: the admin listener needs its own address", c.Admin.Addr, d.where(b.path))
 			break
 		}
+	}
+}
+
+func (d *decoder) validateAlerts(a *Alerts) {
+	if a.Webhook != "" {
+		u, err := url.Parse(a.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.invalid("alerts.webhook", err, "want an http or https URL like https://hooks.example.com/holdfast, got %q", a.Webhook)
+		}
+	}
+	if a.Format != "json" && a.Format != "slack" {
+		d.invalid("alerts.format", nil, "want json or slack, got %q", a.Format)
+	}
+	d.positive("alerts.interval", int64(a.Interval))
+	if a.ErrorRatio <= 0 {
+		d.invalid("alerts.error_ratio", nil, "must be more than 0")
 	}
 }
 

@@ -103,8 +103,8 @@ func TestRun(t *testing.T) {
 	if !rep.OK() {
 		t.Errorf("Report.OK() = false, verdict %q", rep.Verdict())
 	}
-	if !strings.Contains(out.String(), "holdfast status --admin 127.0.0.1:") {
-		t.Error("the banner does not say where the admin listener is")
+	if !strings.Contains(out.String(), "holdfast status --admin 127.0.0.1:") || !strings.Contains(out.String(), "dashboard:") {
+		t.Error("the banner does not say where the admin listener and the dashboard are")
 	}
 	// Not a terminal: plain lines, no cursor movement.
 	if !strings.Contains(out.String(), "avoidable errors") || strings.Contains(out.String(), "\x1b") {

@@ -43,7 +43,8 @@ func (r *run) banner() {
 	}
 	add("  load:", 14, fmt.Sprintf("%d requests/s", o.Rate), fmt.Sprintf("from %d clients:", o.Clients),
 		"half GET, half POST", "(half of those", "with an Idempotency-Key)")
-	add("  admin:", 14, "http://"+r.admin+"/api/v1/pools;", "in another terminal:",
+	add("  dashboard:", 14, "http://"+r.admin+"/", "(live pools, rates by cause, failed requests with their ledger)")
+	add("  admin:", 14, "http://"+r.admin+"/metrics;", "in another terminal:",
 		"holdfast status --admin "+r.admin+",",
 		"holdfast drain --admin "+r.admin+" --token-file "+r.tokenFile+" demo 0")
 	if o.Duration > 0 {

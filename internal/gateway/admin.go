@@ -14,6 +14,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/admin"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -64,6 +65,7 @@ func (g *Gateway) prepareAdmin(cfg *config.Config) (*adminListener, error) {
 	a.srv = &http.Server{
 		Handler: admin.New(admin.Options{
 			Backend:       adminBackend{g},
+			Metrics:       g.metrics,
 			Token:         g.adminToken,
 			TokenForReads: !loopback(ln.Addr()),
 			Logger:        g.log,
@@ -126,6 +128,9 @@ func loopback(a net.Addr) bool {
 	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
+// Metrics returns the gateway's metrics.
+func (g *Gateway) Metrics() *metrics.Registry { return g.metrics }
+
 // Pools returns a snapshot of every pool in force.
 func (g *Gateway) Pools() []upstream.PoolStatus {
 	now := g.opts.Now()
@@ -166,6 +171,7 @@ func (g *Gateway) ReloadFile() (*config.Config, error) {
 	}
 	next, err := config.Load(file)
 	if err != nil {
+		g.metrics.Reloaded(false)
 		return nil, err
 	}
 	if err := g.Reload(next); err != nil {

@@ -18,8 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/alerts"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/health"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/proxy"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
@@ -41,6 +43,9 @@ type Options struct {
 	Events proxy.Observer
 	// Now is the clock of health state. nil means time.Now.
 	Now func() time.Time
+	// Version is holdfast's version, for holdfast_build_info. "" means
+	// "dev".
+	Version string
 }
 
 // Gateway runs holdfast's proxy for a configuration that can be replaced
@@ -51,6 +56,8 @@ type Gateway struct {
 	transports *proxy.Transports
 	registry   *upstream.Registry
 	health     *health.Runner
+	metrics    *metrics.Registry
+	alerts     *alerts.Notifier
 
 	handler atomic.Pointer[proxy.Handler]
 	cfg     atomic.Pointer[config.Config]
@@ -114,6 +121,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			}
 		},
 	})
+	g.metrics = metrics.New(metrics.Options{Version: o.Version, Pools: g.Pools, Now: o.Now})
 	g.conns = newConnLimit(cfg.Client.MaxConnections, g.log)
 	g.primeDiscovery(cfg)
 	access, f, err := g.accessLogger(cfg)
@@ -134,6 +142,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.access, g.logFile = access, f
 	g.registry.MarkStarted()
 	g.health.Sync(h.Pools())
+	g.metrics.Start()
+	g.alerts = alerts.New(cfg.Alerts, alerts.Options{Metrics: g.metrics, Pools: g.Pools, Logger: g.log, Now: o.Now})
+	g.alerts.Start()
 	g.rebuilder.Go(g.rebuildOnDiscovery)
 	return g, nil
 }
@@ -149,9 +160,14 @@ func (g *Gateway) primeDiscovery(cfg *config.Config) {
 // build compiles cfg into a handler, with the servers discovery last found
 // for the pools that discover theirs.
 func (g *Gateway) build(cfg *config.Config, access *slog.Logger) (*proxy.Handler, error) {
+	var m *metrics.Registry
+	if requestMetrics {
+		m = g.metrics
+	}
 	return proxy.New(g.withDiscovered(cfg), proxy.Options{
 		Transports: g.transports,
 		Registry:   g.registry,
+		Metrics:    m,
 		Logger:     g.log,
 		AccessLog:  access,
 		Events:     g.opts.Events,
@@ -212,6 +228,15 @@ func (g *Gateway) commit(h *proxy.Handler) {
 	}
 	g.registry.Retain(keep)
 	g.transports.Retain(h.Pools())
+	var pools []string
+	var servers [][2]string
+	for _, p := range h.Pools() {
+		pools = append(pools, p.Name)
+		for _, s := range p.Servers {
+			servers = append(servers, [2]string{p.Name, s.Name})
+		}
+	}
+	g.metrics.Retain(h.RouteNames(), pools, servers)
 }
 
 // swapLogFile makes f the access-log file in force. The previous one is
@@ -493,6 +518,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	g.primeDiscovery(cfg)
 	access, f, err := g.accessLogger(cfg)
 	if err != nil {
+		g.metrics.Reloaded(false)
 		return err
 	}
 	h, err := g.build(cfg, access)
@@ -509,9 +535,12 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		if f != nil {
 			f.Close()
 		}
+		g.metrics.Reloaded(false)
 		return err
 	}
 	g.commitAdmin(adm)
+	g.metrics.Reloaded(true)
+	g.alerts.Update(cfg.Alerts)
 	g.cfg.Store(cfg)
 	g.conns.setMax(cfg.Client.MaxConnections)
 	g.access = access
@@ -537,6 +566,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopOnce.Do(func() { close(g.stopRebuild) })
 	g.rebuilder.Wait()
 	g.health.Close()
+	g.alerts.Close()
+	g.metrics.Close()
 	var wg sync.WaitGroup
 	errs := make([]error, len(lns))
 	for i, ln := range lns {

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/metrics"
 )
 
 // logRequest writes the request's access-log line: one JSON object with the
@@ -24,6 +26,7 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 	if h.events != nil {
 		h.events.Request(routeName, x.status, x.cause, len(x.attempts), d)
 	}
+	h.count(r, x, d)
 	if h.access == nil || !h.access.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
@@ -61,6 +64,49 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 		attrs = append(attrs, slog.Any("ledger", append([]attemptRecord(nil), x.attempts...)))
 	}
 	h.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// count adds the request to the metrics: its route's counters, the
+// pool's skipped retry, and, for a failure, the list of recent failures
+// with its ledger.
+func (h *Handler) count(r *http.Request, x *exchange, d time.Duration) {
+	rm := h.noRoute
+	if x.route != nil {
+		rm = x.route.m
+	}
+	if rm == nil {
+		return
+	}
+	rm.Observe(x.status, x.cause, d)
+	if x.cause == cause.None {
+		return
+	}
+	f := metrics.Failure{
+		RequestID:  x.reqID,
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		Status:     x.status,
+		Cause:      x.cause.String(),
+		Detail:     x.detail,
+		DurationMS: ms(d),
+		Attempts:   make([]metrics.Attempt, len(x.attempts)),
+	}
+	if x.route != nil {
+		f.Pool = x.route.pool.Name
+		if x.retrySkipped != "" && x.route.pool.m != nil {
+			x.route.pool.m.Skipped(x.retrySkipped)
+		}
+	}
+	for i, a := range x.attempts {
+		f.Attempts[i] = metrics.Attempt{
+			Server: a.Server, Phase: a.Phase.String(), Reused: a.Reused, IdleMS: a.IdleMS,
+			Written: a.Written, Status: a.Status, DurationMS: a.Duration,
+		}
+		if a.Cause != cause.None {
+			f.Attempts[i].Cause = a.Cause.String()
+		}
+	}
+	rm.Failed(f)
 }
 
 // tlsVersion names the TLS version of the client's connection ("TLS 1.3"),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -221,7 +222,8 @@ func benchHandler(b *testing.B, yaml string) *Handler {
 		b.Fatal(err)
 	}
 	tr := new(Transports)
-	h, err := New(cfg, Options{Transports: tr})
+	// Metrics on, as in production.
+	h, err := New(cfg, Options{Transports: tr, Metrics: metrics.New(metrics.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -23,6 +24,8 @@ type Options struct {
 	// Transports hold the upstream connection pools; share one across
 	// reloads so that pooled connections survive. nil means a new one.
 	Transports *Transports
+	// Metrics counts requests, attempts and retries. nil counts nothing.
+	Metrics *metrics.Registry
 	// Registry holds server health; share one across reloads so that
 	// health survives. nil means a new one.
 	Registry *upstream.Registry
@@ -70,6 +73,10 @@ type Handler struct {
 	access *slog.Logger
 	now    func() time.Time
 	events Observer
+	routes []*route // in file order
+	// noRoute counts the requests that matched no route; nil without
+	// metrics.
+	noRoute *metrics.Route
 }
 
 // pool is an upstream pool with its compiled policy.
@@ -90,6 +97,8 @@ type pool struct {
 	readTO        time.Duration
 	hashKind      hashKind
 	hashName      string
+	m             *metrics.Pool           // nil without metrics
+	sm            []*metrics.ServerCounts // by server index; nil without metrics
 }
 
 type hashKind uint8
@@ -223,7 +232,12 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		if cr.NonIdempotent != nil {
 			nonIdem = *cr.NonIdempotent
 		}
+		var rm *metrics.Route
+		if o.Metrics != nil {
+			rm = o.Metrics.Route(routeName(cr.Match))
+		}
 		routes = append(routes, &route{
+			m:       rm,
 			name:    routeName(cr.Match),
 			host:    strings.ToLower(cr.Match.Host),
 			prefix:  prefix,
@@ -234,6 +248,10 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		})
 	}
 	h.router = newRouter(routes)
+	h.routes = routes
+	if o.Metrics != nil {
+		h.noRoute = o.Metrics.Route(metrics.NoRoute)
+	}
 	return h, nil
 }
 
@@ -287,7 +305,24 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 		p.transports[i] = o.Transports.For(s, u.Timeouts)
 		p.h1[i] = o.Transports.h1For(s, u.Timeouts)
 	}
+	if o.Metrics != nil {
+		p.m = o.Metrics.Pool(u.Name)
+		p.sm = make([]*metrics.ServerCounts, len(up.Servers))
+		for i, s := range up.Servers {
+			p.sm[i] = o.Metrics.Server(u.Name, s.Name)
+		}
+	}
 	return p, nil
+}
+
+// RouteNames returns the names of the handler's routes, as logs and
+// metrics label them.
+func (h *Handler) RouteNames() []string {
+	out := make([]string, 0, len(h.routes))
+	for _, r := range h.routes {
+		out = append(out, r.name)
+	}
+	return out
 }
 
 // Pools returns the handler's pools, in file order.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/metrics"
 )
 
 // route is one compiled route.
@@ -17,6 +18,7 @@ type route struct {
 	pool    *pool
 	nonIdem bool
 	pages   *pages
+	m       *metrics.Route // nil without metrics
 }
 
 // router finds the route for a request: the most specific host first (exact,

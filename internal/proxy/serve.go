@@ -153,10 +153,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 				}
 			}
 		}
-		if n > 1 && h.events != nil {
+		if n > 1 {
 			// The previous attempt is now known to have been retried.
 			prev := x.attempts[len(x.attempts)-1]
-			h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
+			if p.m != nil {
+				p.m.Retried(prev.Cause)
+			}
+			if h.events != nil {
+				h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
+			}
 		}
 		x.tried.Add(s)
 		last = s
@@ -165,15 +170,23 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		rec.WaitMS = ms(wait)
 		retryAfter = 0
 
-		retryable := false
+		retryable, listed := false, false
 		if resp != nil && p.retryOn.status(resp.StatusCode) {
 			rec.Cause = cause.UpstreamStatus
-			retryable = rec.Cause.RetryableFor(idempotent, true)
+			listed, retryable = true, rec.Cause.RetryableFor(idempotent, true)
 			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
 				retryAfter = d
 			}
 		} else if resp == nil && rec.Cause != cause.ClientClosed && p.retryOn.failure(rec.Cause) {
-			retryable = rec.Cause.RetryableFor(idempotent, rec.Written)
+			listed, retryable = true, rec.Cause.RetryableFor(idempotent, rec.Written)
+		}
+		if listed && !retryable && !idempotent && rec.Cause.RetryableFor(true, rec.Written) {
+			// The condition is listed, and only the method stood in the
+			// way: a POST that may have reached the upstream.
+			x.retrySkipped = "non_idempotent"
+		}
+		if p.sm != nil {
+			p.sm[s.Index()].Attempt(rec.Cause)
 		}
 		h.report(p, s, resp, rec)
 		h.noteDesync(p, s, x)
