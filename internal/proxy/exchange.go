@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -44,6 +43,7 @@ type exchange struct {
 	bodyRd       clientBody    // a body read into body: under client.body_timeout
 	dl           connDeadlines // the client connection's; nil if none can be set
 	send         stall         // client.send_timeout, on writes of the response
+	trip         trip          // what the attempts share (serve.go)
 }
 
 func (x *exchange) reset() {
@@ -628,22 +628,6 @@ func learnKeepAlive(s *upstream.Server, v string, now time.Time) {
 			s.State.LearnIdle(time.Duration(n)*time.Second, now)
 		}
 	}
-}
-
-// backoff returns the jittered wait before retry number n (1 for the first
-// retry): uniform in [0, min(max, base*2^(n-1))), full jitter.
-func (p *pool) backoffFor(n int) time.Duration {
-	if p.backoff <= 0 {
-		return 0
-	}
-	d := p.backoff
-	for i := 1; i < n && d < p.backoffMax; i++ {
-		d *= 2
-	}
-	if p.backoffMax > 0 && d > p.backoffMax {
-		d = p.backoffMax
-	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
 }
 
 // parseRetryAfter parses a Retry-After value (delay-seconds or HTTP-date).

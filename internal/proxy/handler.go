@@ -90,15 +90,12 @@ type pool struct {
 	total      time.Duration
 	bodyBuffer int64
 	nonIdem    bool
-	// sameOnTimeout is retry.same_server_on_timeout.
-	sameOnTimeout bool
-	backoff       time.Duration
-	backoffMax    time.Duration
-	readTO        time.Duration
-	hashKind      hashKind
-	hashName      string
-	m             *metrics.Pool           // nil without metrics
-	sm            []*metrics.ServerCounts // by server index; nil without metrics
+	retry      retryPolicy
+	readTO     time.Duration
+	hashKind   hashKind
+	hashName   string
+	m          *metrics.Pool           // nil without metrics
+	sm         []*metrics.ServerCounts // by server index; nil without metrics
 }
 
 type hashKind uint8
@@ -273,15 +270,17 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 		return nil, err
 	}
 	p := &pool{
-		Pool:          up,
-		tries:         max(u.Retry.Tries, 1),
-		total:         u.Retry.Timeout,
-		bodyBuffer:    u.Retry.BodyBuffer,
-		nonIdem:       u.Retry.NonIdempotent,
-		sameOnTimeout: u.Retry.SameServerOnTimeout,
-		backoff:       u.Retry.Backoff,
-		backoffMax:    u.Retry.BackoffMax,
-		readTO:        u.Timeouts.Read,
+		Pool:       up,
+		tries:      max(u.Retry.Tries, 1),
+		total:      u.Retry.Timeout,
+		bodyBuffer: u.Retry.BodyBuffer,
+		nonIdem:    u.Retry.NonIdempotent,
+		retry: retryPolicy{
+			sameOnTimeout: u.Retry.SameServerOnTimeout,
+			backoff:       u.Retry.Backoff,
+			backoffMax:    u.Retry.BackoffMax,
+		},
+		readTO: u.Timeouts.Read,
 	}
 	if p.retryOn, err = parseConds(u.Retry.On); err != nil {
 		return nil, fmt.Errorf("upstream %s: retry.on: %w", u.Name, err)

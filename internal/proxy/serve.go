@@ -40,32 +40,78 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.finishSend(w, x)
 }
 
+// serve runs a request's life in the order it happens: admit, route, admit
+// the body, prepare the trip, then attempts until one is the answer (next
+// picks a server and decides whether the attempt may be made, try makes it
+// and judges its outcome), and answer. Each step answers the client itself
+// when the request cannot go on, and says so.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
-	if !h.admitRequest(w, r, x) {
+	if !h.admitRequest(w, r, x) || !h.route(w, r, x) {
 		return false
 	}
-	x.route = h.router.match(r.Host, r.URL.Path)
-	if x.route == nil {
-		x.cause = cause.DestinationNotFound
-		x.status = http.StatusNotFound
-		x.detail = "no route for host " + r.Host + " path " + r.URL.Path
-		h.answerError(w, r, x, 0, nil)
-		return false
-	}
-	p := x.route.pool
-
-	body, ok := h.admitBody(w, r, x, p)
+	body, ok := h.admitBody(w, r, x, x.route.pool)
 	if !ok {
 		return false
 	}
-	up := upgradeType(r.Header)
-	body.viaStd = body.expect || up != ""
+	t := &x.trip
+	h.prepare(r, x, t, body)
+	for n := 1; ; n++ {
+		s, wait, ok := h.next(w, r, x, t, n)
+		if !ok {
+			if x.status != 0 {
+				return false // answered (503), or the client left
+			}
+			break
+		}
+		if done, abort := h.try(w, r, x, t, s, n, wait); done {
+			return abort
+		}
+	}
+	h.answerExhausted(w, r, x, t)
+	return false
+}
+
+// route finds the request's route, or answers 404.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	x.route = h.router.match(r.Host, r.URL.Path)
+	if x.route != nil {
+		return true
+	}
+	x.cause = cause.DestinationNotFound
+	x.status = http.StatusNotFound
+	x.detail = "no route for host " + r.Host + " path " + r.URL.Path
+	h.answerError(w, r, x, 0, nil)
+	return false
+}
+
+// trip is what every attempt of one request shares: settled by prepare
+// before the first, updated by each attempt. It lives in the pooled
+// exchange.
+type trip struct {
+	p          *pool
+	body       *requestBody
+	hdr        http.Header // the outgoing header
+	up         string      // the protocol of an upgrade, or ""
+	idempotent bool
+	deadline   time.Time // retry.timeout; zero when none applies
+	key        uint64    // the hash policy's key
+	hasKey     bool
+	last       *upstream.Server // the server of the last attempt
+	retryAfter time.Duration    // its Retry-After
+}
+
+// prepare builds the outgoing header and settles what the attempts share.
+func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBody) {
+	p := x.route.pool
+	t.p, t.body = p, body
+	t.up = upgradeType(r.Header)
+	body.viaStd = body.expect || t.up != ""
 
 	hdr := r.Header.Clone()
 	removeHopHeaders(hdr)
-	if up != "" {
+	if t.up != "" {
 		hdr.Set("Connection", "Upgrade")
-		hdr.Set("Upgrade", up)
+		hdr.Set("Upgrade", t.up)
 	}
 	if headerHasToken(r.Header, "Te", "trailers") {
 		hdr.Set("Te", "trailers")
@@ -75,184 +121,190 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = nil // do not let net/http add its own
 	}
+	t.hdr = hdr
 
-	idempotent := cause.Idempotent(r) || x.route.nonIdem
-	var deadline time.Time
-	if p.total > 0 && up == "" && body.stream == nil {
+	t.idempotent = cause.Idempotent(r) || x.route.nonIdem
+	if p.total > 0 && t.up == "" && body.stream == nil {
 		// retry.timeout bounds the retries. A streamed body is never sent
 		// twice, so its one long upload is bounded by the send and read
 		// timeouts alone, as an upgraded connection is.
-		deadline = x.start.Add(p.total)
+		t.deadline = x.start.Add(p.total)
 	}
-	key, hasKey := h.hashKey(r, p)
+	t.key, t.hasKey = h.hashKey(r, p)
 	p.Budget.Request(x.start)
+}
 
-	var (
-		last       *upstream.Server
-		retryAfter time.Duration // the last upstream's Retry-After
-	)
-	for n := 1; ; n++ {
-		now := h.now()
-		s, retryAt := p.Pick(&x.tried, key, hasKey, now, x.cands[:0])
-		if s == nil {
-			if n == 1 {
-				x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
-				x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
-				ra := time.Second
-				if !retryAt.IsZero() {
-					ra = retryAt.Sub(now)
-				}
-				h.answerError(w, r, x, ra, x.route.pages)
-				return false
+// next picks the server of attempt n and decides whether that attempt may
+// be made; it waits the backoff first. ok false with x.status set means it
+// answered the client (no server at all) or the client left; with
+// x.status unset, that the retries are over (x.retrySkipped says why).
+func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int) (s *upstream.Server, wait time.Duration, ok bool) {
+	p := t.p
+	now := h.now()
+	s, retryAt := p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
+	if s == nil {
+		if n == 1 {
+			x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
+			x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
+			ra := time.Second
+			if !retryAt.IsZero() {
+				ra = retryAt.Sub(now)
 			}
-			x.retrySkipped = "no_server"
-			break
+			h.answerError(w, r, x, ra, x.route.pages)
+			return nil, 0, false
 		}
-		var wait time.Duration
-		if n > 1 {
-			if x.tried.Has(s) && x.attempts[len(x.attempts)-1].Cause == cause.TLSCertificateError {
-				// A rejected certificate will be rejected again.
-				x.retrySkipped = "no_server"
-				break
-			}
-			if x.tried.Has(s) && !p.sameOnTimeout && timedOutAt(x, s) {
-				// A server that let this request time out is struggling:
-				// the same request again would only add to its load.
-				x.retrySkipped = "timeout_same_server"
-				break
-			}
-			if x.tried.Has(s) {
-				// Going back to a server already tried: give it a moment,
-				// and no less than it asked for with Retry-After.
-				wait = p.backoffFor(n - 1)
-				if s == last && retryAfter > wait {
-					// Honoured only within the total deadline, or up to
-					// backoff_max without one: past that, the upstream's
-					// answer (with its Retry-After) goes to the client.
-					if limit := p.backoffMax; (deadline.IsZero() && retryAfter > limit) ||
-						(!deadline.IsZero() && now.Add(retryAfter).After(deadline)) {
-						x.retrySkipped = "retry_after"
-						break
-					}
-					wait = retryAfter
-				}
-			}
-			if !deadline.IsZero() && now.Add(wait).After(deadline) {
-				x.retrySkipped = "deadline"
-				break
-			}
-			if !p.Budget.Allow(now) {
-				x.retrySkipped = "budget"
-				h.log.Warn("retry skipped: retry budget of pool exhausted", "pool", p.Name, "request_id", x.reqID)
-				break
-			}
-			if wait > 0 {
-				if !sleep(r.Context(), wait) {
-					x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
-					return false
-				}
-			}
-		}
-		if n > 1 {
-			// The previous attempt is now known to have been retried.
-			prev := x.attempts[len(x.attempts)-1]
-			if p.m != nil {
-				p.m.Retried(prev.Cause)
-			}
-			if h.events != nil {
-				h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
-			}
-		}
-		x.tried.Add(s)
-		last = s
-		release := s.Acquire()
-		resp, rec, actx, cancel := h.attempt(r, x, p, s, hdr, body, deadline)
-		rec.WaitMS = ms(wait)
-		retryAfter = 0
+		x.retrySkipped = "no_server"
+		return nil, 0, false
+	}
+	if n == 1 {
+		return s, 0, true
+	}
+	prev := x.attempts[len(x.attempts)-1]
+	wait, skip := p.retry.decide(retryAsk{
+		n:          n,
+		tried:      x.tried.Has(s),
+		lastCause:  prev.Cause,
+		timedOut:   timedOutAt(x, s),
+		same:       s == t.last,
+		retryAfter: t.retryAfter,
+		now:        now,
+		deadline:   t.deadline,
+	})
+	if skip == "" && !p.Budget.Allow(now) {
+		skip = "budget"
+		h.log.Warn("retry skipped: retry budget of pool exhausted", "pool", p.Name, "request_id", x.reqID)
+	}
+	if skip != "" {
+		x.retrySkipped = skip
+		return nil, 0, false
+	}
+	if wait > 0 && !sleep(r.Context(), wait) {
+		x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+		return nil, 0, false
+	}
+	// The previous attempt is now known to have been retried.
+	if p.m != nil {
+		p.m.Retried(prev.Cause)
+	}
+	if h.events != nil {
+		h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
+	}
+	return s, wait, true
+}
 
-		retryable, listed := false, false
-		if resp != nil && p.retryOn.status(resp.StatusCode) {
-			rec.Cause = cause.UpstreamStatus
-			listed, retryable = true, rec.Cause.RetryableFor(idempotent, true)
-			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
-				retryAfter = d
-			}
-		} else if resp == nil && rec.Cause != cause.ClientClosed && p.retryOn.failure(rec.Cause) {
-			listed, retryable = true, rec.Cause.RetryableFor(idempotent, rec.Written)
-		}
-		if listed && !retryable && !idempotent && rec.Cause.RetryableFor(true, rec.Written) {
-			// The condition is listed, and only the method stood in the
-			// way: a POST that may have reached the upstream.
-			x.retrySkipped = "non_idempotent"
-		}
-		if p.sm != nil {
-			p.sm[s.Index()].Attempt(rec.Cause)
-		}
-		h.report(p, s, resp, rec)
-		h.noteDesync(p, s, x)
-		x.attempts = append(x.attempts, rec)
+// try makes attempt n at s, classifies its outcome, and either answers the
+// client with it (done) or sets it aside for another attempt.
+func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, s *upstream.Server, n int, wait time.Duration) (done, abort bool) {
+	p := t.p
+	x.tried.Add(s)
+	t.last = s
+	release := s.Acquire()
+	resp, rec, actx, cancel := h.attempt(r, x, p, s, t.hdr, t.body, t.deadline)
+	rec.WaitMS = ms(wait)
 
-		if retryable && n >= p.tries {
-			retryable = false
-			x.retrySkipped = "tries"
-		}
-		if retryable && !body.replayable() {
-			retryable = false
-			x.retrySkipped = "body_too_large"
-		}
-		if h.events != nil && !retryable {
-			h.events.Attempt(p.Name, s.Name, rec.Cause, rec.Status, false)
-		}
+	var retryable bool
+	retryable, t.retryAfter = h.judge(x, t, resp, &rec)
+	if p.sm != nil {
+		p.sm[s.Index()].Attempt(rec.Cause)
+	}
+	h.report(p, s, resp, rec)
+	h.noteDesync(p, s, x)
+	x.attempts = append(x.attempts, rec)
 
-		if !retryable {
-			if resp == nil {
-				release()
-				cancel(nil)
-				x.cause = rec.Cause
-				if x.cause == cause.ClientClosed {
-					x.status = cause.StatusClientClosed
-					return false
-				}
-				if x.kept != nil && x.cause != cause.ClientTimeout {
-					x.status = x.kept.status
-					x.cause = cause.UpstreamStatus
-					h.writeKept(w, r, x)
-					return false
-				}
-				x.status = x.cause.Status()
-				if x.clientStatus != 0 {
-					x.status = x.clientStatus
-				}
-				if x.status == cause.StatusAbort {
-					x.status = http.StatusBadGateway
-				}
-				h.answerError(w, r, x, 0, x.route.pages)
-				return false
-			}
-			abort = h.respond(w, r, x, p, resp, actx, cancel, up)
-			h.noteDesync(p, s, x)
-			release()
-			cancel(nil)
-			return abort
-		}
-		if resp != nil {
-			h.keep(x, resp)
-			h.noteDesync(p, s, x)
-		}
+	if retryable && n >= p.tries {
+		retryable = false
+		x.retrySkipped = "tries"
+	}
+	if retryable && !t.body.replayable() {
+		retryable = false
+		x.retrySkipped = "body_too_large"
+	}
+	if h.events != nil && !retryable {
+		h.events.Attempt(p.Name, s.Name, rec.Cause, rec.Status, false)
+	}
+	switch {
+	case !retryable && resp == nil:
+		// The server's slot is free before the client gets the error.
 		release()
 		cancel(nil)
+		h.answerFailure(w, r, x, rec.Cause)
+		return true, false
+	case !retryable:
+		abort = h.respond(w, r, x, p, resp, actx, cancel, t.up)
+		h.noteDesync(p, s, x)
+		release()
+		cancel(nil)
+		return true, abort
+	case resp != nil:
+		h.keep(x, resp)
+		h.noteDesync(p, s, x)
 	}
+	release()
+	cancel(nil)
+	return false, false
+}
+
+// judge names the outcome of an attempt for the retry decision: whether
+// another attempt may follow, and the upstream's Retry-After. An upstream
+// status listed in retry.on becomes the cause upstream_status.
+func (h *Handler) judge(x *exchange, t *trip, resp *http.Response, rec *attemptRecord) (retryable bool, retryAfter time.Duration) {
+	p := t.p
+	listed := false
+	switch {
+	case resp != nil && p.retryOn.status(resp.StatusCode):
+		rec.Cause = cause.UpstreamStatus
+		listed, retryable = true, rec.Cause.RetryableFor(t.idempotent, true)
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), h.now()); ok {
+			retryAfter = d
+		}
+	case resp == nil && rec.Cause != cause.ClientClosed && p.retryOn.failure(rec.Cause):
+		listed, retryable = true, rec.Cause.RetryableFor(t.idempotent, rec.Written)
+	}
+	if listed && !retryable && !t.idempotent && rec.Cause.RetryableFor(true, rec.Written) {
+		// The condition is listed, and only the method stood in the way:
+		// a POST that may have reached the upstream.
+		x.retrySkipped = "non_idempotent"
+	}
+	return retryable, retryAfter
+}
+
+// answerFailure answers a request whose last attempt failed without a
+// response: with an upstream's error response set aside earlier if there
+// is one, else holdfast's own error for cause c.
+func (h *Handler) answerFailure(w http.ResponseWriter, r *http.Request, x *exchange, c cause.Cause) {
+	x.cause = c
+	if x.cause == cause.ClientClosed {
+		x.status = cause.StatusClientClosed
+		return
+	}
+	if x.kept != nil && x.cause != cause.ClientTimeout {
+		x.status = x.kept.status
+		x.cause = cause.UpstreamStatus
+		h.writeKept(w, r, x)
+		return
+	}
+	x.status = x.cause.Status()
+	if x.clientStatus != 0 {
+		x.status = x.clientStatus
+	}
+	if x.status == cause.StatusAbort {
+		x.status = http.StatusBadGateway
+	}
+	h.answerError(w, r, x, 0, x.route.pages)
+}
+
+// answerExhausted answers a request whose last attempt could have been
+// retried but no retry could be made (x.retrySkipped says why).
+func (h *Handler) answerExhausted(w http.ResponseWriter, r *http.Request, x *exchange, t *trip) {
 	if h.events != nil && len(x.attempts) > 0 {
-		// The last attempt looked retryable, but no retry could be made.
 		prev := x.attempts[len(x.attempts)-1]
-		h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, false)
+		h.events.Attempt(t.p.Name, prev.Server, prev.Cause, prev.Status, false)
 	}
-	// Out of attempts with no response to pass on.
 	if x.kept != nil {
 		x.status = x.kept.status
 		x.cause = cause.UpstreamStatus
 		h.writeKept(w, r, x)
-		return false
+		return
 	}
 	if n := len(x.attempts); n > 0 {
 		x.cause = x.attempts[n-1].Cause
@@ -262,7 +314,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (ab
 		x.status = http.StatusBadGateway
 	}
 	h.answerError(w, r, x, 0, x.route.pages)
-	return false
 }
 
 // admitBody reads the client's body into the replay buffer when it fits in
