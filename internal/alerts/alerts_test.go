@@ -73,7 +73,7 @@ func TestPoolAlertFiresAndResolvesOnce(t *testing.T) {
 			{URL: "http://a:1", LastFailure: &upstream.Failure{Cause: "connection_refused"}},
 		}}}
 	}
-	n := New(config.Alerts{Webhook: rc.URL, Format: "json", Interval: time.Hour, ErrorRatio: 1},
+	n := New(config.Alerts{Webhook: rc.URL, Format: "json", Interval: time.Hour, ErrorPercent: 1},
 		Options{Metrics: metrics.New(metrics.Options{}), Pools: pools})
 	n.Start()
 	defer n.Close()
@@ -116,7 +116,7 @@ func TestPoolAlertFiresAndResolvesOnce(t *testing.T) {
 func TestRouteErrorRatio(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	m := metrics.New(metrics.Options{Now: func() time.Time { return now }})
-	n := New(config.Alerts{Webhook: "http://127.0.0.1:1", Format: "json", Interval: time.Hour, ErrorRatio: 1},
+	n := New(config.Alerts{Webhook: "http://127.0.0.1:1", Format: "json", Interval: time.Hour, ErrorPercent: 1},
 		Options{Metrics: m, Pools: func() []upstream.PoolStatus { return nil }, Now: func() time.Time { return now }})
 	bad, fine, quiet := m.Route("bad/"), m.Route("fine/"), m.Route("quiet/")
 	m.Sample()
@@ -162,7 +162,7 @@ func TestRouteErrorRatio(t *testing.T) {
 // a bounded queue and the oldest are dropped.
 func TestReceiverDownIsBounded(t *testing.T) {
 	hang := testutil.Hang(t)
-	n := New(config.Alerts{Webhook: "http://" + hang.Addr, Format: "json", Interval: time.Hour, ErrorRatio: 1},
+	n := New(config.Alerts{Webhook: "http://" + hang.Addr, Format: "json", Interval: time.Hour, ErrorPercent: 1},
 		Options{Metrics: metrics.New(metrics.Options{}), Pools: func() []upstream.PoolStatus { return nil }})
 	n.Start()
 	defer n.Close()
@@ -184,7 +184,7 @@ func TestReceiverDownIsBounded(t *testing.T) {
 
 func TestSlackFormat(t *testing.T) {
 	rc := newReceiver(t)
-	n := New(config.Alerts{Webhook: rc.URL, Format: "slack", Interval: time.Hour, ErrorRatio: 1},
+	n := New(config.Alerts{Webhook: rc.URL, Format: "slack", Interval: time.Hour, ErrorPercent: 1},
 		Options{Metrics: metrics.New(metrics.Options{}), Pools: func() []upstream.PoolStatus {
 			return []upstream.PoolStatus{{Name: "api"}}
 		}})

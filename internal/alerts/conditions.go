@@ -154,8 +154,8 @@ func (n *Notifier) routeErrors(cfg *config.Alerts, now time.Time, add func(*Aler
 			name, severity string
 			limit          float64
 		}{
-			{"HoldfastRoute5xxHigh", "warning", cfg.ErrorRatio / 100},
-			{"HoldfastRoute5xxCritical", "critical", criticalFactor * cfg.ErrorRatio / 100},
+			{"HoldfastRoute5xxHigh", "warning", cfg.ErrorPercent / 100},
+			{"HoldfastRoute5xxCritical", "critical", criticalFactor * cfg.ErrorPercent / 100},
 		} {
 			if ratio <= level.limit {
 				continue

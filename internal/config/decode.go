@@ -49,7 +49,7 @@ func unitOf(key string) unit {
 	switch key {
 	case "body_buffer", "max_header_bytes", "max_body_bytes":
 		return unitSize
-	case "budget", "max_ejected_percent", "error_ratio":
+	case "budget", "max_ejected_percent", "error_percent":
 		return unitPercent
 	}
 	return unitNone

@@ -29,7 +29,7 @@ func newConfig(file string) *Config {
 			MaxConnections:    10000,
 		},
 		AccessLog: AccessLog{Path: "stdout"},
-		Alerts:    Alerts{Format: "json", Interval: 10 * time.Second, ErrorRatio: 1},
+		Alerts:    Alerts{Format: "json", Interval: 10 * time.Second, ErrorPercent: 1},
 		Shutdown:  Shutdown{DrainTimeout: 30 * time.Second},
 	}
 }
@@ -77,6 +77,13 @@ func setDefaults(p any) {
 			},
 			DNS: DNS{Refresh: 30 * time.Second},
 		}
+	case *Breaker:
+		*v = Breaker{ErrorRatio: 0.5, MinRequests: 20, Window: 10 * time.Second, OpenFor: 5 * time.Second,
+			MaxOpenFor: 60 * time.Second, HalfOpenRequests: 3}
+	case *Queue:
+		*v = Queue{Size: 100, Timeout: time.Second}
+	case *Adaptive:
+		*v = Adaptive{MinLimit: 5, MaxLimit: 1000}
 	case *Discover:
 		v.Refresh = 10 * time.Second
 		v.Scheme = "http"

@@ -57,10 +57,10 @@ type Alerts struct {
 	Format string `yaml:"format"`
 	// Interval is how often the conditions are evaluated. Default 10s.
 	Interval time.Duration `yaml:"interval"`
-	// ErrorRatio is the share of a route's requests answered 502, 503 or
+	// ErrorPercent is the share of a route's requests answered 502, 503 or
 	// 504 over 5 minutes, in percent, above which an alert fires (and five
 	// times it, a critical one). Default 1.
-	ErrorRatio float64 `yaml:"error_ratio"`
+	ErrorPercent float64 `yaml:"error_percent"`
 }
 
 // Listener is one client-facing listening socket.
@@ -157,6 +157,16 @@ type Upstream struct {
 	// Discover, when set, builds the pool's servers from DNS SRV records
 	// instead of Servers, which must then be empty. Default nil (off).
 	Discover *Discover `yaml:"discover"`
+	// Breaker, when set, gives each server a circuit breaker. Default nil
+	// (off).
+	Breaker *Breaker `yaml:"breaker"`
+	// Queue, when set, lets a request wait for a slot when every server is
+	// at its max_conns (or the adaptive limit is reached). Default nil: such
+	// a request is answered 503 at once.
+	Queue *Queue `yaml:"queue"`
+	// Adaptive, when enabled, limits the pool's requests in flight to a
+	// limit found from measured latency. Default nil (off).
+	Adaptive *Adaptive `yaml:"adaptive"`
 
 	// Line is the line of the pool in the file, for messages. Not a key.
 	Line int `yaml:"-"`
@@ -178,6 +188,9 @@ type Server struct {
 	FailTimeout time.Duration `yaml:"fail_timeout"`
 	// Backup servers take traffic only when no primary is available.
 	Backup bool `yaml:"backup"`
+	// MaxConns caps the requests in flight to the server, as nginx's
+	// max_conns. Default 0: no cap.
+	MaxConns int `yaml:"max_conns"`
 
 	// Line is the line of the server in the file, for messages. Not a key.
 	Line int `yaml:"-"`
@@ -347,6 +360,51 @@ type ServerTemplate struct {
 	MaxFails *int `yaml:"max_fails"`
 	// FailTimeout is as a server's fail_timeout. Default 10s.
 	FailTimeout time.Duration `yaml:"fail_timeout"`
+	// MaxConns is as a server's max_conns. Default 0: no cap.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// Breaker configures the circuit breaker of each server of a pool.
+type Breaker struct {
+	// ErrorRatio opens the breaker when the failures (the outcomes of
+	// passive.fail_on) exceed this share of the requests over Window, a
+	// fraction from 0 to 1. Default 0.5.
+	ErrorRatio float64 `yaml:"error_ratio"`
+	// MinRequests is the fewest requests in Window before the ratio is
+	// judged. Default 20.
+	MinRequests int `yaml:"min_requests"`
+	// Window is the rolling window of counts. Default 10s.
+	Window time.Duration `yaml:"window"`
+	// OpenFor is how long an open breaker keeps requests from the server
+	// before it lets trials through; it doubles each time the trials fail,
+	// up to MaxOpenFor. Default 5s.
+	OpenFor time.Duration `yaml:"open_for"`
+	// MaxOpenFor caps OpenFor's growth. Default 60s.
+	MaxOpenFor time.Duration `yaml:"max_open_for"`
+	// HalfOpenRequests is the trial requests let through at a time once
+	// open_for is over; the breaker closes when they all pass, and opens
+	// again at the first that fails. Default 3.
+	HalfOpenRequests int `yaml:"half_open_requests"`
+}
+
+// Queue configures the wait for a slot when a pool is at its concurrency
+// limit.
+type Queue struct {
+	// Size is the most requests waiting at once; beyond it, 503. Default
+	// 100.
+	Size int `yaml:"size"`
+	// Timeout is the longest wait; past it, 503. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Adaptive configures the adaptive concurrency limit of a pool.
+type Adaptive struct {
+	// Enabled turns the limit on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// MinLimit is the lowest the limit goes. Default 5.
+	MinLimit int `yaml:"min_limit"`
+	// MaxLimit is the highest the limit goes. Default 1000.
+	MaxLimit int `yaml:"max_limit"`
 }
 
 // ClientLimits bound what a client may send and how slowly.

@@ -200,8 +200,8 @@ func (d *decoder) validateAlerts(a *Alerts) {
 		d.invalid("alerts.format", nil, "want json or slack, got %q", a.Format)
 	}
 	d.positive("alerts.interval", int64(a.Interval))
-	if a.ErrorRatio <= 0 {
-		d.invalid("alerts.error_ratio", nil, "must be more than 0")
+	if a.ErrorPercent <= 0 {
+		d.invalid("alerts.error_percent", nil, "must be more than 0")
 	}
 }
 
@@ -490,6 +490,42 @@ func (d *decoder) validateUpstream(u *Upstream) {
 	}
 	if h.Mandatory && h.Path == "" {
 		d.invalid(hp+".mandatory", nil, "mandatory needs active checks: set health.path")
+	}
+	if b := u.Breaker; b != nil {
+		bp := p + ".breaker"
+		if b.ErrorRatio <= 0 || b.ErrorRatio >= 1 {
+			d.invalid(bp+".error_ratio", nil, "want a fraction between 0 and 1 like 0.5, got %v", b.ErrorRatio)
+		}
+		if b.MinRequests < 1 {
+			d.invalid(bp+".min_requests", nil, "want 1 or more, got %d", b.MinRequests)
+		}
+		d.positive(bp+".window", int64(b.Window))
+		d.positive(bp+".open_for", int64(b.OpenFor))
+		if b.MaxOpenFor < b.OpenFor {
+			d.invalid(bp+".max_open_for", nil, "%s is less than open_for (%s)", formatDuration(b.MaxOpenFor), formatDuration(b.OpenFor))
+		}
+		if b.HalfOpenRequests < 1 {
+			d.invalid(bp+".half_open_requests", nil, "want 1 or more, got %d", b.HalfOpenRequests)
+		}
+	}
+	if q := u.Queue; q != nil {
+		if q.Size < 1 {
+			d.invalid(p+".queue.size", nil, "want 1 or more, got %d", q.Size)
+		}
+		d.positive(p+".queue.timeout", int64(q.Timeout))
+	}
+	if a := u.Adaptive; a != nil {
+		if a.MinLimit < 1 {
+			d.invalid(p+".adaptive.min_limit", nil, "want 1 or more, got %d", a.MinLimit)
+		}
+		if a.MaxLimit < a.MinLimit {
+			d.invalid(p+".adaptive.max_limit", nil, "%d is less than min_limit (%d)", a.MaxLimit, a.MinLimit)
+		}
+	}
+	for i := range u.Servers {
+		if u.Servers[i].MaxConns < 0 {
+			d.invalid(fmt.Sprintf("%s.servers[%d].max_conns", p, i), nil, "want 0 (no cap) or more, got %d", u.Servers[i].MaxConns)
+		}
 	}
 	if u.DNS.Refresh < 0 {
 		d.invalid(p+".dns.refresh", nil, "want 0 (resolve at each connection) or a duration like 30s, got %s", formatDuration(u.DNS.Refresh))

@@ -182,6 +182,7 @@ func serversFromSRV(recs []*net.SRV, d config.Discover) []config.Server {
 			Weight:      max(w, 1),
 			MaxFails:    d.Server.MaxFails,
 			FailTimeout: d.Server.FailTimeout,
+			MaxConns:    d.Server.MaxConns,
 			Backup:      rec.Priority != lowest,
 		}})
 	}

@@ -91,6 +91,7 @@ type pool struct {
 	bodyBuffer int64
 	nonIdem    bool
 	retry      retryPolicy
+	queue      *waitQueue // nil: no queue
 	readTO     time.Duration
 	hashKind   hashKind
 	hashName   string
@@ -281,6 +282,9 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 			backoffMax:    u.Retry.BackoffMax,
 		},
 		readTO: u.Timeouts.Read,
+	}
+	if q := u.Queue; q != nil {
+		p.queue = newWaitQueue(q.Size, q.Timeout)
 	}
 	if p.retryOn, err = parseConds(u.Retry.On); err != nil {
 		return nil, fmt.Errorf("upstream %s: retry.on: %w", u.Name, err)

@@ -98,6 +98,7 @@ type trip struct {
 	hasKey     bool
 	last       *upstream.Server // the server of the last attempt
 	retryAfter time.Duration    // its Retry-After
+	trial      bool             // the attempt about to be made is a breaker's half-open trial
 }
 
 // prepare builds the outgoing header and settles what the attempts share.
@@ -135,26 +136,48 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 }
 
 // next picks the server of attempt n and decides whether that attempt may
-// be made; it waits the backoff first. ok false with x.status set means it
-// answered the client (no server at all) or the client left; with
-// x.status unset, that the retries are over (x.retrySkipped says why).
+// be made; it waits for a slot (queue) or the backoff first. ok false with
+// x.status set means it answered the client (no server at all, or no slot)
+// or the client left; with x.status unset, that the retries are over
+// (x.retrySkipped says why).
 func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int) (s *upstream.Server, wait time.Duration, ok bool) {
 	p := t.p
 	now := h.now()
-	s, retryAt := p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
-	if s == nil {
-		if n == 1 {
-			x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
-			x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
-			ra := time.Second
-			if !retryAt.IsZero() {
-				ra = retryAt.Sub(now)
+	var queueEnd time.Time // set on the first wait for a slot
+	for picks := 0; ; picks++ {
+		var retryAt time.Time
+		s, retryAt = p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
+		if s == nil && p.AtCapacity(now) {
+			if queueEnd.IsZero() {
+				queueEnd = h.queueEnd(t, now)
 			}
-			h.answerError(w, r, x, ra, x.route.pages)
+			if h.waitSlot(w, r, x, t, n, queueEnd) {
+				now = h.now()
+				continue
+			}
 			return nil, 0, false
 		}
-		x.retrySkipped = "no_server"
-		return nil, 0, false
+		if s == nil {
+			if n == 1 {
+				x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
+				x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
+				ra := time.Second
+				if !retryAt.IsZero() {
+					ra = retryAt.Sub(now)
+				}
+				h.answerError(w, r, x, ra, x.route.pages)
+				return nil, 0, false
+			}
+			x.retrySkipped = "no_server"
+			return nil, 0, false
+		}
+		var admitted bool
+		if admitted, t.trial = s.Admit(now); admitted || picks > len(p.Servers) {
+			break
+		}
+		// Its breaker's trial slots went to other requests since the pick:
+		// not this server for this request.
+		x.tried.Add(s)
 	}
 	if n == 1 {
 		return s, 0, true
@@ -176,10 +199,12 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 	}
 	if skip != "" {
 		x.retrySkipped = skip
+		h.unadmit(s, t)
 		return nil, 0, false
 	}
 	if wait > 0 && !sleep(r.Context(), wait) {
 		x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+		h.unadmit(s, t)
 		return nil, 0, false
 	}
 	// The previous attempt is now known to have been retried.
@@ -190,6 +215,64 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 		h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
 	}
 	return s, wait, true
+}
+
+// unadmit gives back a breaker trial taken for an attempt that will not be
+// made.
+func (h *Handler) unadmit(s *upstream.Server, t *trip) {
+	if t.trial {
+		s.BreakerRecord(upstream.Neutral, true, h.now())
+		t.trial = false
+	}
+}
+
+// queueEnd returns how long a request may wait for a slot: the pool's
+// queue.timeout, within the request's retry deadline.
+func (h *Handler) queueEnd(t *trip, now time.Time) time.Time {
+	if t.p.queue == nil {
+		return now
+	}
+	end := now.Add(t.p.queue.timeout)
+	if !t.deadline.IsZero() && t.deadline.Before(end) {
+		end = t.deadline
+	}
+	return end
+}
+
+// waitSlot waits in the pool's queue for a server slot, and reports
+// whether one may be free now. When not, it answered the client (503
+// connection_limit_reached on the first attempt), or the client left, or
+// the retries are over.
+func (h *Handler) waitSlot(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int, until time.Time) bool {
+	p := t.p
+	why := "full"
+	if p.queue != nil {
+		why = p.queue.wait(r.Context(), until, func() bool {
+			return !p.AtCapacity(h.now()) // a slot freed, or a server came back
+		})
+	}
+	switch {
+	case why == "":
+		return true
+	case why == "client":
+		x.cause, x.status = cause.ClientClosed, cause.StatusClientClosed
+		return false
+	case n > 1:
+		x.retrySkipped = "no_server"
+		return false
+	}
+	x.cause, x.status = cause.ConnectionLimitReached, http.StatusServiceUnavailable
+	x.detail = "every server of upstream " + p.Name + " is at its max_conns"
+	switch {
+	case p.queue == nil:
+		x.detail += ", and the pool has no queue"
+	case why == "full":
+		x.detail += ", and its queue is full (" + strconv.Itoa(p.queue.size) + " waiting)"
+	default:
+		x.detail += ", and no slot freed within the queue's timeout"
+	}
+	h.answerError(w, r, x, time.Second, x.route.pages)
+	return false
 }
 
 // try makes attempt n at s, classifies its outcome, and either answers the
@@ -207,7 +290,8 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 	if p.sm != nil {
 		p.sm[s.Index()].Attempt(rec.Cause)
 	}
-	h.report(p, s, resp, rec)
+	h.report(p, s, resp, rec, t.trial)
+	t.trial = false
 	h.noteDesync(p, s, x)
 	x.attempts = append(x.attempts, rec)
 
@@ -227,6 +311,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 		// The server's slot is free before the client gets the error.
 		release()
 		cancel(nil)
+		p.queue.wake()
 		h.answerFailure(w, r, x, rec.Cause)
 		return true, false
 	case !retryable:
@@ -234,6 +319,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 		h.noteDesync(p, s, x)
 		release()
 		cancel(nil)
+		p.queue.wake()
 		return true, abort
 	case resp != nil:
 		h.keep(x, resp)
@@ -241,6 +327,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 	}
 	release()
 	cancel(nil)
+	p.queue.wake()
 	return false, false
 }
 
@@ -401,7 +488,7 @@ func (h *Handler) clientError(w http.ResponseWriter, r *http.Request, x *exchang
 }
 
 // report feeds one attempt's outcome to passive health.
-func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec attemptRecord) {
+func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec attemptRecord, trial bool) {
 	c := rec.Cause
 	var hl upstream.Health
 	switch {
@@ -421,6 +508,10 @@ func (h *Handler) report(p *pool, s *upstream.Server, resp *http.Response, rec a
 		hl = upstream.HardFailure
 	default:
 		hl = upstream.SoftFailure
+	}
+	if s.Breaker != nil && s.BreakerRecord(hl, trial, h.now()) {
+		h.log.Warn("circuit breaker opened: no requests to the server until its trials pass",
+			"pool", p.Name, "server", s.Name, "cause", c.String(), "trial", trial)
 	}
 	if hl == upstream.Success || hl == upstream.Neutral {
 		h.health(p, s, hl, "", "")

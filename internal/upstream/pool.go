@@ -119,6 +119,11 @@ func newServer(pu *config.Upstream, cs *config.Server, reg *Registry) (*Server, 
 	if late {
 		reg.noteJoined(st)
 	}
+	var brk *BreakerConfig
+	if b := pu.Breaker; b != nil {
+		brk = &BreakerConfig{ErrorRatio: b.ErrorRatio, MinRequests: b.MinRequests, Window: b.Window,
+			OpenFor: b.OpenFor, MaxOpenFor: b.MaxOpenFor, HalfOpenRequests: b.HalfOpenRequests}
+	}
 	return &Server{
 		URL:         base,
 		Name:        base.String(),
@@ -128,6 +133,8 @@ func newServer(pu *config.Upstream, cs *config.Server, reg *Registry) (*Server, 
 		MaxFails:    maxFails,
 		FailTimeout: ft,
 		SlowStart:   pu.Health.SlowStart,
+		Breaker:     brk,
+		MaxConns:    cs.MaxConns,
 		State:       st,
 		key:         key,
 	}, nil
@@ -192,6 +199,9 @@ func (p *Pool) Pick(tried *Tried, key uint64, hasKey bool, now time.Time, buf []
 		if u := s.State.EjectedUntil(); !u.IsZero() && (retryAt.IsZero() || u.Before(retryAt)) {
 			retryAt = u
 		}
+		if u := s.breakerOpenUntil(); !u.IsZero() && (retryAt.IsZero() || u.Before(retryAt)) {
+			retryAt = u
+		}
 	}
 	return nil, retryAt
 }
@@ -202,7 +212,7 @@ func pickTier(pol Policy, servers []*Server, tried *Tried, allowTried bool, key 
 	var ramping *Server // one left out for its slow start
 	_, own := pol.(rampsOwn)
 	for _, s := range servers {
-		if !s.Available(now) || (!allowTried && tried.Has(s)) {
+		if !s.Available(now) || s.Full() || (!allowTried && tried.Has(s)) {
 			all = false
 			continue
 		}
@@ -223,6 +233,18 @@ func pickTier(pol Policy, servers []*Server, tried *Tried, allowTried bool, key 
 		return nil
 	}
 	return pol.Pick(cands, all, key, hasKey, now)
+}
+
+// AtCapacity reports whether a server of the pool could take requests at
+// now but for its max_conns: when Pick found none, the request may wait
+// for a slot rather than be refused.
+func (p *Pool) AtCapacity(now time.Time) bool {
+	for _, s := range p.Servers {
+		if s.Full() && s.Available(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // Primaries returns the pool's primary servers.

@@ -30,6 +30,10 @@ type Server struct {
 	// SlowStart is the time over which the server's weight ramps up when it
 	// comes back; 0: full weight at once.
 	SlowStart time.Duration
+	// Breaker configures the server's circuit breaker; nil: none.
+	Breaker *BreakerConfig
+	// MaxConns caps the requests in flight to the server; 0: no cap.
+	MaxConns int
 
 	State *State // health, shared across reloads
 
@@ -101,7 +105,12 @@ func (s *Server) EffectiveWeight(now time.Time) float64 {
 // not drained, not down by active checks and not ejected by passive health.
 func (s *Server) Available(now time.Time) bool {
 	st := s.State
-	return !st.drained.Load() && !st.activeDown.Load() && !st.Ejected(now)
+	return !st.drained.Load() && !st.activeDown.Load() && !st.Ejected(now) && !s.breakerBlocks(now)
+}
+
+// Full reports whether the server has MaxConns requests in flight.
+func (s *Server) Full() bool {
+	return s.MaxConns > 0 && s.active.Load() >= int64(s.MaxConns)
 }
 
 // Condition returns the server's state at now, as the admin API and the
@@ -115,6 +124,8 @@ func (s *Server) Condition(now time.Time) Condition {
 		return Down
 	case st.Ejected(now):
 		return Ejected
+	case s.breakerBlocks(now):
+		return BreakerOpen
 	case s.rampShare(now) < weightScale:
 		return SlowStart
 	}
@@ -127,15 +138,18 @@ type Condition string
 // The states of a server. A server takes new requests when it is Up or in
 // SlowStart.
 const (
-	Up        Condition = "up"         // takes requests at full weight
-	SlowStart Condition = "slow_start" // takes requests, its weight ramping up
-	Down      Condition = "down"       // failed its active checks (or awaits a mandatory first one)
-	Ejected   Condition = "ejected"    // ejected by passive health until a set time
-	Draining  Condition = "draining"   // taken out by the operator; finishes requests in flight
+	Up          Condition = "up"           // takes requests at full weight
+	SlowStart   Condition = "slow_start"   // takes requests, its weight ramping up
+	Down        Condition = "down"         // failed its active checks (or awaits a mandatory first one)
+	Ejected     Condition = "ejected"      // ejected by passive health until a set time
+	BreakerOpen Condition = "breaker_open" // its circuit breaker is open (or its half-open trials are all taken)
+	Draining    Condition = "draining"     // taken out by the operator; finishes requests in flight
 )
 
 // Conditions lists every state, for metrics that export one series each.
-func Conditions() []Condition { return []Condition{Up, SlowStart, Down, Ejected, Draining} }
+func Conditions() []Condition {
+	return []Condition{Up, SlowStart, Down, Ejected, BreakerOpen, Draining}
+}
 
 // State is the health of one server, kept across reloads. All methods are
 // safe for concurrent use. The zero value is a healthy server.
@@ -162,6 +176,7 @@ type State struct {
 	checksPassed   atomic.Int64 // active checks that passed, in total
 	checksFailed   atomic.Int64 // active checks that failed, in total
 
+	brk      atomic.Pointer[breaker] // the circuit breaker's state; nil until first used
 	addrs    atomic.Pointer[addrSet] // the addresses DNS gave for its host; nil: none yet
 	nextAddr atomic.Uint64           // rotates the first address dialled
 

@@ -32,9 +32,11 @@ type ServerStatus struct {
 	EffectiveWeight float64 `json:"effective_weight"`
 	InFlight        int64   `json:"in_flight"`
 	// LastFailure is the most recent failure by any source, nil if none.
-	LastFailure *Failure      `json:"last_failure,omitempty"`
-	Active      *ActiveStatus `json:"active,omitempty"` // nil when checks are off
-	Passive     PassiveStatus `json:"passive"`
+	LastFailure *Failure       `json:"last_failure,omitempty"`
+	Active      *ActiveStatus  `json:"active,omitempty"` // nil when checks are off
+	Passive     PassiveStatus  `json:"passive"`
+	Breaker     *BreakerStatus `json:"breaker,omitempty"` // nil without a breaker
+	MaxConns    int            `json:"max_conns,omitempty"`
 	// Addresses are the IP addresses its host resolved to at the last
 	// good lookup (its own address when the URL holds one).
 	Addresses []string   `json:"addresses"`
@@ -107,6 +109,8 @@ func (s *Server) Status(now time.Time, checks bool) ServerStatus {
 	if !ss.Passive.EjectedUntil.After(now) {
 		ss.Passive.EjectedUntil = time.Time{}
 	}
+	ss.Breaker = s.breakerStatus(now)
+	ss.MaxConns = s.MaxConns
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if now.Before(st.windowEnd) {

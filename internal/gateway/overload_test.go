@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/testutil"
+)
+
+// ratioBackend answers 500 to a share of its requests that the test sets,
+// and counts them.
+type ratioBackend struct {
+	*testutil.Counting
+	failPermille atomic.Int64
+}
+
+func newRatioBackend(t *testing.T, name string) *ratioBackend {
+	b := &ratioBackend{}
+	b.Counting = testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rand.Int64N(1000) < b.failPermille.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, name)
+	}))
+	return b
+}
+
+// TestBreakerOpensAndCloses: a server whose error ratio passes the
+// breaker's opens it (and gets no requests while open), the trials of the
+// half-open breaker close it once the server is well, and a pool whose
+// every breaker is open answers 503 with Retry-After without dialling.
+func TestBreakerOpensAndCloses(t *testing.T) {
+	t.Parallel()
+	a, b := newRatioBackend(t, "a"), newRatioBackend(t, "b")
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+routes: [{upstream: p}]
+upstreams:
+  p:
+    retry: {tries: 1}
+    passive: {fail_on: [http_500]}
+    breaker: {error_ratio: 0.5, min_requests: 10, window: 2s, open_for: 300ms, half_open_requests: 2}
+    servers:
+      - {url: %q, max_fails: 0}
+      - {url: %q, max_fails: 0}
+`, a.URL, b.URL)
+	g, addr := start(t, yaml)
+	sb := serverOf(g, b.URL)
+
+	// b fails 80% of its requests: the breaker opens after 10 of them.
+	b.failPermille.Store(800)
+	for i := 0; i < 40 && sb.Available(time.Now()); i++ {
+		send(t, addr, 1)
+	}
+	st := sb.Status(time.Now(), false)
+	if st.Breaker == nil || st.Breaker.State != "open" || st.Available {
+		t.Fatalf("after 40 requests at 80%% errors: breaker %+v, available %v", st.Breaker, st.Available)
+	}
+	before := b.Requests.Load()
+	got, _ := send(t, addr, 20)
+	if n := b.Requests.Load() - before; n != 0 || got["a"] != 20 {
+		t.Errorf("while open: b got %d requests, bodies %v: want all 20 on a", n, got)
+	}
+
+	// Still failing when open_for is over: the trial reopens it, longer.
+	time.Sleep(350 * time.Millisecond)
+	b.failPermille.Store(1000)
+	for i := 0; i < 10 && sb.Status(time.Now(), false).Breaker.Opens < 2; i++ {
+		send(t, addr, 1)
+	}
+	if bs := sb.Status(time.Now(), false).Breaker; bs.Opens != 2 || bs.State != "open" ||
+		bs.OpenUntil.Sub(time.Now()) < 400*time.Millisecond {
+		t.Errorf("a failed trial: %+v, want open again for about 600ms (open_for doubled)", bs)
+	}
+
+	// Well again: after open_for, two passing trials close it.
+	b.failPermille.Store(0)
+	time.Sleep(650 * time.Millisecond)
+	deadline := time.Now().Add(2 * time.Second)
+	for sb.Status(time.Now(), false).Breaker.State != "closed" && time.Now().Before(deadline) {
+		send(t, addr, 1)
+	}
+	if bs := sb.Status(time.Now(), false).Breaker; bs.State != "closed" || bs.Opens != 0 {
+		t.Errorf("after passing trials: %+v, want closed", bs)
+	}
+
+	// Every server open: 503 at once, Retry-After, destination_unavailable.
+	a.failPermille.Store(1000)
+	b.failPermille.Store(1000)
+	for i := 0; i < 60; i++ {
+		send(t, addr, 1)
+	}
+	aBefore, bBefore := a.Requests.Load(), b.Requests.Load()
+	began := time.Now()
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(began)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(resp.Header.Get("Proxy-Status"), "destination_unavailable") {
+		t.Errorf("every breaker open: %d, Retry-After %q, Proxy-Status %q", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Proxy-Status"))
+	}
+	if a.Requests.Load() != aBefore || b.Requests.Load() != bBefore {
+		t.Error("a server was dialled while every breaker was open")
+	}
+	t.Logf("refused with every breaker open in %s", took)
+	if st := g.Pools()[0]; st.Available != 0 || st.Servers[0].State != "breaker_open" {
+		t.Errorf("admin state: %+v", st)
+	}
+}
+
+// TestMaxConnsQueue: with max_conns 2 and a queue of 3, ten simultaneous
+// slow requests: 2 go at once, 3 wait for a slot and are served, 5 are
+// refused at once with 503 connection_limit_reached; the server never has
+// more than 2 in flight; a queued client that leaves frees its place.
+func TestMaxConnsQueue(t *testing.T) {
+	t.Parallel()
+	var inFlight, peak atomic.Int64
+	release := make(chan struct{})
+	slow := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		io.WriteString(w, "ok")
+	}))
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+routes: [{upstream: p}]
+upstreams:
+  p:
+    retry: {tries: 1, timeout: 0s}
+    queue: {size: 3, timeout: 2s}
+    servers: [{url: %q, max_conns: 2}]
+`, slow.URL)
+	_, addr := start(t, yaml)
+	type result struct {
+		status int
+		ps     string
+		took   time.Duration
+	}
+	results := make(chan result, 10)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Go(func() {
+			began := time.Now()
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			results <- result{resp.StatusCode, resp.Header.Get("Proxy-Status"), time.Since(began)}
+		})
+	}
+	// The 5 refused answer while the 2 in flight hold their slots.
+	var refused []result
+	for len(refused) < 5 {
+		select {
+		case r := <-results:
+			refused = append(refused, r)
+		case <-time.After(3 * time.Second):
+			t.Fatalf("only %d answers before the backend released any request", len(refused))
+		}
+	}
+	for _, r := range refused {
+		if r.status != 503 || !strings.Contains(r.ps, "error=connection_limit_reached") {
+			t.Errorf("refused request: %d %q, want 503 connection_limit_reached", r.status, r.ps)
+		}
+		t.Logf("refused in %s", r.took)
+	}
+	close(release)
+	wg.Wait()
+	close(results)
+	ok := 0
+	for r := range results {
+		if r.status == 200 {
+			ok++
+		}
+	}
+	if ok != 5 || peak.Load() != 2 {
+		t.Errorf("%d served (want 5: 2 at once, 3 from the queue), peak in flight %d (want 2)", ok, peak.Load())
+	}
+}
+
+// TestQueueTimeout: a request that waits past queue.timeout gets 503
+// connection_limit_reached, and one whose client leaves stops waiting.
+func TestQueueTimeout(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	defer close(hold)
+	slow := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+routes: [{upstream: p}]
+upstreams:
+  p:
+    retry: {tries: 1, timeout: 0s}
+    queue: {size: 10, timeout: 200ms}
+    servers: [{url: %q, max_conns: 1}]
+`, slow.URL)
+	_, addr := start(t, yaml)
+	go http.Get("http://" + addr + "/") // holds the one slot
+	time.Sleep(100 * time.Millisecond)
+	began := time.Now()
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(began)
+	if resp.StatusCode != 503 || !strings.Contains(resp.Header.Get("Proxy-Status"), "connection_limit_reached") ||
+		took < 190*time.Millisecond || took > time.Second {
+		t.Errorf("queued past its timeout: %d %q after %s, want 503 connection_limit_reached after about 200ms",
+			resp.StatusCode, resp.Header.Get("Proxy-Status"), took)
+	}
+}
