@@ -77,6 +77,10 @@ func setDefaults(p any) {
 			},
 			DNS: DNS{Refresh: 30 * time.Second},
 		}
+	case *RateLimit:
+		v.Key = "client_ip"
+	case *RateLimitStore:
+		*v = RateLimitStore{StoreTimeout: 50 * time.Millisecond, Instances: 1}
 	case *Breaker:
 		*v = Breaker{ErrorRatio: 0.5, MinRequests: 20, Window: 10 * time.Second, OpenFor: 5 * time.Second,
 			MaxOpenFor: 60 * time.Second, HalfOpenRequests: 3}

@@ -37,7 +37,7 @@ upstream: {}
     strip: true
 upstreams: {api: {servers: [{url: "http://a:1"}]}}
 `,
-			want: []wantErr{{3, 5, "routes[0]", `unknown key "strip" (valid: match, upstream, strip_prefix, non_idempotent, error_pages)`}},
+			want: []wantErr{{3, 5, "routes[0]", `unknown key "strip" (valid: match, upstream, strip_prefix, non_idempotent, error_pages, rate_limits)`}},
 		},
 		{
 			name: "unknown key in a server",
@@ -329,6 +329,37 @@ upstreams:
 				{16, 44, "upstreams.found.discover.refresh", "must be more than 0"},
 				{16, 56, "upstreams.found.discover.scheme", `want http or https, got "ftp"`},
 				{16, 81, "upstreams.found.discover.server.max_fails", "want 0 (never eject) or more, got -1"},
+			},
+		},
+		{
+			name: "overload and rate limits",
+			src: `routes:
+  - upstream: api
+    rate_limits: [{key: cookie:x, rate: 10/d}, {rate: 0/s}, {key: "header:X-Key", rate: 5/m, burst: -1}, {key: route}]
+upstreams:
+  api:
+    servers: [{url: "http://a:1", max_conns: -1}]
+    breaker: {error_ratio: 1.5, min_requests: 0, open_for: 10s, max_open_for: 5s, half_open_requests: 0}
+    queue: {size: 0, timeout: 0s}
+    adaptive: {enabled: true, min_limit: 10, max_limit: 5}
+rate_limit_store: {url: "http://x:1", instances: 0}
+`,
+			want: []wantErr{
+				{3, 25, "routes[0].rate_limits[0].key", `want client_ip, route or header:NAME, got "cookie:x"`},
+				{3, 41, "routes[0].rate_limits[0].rate", `like 100/s, got "10/d"`},
+				{3, 55, "routes[0].rate_limits[1].rate", `at least 1, per s, m or h`},
+				{3, 101, "routes[0].rate_limits[2].burst", "want 0 (the rate's number) or more, got -1"},
+				{3, 106, "routes[0].rate_limits[3].rate", "required: a rate like 100/s"},
+				{6, 46, "upstreams.api.servers[0].max_conns", "want 0 (no cap) or more, got -1"},
+				{7, 28, "upstreams.api.breaker.error_ratio", "want a fraction between 0 and 1"},
+				{7, 47, "upstreams.api.breaker.min_requests", "want 1 or more, got 0"},
+				{7, 79, "upstreams.api.breaker.max_open_for", "5s is less than open_for (10s)"},
+				{7, 103, "upstreams.api.breaker.half_open_requests", "want 1 or more, got 0"},
+				{8, 19, "upstreams.api.queue.size", "want 1 or more, got 0"},
+				{8, 31, "upstreams.api.queue.timeout", "must be more than 0"},
+				{9, 57, "upstreams.api.adaptive.max_limit", "5 is less than min_limit (10)"},
+				{10, 25, "rate_limit_store.url", "want a Redis URL"},
+				{10, 50, "rate_limit_store.instances", "want 1 or more, got 0"},
 			},
 		},
 		{

@@ -44,6 +44,9 @@ type Config struct {
 	// Alerts configures the built-in alert webhook, for those who run no
 	// Prometheus. Off unless Alerts.Webhook is set.
 	Alerts Alerts `yaml:"alerts"`
+	// RateLimitStore, when set, shares the routes' rate limits across
+	// instances through Redis. Default nil: each instance limits alone.
+	RateLimitStore *RateLimitStore `yaml:"rate_limit_store"`
 }
 
 // Alerts configures the built-in alert webhook: the conditions of the
@@ -107,9 +110,42 @@ type Route struct {
 	NonIdempotent *bool `yaml:"non_idempotent"`
 	// ErrorPages replaces the gateway's error bodies for this route.
 	ErrorPages ErrorPages `yaml:"error_pages"`
+	// RateLimits are the route's rate limits; a request must be allowed by
+	// every one. Default none.
+	RateLimits []RateLimit `yaml:"rate_limits"`
 
 	// Line is the line of the route in the file, for messages. Not a key.
 	Line int `yaml:"-"`
+}
+
+// RateLimit is one rate limit of a route: at most Rate requests for each
+// value of Key, in bursts of up to Burst.
+type RateLimit struct {
+	// Key is what requests are counted by: "client_ip" (the client's
+	// address, from X-Forwarded-For only inside trusted_proxies), "route"
+	// (every request of the route together) or "header:NAME" (the value of
+	// a request header). Default client_ip.
+	Key string `yaml:"key"`
+	// Rate is written N/s, N/m or N/h, as "100/s". Required.
+	Rate string `yaml:"rate"`
+	// Burst is how many requests one key may make at once after a quiet
+	// spell. Default 0: the rate's N.
+	Burst int `yaml:"burst"`
+}
+
+// RateLimitStore keeps rate limit counters in Redis, shared by every
+// holdfast instance that uses it.
+type RateLimitStore struct {
+	// URL is the Redis server, "redis://host:6379/0" (or rediss:// for
+	// TLS). Required.
+	URL string `yaml:"url"`
+	// StoreTimeout bounds a check in Redis; a slower or failed one falls
+	// back to the local limit. Default 50ms.
+	StoreTimeout time.Duration `yaml:"store_timeout"`
+	// Instances is the number of holdfast instances sharing the limits:
+	// while Redis is out of reach, each enforces the limit divided by it.
+	// Default 1.
+	Instances int `yaml:"instances"`
 }
 
 // Match selects requests by host and path prefix.

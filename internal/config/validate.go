@@ -100,6 +100,15 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateRoutes(c, pools)
 	d.validateAlerts(&c.Alerts)
+	if st := c.RateLimitStore; st != nil {
+		if u, err := url.Parse(st.URL); st.URL == "" || err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			d.invalid("rate_limit_store.url", err, `want a Redis URL like "redis://127.0.0.1:6379/0", got %q`, st.URL)
+		}
+		d.positive("rate_limit_store.store_timeout", int64(st.StoreTimeout))
+		if st.Instances < 1 {
+			d.invalid("rate_limit_store.instances", nil, "want 1 or more, got %d", st.Instances)
+		}
+	}
 	for i, s := range c.TrustedProxies {
 		p := fmt.Sprintf("trusted_proxies[%d]", i)
 		cidr, err := normaliseCIDR(s)
@@ -205,6 +214,30 @@ func (d *decoder) validateAlerts(a *Alerts) {
 	}
 }
 
+// rateSyntax is how a rate limit's rate is written: N/s, N/m or N/h.
+var rateSyntax = regexp.MustCompile(`^\s*[0-9]+\s*/\s*[smh]\s*$`)
+
+// validateRateLimits checks a route's rate limits.
+func (d *decoder) validateRateLimits(p string, limits []RateLimit) {
+	for i, l := range limits {
+		lp := fmt.Sprintf("%s.rate_limits[%d]", p, i)
+		switch kind, name, _ := strings.Cut(l.Key, ":"); {
+		case l.Key == "client_ip" || l.Key == "route":
+		case kind == "header" && isToken(name):
+		default:
+			d.invalid(lp+".key", nil, "want client_ip, route or header:NAME, got %q", l.Key)
+		}
+		if l.Rate == "" {
+			d.invalid(lp+".rate", nil, "required: a rate like 100/s, 600/m or 10000/h")
+		} else if n, _, _ := strings.Cut(strings.TrimSpace(l.Rate), "/"); !rateSyntax.MatchString(l.Rate) || strings.Trim(n, "0 ") == "" {
+			d.invalid(lp+".rate", nil, "want a whole number of requests, at least 1, per s, m or h, like 100/s, got %q", l.Rate)
+		}
+		if l.Burst < 0 {
+			d.invalid(lp+".burst", nil, "want 0 (the rate's number) or more, got %d", l.Burst)
+		}
+	}
+}
+
 // loopbackAddr reports whether a listening address binds loopback only.
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
@@ -296,6 +329,7 @@ func (d *decoder) validateRoutes(c *Config, pools map[string]*Upstream) {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		p := fmt.Sprintf("routes[%d]", i)
+		d.validateRateLimits(p, r.RateLimits)
 		r.Match.Host = strings.ToLower(r.Match.Host)
 		if r.Match.Host != "" {
 			if err := checkHost(r.Match.Host); err != nil {
