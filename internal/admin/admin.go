@@ -61,6 +61,9 @@ type Options struct {
 	// Metrics serves /metrics, /api/v1/stats and /api/v1/failures. nil
 	// answers them 404.
 	Metrics Observer
+	// RateLimits returns the state of the rate limits' store, served at
+	// /api/v1/rate_limits. nil answers it 404.
+	RateLimits func() any
 	// Token returns the bearer token that state-changing calls must
 	// present, surrounding white space ignored. It is called on every
 	// call that needs it, so a reload can change it. nil, or a function
@@ -81,6 +84,7 @@ type Options struct {
 type Handler struct {
 	backend       Backend
 	metrics       Observer
+	rateLimits    func() any
 	token         func() string
 	tokenForReads bool
 	log           *slog.Logger
@@ -99,6 +103,7 @@ func New(o Options) *Handler {
 	h := &Handler{
 		backend:       o.Backend,
 		metrics:       o.Metrics,
+		rateLimits:    o.RateLimits,
 		token:         o.Token,
 		tokenForReads: o.TokenForReads,
 		log:           o.Logger,

@@ -49,6 +49,7 @@ func (h *Handler) newRoutes() []route {
 		r(http.MethodGet, "/metrics", h.exposition),
 		r(http.MethodGet, "/api/v1/stats", h.stats),
 		r(http.MethodGet, "/api/v1/failures", h.failures),
+		r(http.MethodGet, "/api/v1/rate_limits", h.rateLimitStatus),
 		r(http.MethodGet, "/", dashboard("index.html")),
 		r(http.MethodGet, "/ui/app.js", dashboard("app.js")),
 		r(http.MethodGet, "/ui/style.css", dashboard("style.css")),
@@ -64,6 +65,13 @@ func dashboard(name string) func(params) *reply {
 		panic("admin: the dashboard has no file " + name)
 	}
 	return func(params) *reply { return &reply{handler: page} }
+}
+
+func (h *Handler) rateLimitStatus(params) *reply {
+	if h.rateLimits == nil {
+		return problem(http.StatusNotFound, "this gateway keeps no rate limits")
+	}
+	return ok(h.rateLimits())
 }
 
 func (h *Handler) noMetrics() *reply {

@@ -348,7 +348,7 @@ rate_limit_store: {url: "http://x:1", instances: 0}
 				{3, 25, "routes[0].rate_limits[0].key", `want client_ip, route or header:NAME, got "cookie:x"`},
 				{3, 41, "routes[0].rate_limits[0].rate", `like 100/s, got "10/d"`},
 				{3, 55, "routes[0].rate_limits[1].rate", `at least 1, per s, m or h`},
-				{3, 101, "routes[0].rate_limits[2].burst", "want 0 (the rate's number) or more, got -1"},
+				{3, 101, "routes[0].rate_limits[2].burst", "want 0 (the rate's number) up to 1000000000, got -1"},
 				{3, 106, "routes[0].rate_limits[3].rate", "required: a rate like 100/s"},
 				{6, 46, "upstreams.api.servers[0].max_conns", "want 0 (no cap) or more, got -1"},
 				{7, 28, "upstreams.api.breaker.error_ratio", "want a fraction between 0 and 1"},

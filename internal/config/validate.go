@@ -214,6 +214,9 @@ func (d *decoder) validateAlerts(a *Alerts) {
 	}
 }
 
+// maxRateCount bounds the N of a rate and a burst, as the limiter does.
+const maxRateCount = 1_000_000_000
+
 // rateSyntax is how a rate limit's rate is written: N/s, N/m or N/h.
 var rateSyntax = regexp.MustCompile(`^\s*[0-9]+\s*/\s*[smh]\s*$`)
 
@@ -231,9 +234,11 @@ func (d *decoder) validateRateLimits(p string, limits []RateLimit) {
 			d.invalid(lp+".rate", nil, "required: a rate like 100/s, 600/m or 10000/h")
 		} else if n, _, _ := strings.Cut(strings.TrimSpace(l.Rate), "/"); !rateSyntax.MatchString(l.Rate) || strings.Trim(n, "0 ") == "" {
 			d.invalid(lp+".rate", nil, "want a whole number of requests, at least 1, per s, m or h, like 100/s, got %q", l.Rate)
+		} else if v, err := strconv.Atoi(strings.TrimSpace(n)); err != nil || v > maxRateCount {
+			d.invalid(lp+".rate", nil, "%q: the number of requests may be at most %d", l.Rate, maxRateCount)
 		}
-		if l.Burst < 0 {
-			d.invalid(lp+".burst", nil, "want 0 (the rate's number) or more, got %d", l.Burst)
+		if l.Burst < 0 || l.Burst > maxRateCount {
+			d.invalid(lp+".burst", nil, "want 0 (the rate's number) up to %d, got %d", maxRateCount, l.Burst)
 		}
 	}
 }

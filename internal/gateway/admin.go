@@ -66,6 +66,7 @@ func (g *Gateway) prepareAdmin(cfg *config.Config) (*adminListener, error) {
 		Handler: admin.New(admin.Options{
 			Backend:       adminBackend{g},
 			Metrics:       g.metrics,
+			RateLimits:    func() any { return g.RateLimits() },
 			Token:         g.adminToken,
 			TokenForReads: !loopback(ln.Addr()),
 			Logger:        g.log,
@@ -134,10 +135,17 @@ func (g *Gateway) Metrics() *metrics.Registry { return g.metrics }
 // Pools returns a snapshot of every pool in force.
 func (g *Gateway) Pools() []upstream.PoolStatus {
 	now := g.opts.Now()
-	pools := g.handler.Load().Pools()
+	h := g.handler.Load()
+	pools := h.Pools()
 	out := make([]upstream.PoolStatus, len(pools))
 	for i, p := range pools {
 		out[i] = p.Status(now)
+		lim, ok, queued := h.PoolLimits(p.Name)
+		out[i].Queued = queued
+		if ok {
+			out[i].Adaptive = &upstream.LimitStatus{Limit: lim.Limit, InFlight: lim.InFlight,
+				MinRTTms: ms(lim.MinRTT), SampleRTTms: ms(lim.SampleRTT), Probing: lim.Probing}
+		}
 	}
 	return out
 }
@@ -225,3 +233,5 @@ func (g *Gateway) Ready() error {
 	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -14,15 +14,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/adaptive"
 	"github.com/holdfast/holdfast/internal/alerts"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/health"
 	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/proxy"
+	"github.com/holdfast/holdfast/internal/ratelimit"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -72,6 +75,12 @@ type Gateway struct {
 	draining  sync.WaitGroup // listeners removed by a reload, still draining
 	conns     *connLimit     // client.max_connections, over every listener
 
+	rl    *ratelimit.Limiter     // the routes' rate limits; shared through Redis with a store
+	rlCfg *config.RateLimitStore // what rl was made for
+
+	limitsMu sync.Mutex
+	limits   map[string]*adaptive.Limiter // by pool and settings, kept across reloads
+
 	rediscovered chan struct{} // discovery found new servers: rebuild
 	stopRebuild  chan struct{}
 	stopOnce     sync.Once
@@ -97,6 +106,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	var err error
 	g := &Gateway{
 		opts:         o,
 		log:          o.Logger,
@@ -123,18 +133,24 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	})
 	g.metrics = metrics.New(metrics.Options{Version: o.Version, Pools: g.Pools, Now: o.Now})
 	g.conns = newConnLimit(cfg.Client.MaxConnections, g.log)
+	if g.rl, err = newRateLimiter(cfg.RateLimitStore, g.log); err != nil {
+		return nil, err
+	}
+	g.rlCfg = cfg.RateLimitStore
 	g.primeDiscovery(cfg)
 	access, f, err := g.accessLogger(cfg)
 	if err != nil {
 		g.health.Close()
+		g.rl.Close()
 		return nil, err
 	}
-	h, err := g.build(cfg, access)
+	h, err := g.build(cfg, access, g.rl)
 	if err != nil {
 		if f != nil {
 			f.Close()
 		}
 		g.health.Close()
+		g.rl.Close()
 		return nil, err
 	}
 	g.handler.Store(h)
@@ -159,7 +175,7 @@ func (g *Gateway) primeDiscovery(cfg *config.Config) {
 
 // build compiles cfg into a handler, with the servers discovery last found
 // for the pools that discover theirs.
-func (g *Gateway) build(cfg *config.Config, access *slog.Logger) (*proxy.Handler, error) {
+func (g *Gateway) build(cfg *config.Config, access *slog.Logger, rl *ratelimit.Limiter) (*proxy.Handler, error) {
 	var m *metrics.Registry
 	if requestMetrics {
 		m = g.metrics
@@ -167,11 +183,72 @@ func (g *Gateway) build(cfg *config.Config, access *slog.Logger) (*proxy.Handler
 	return proxy.New(g.withDiscovered(cfg), proxy.Options{
 		Transports: g.transports,
 		Registry:   g.registry,
+		Adaptive:   g.adaptiveFor,
+		RateLimits: rl,
 		Metrics:    m,
 		Logger:     g.log,
 		AccessLog:  access,
 		Events:     g.opts.Events,
 	})
+}
+
+// newRateLimiter makes the routes' rate limiter: shared through the Redis
+// of st, or local when st is nil.
+func newRateLimiter(st *config.RateLimitStore, log *slog.Logger) (*ratelimit.Limiter, error) {
+	o := ratelimit.Options{Logger: log}
+	if st != nil {
+		o.Store = &ratelimit.StoreOptions{URL: st.URL, Timeout: st.StoreTimeout, Instances: st.Instances}
+	}
+	l, err := ratelimit.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("rate_limit_store: %w", err)
+	}
+	return l, nil
+}
+
+// RateLimits returns the state of the routes' rate limits: local, shared
+// through Redis, or fallen back to local while Redis is out of reach.
+func (g *Gateway) RateLimits() ratelimit.Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rl.Status()
+}
+
+// adaptiveFor returns the adaptive limiter of a pool, the same across
+// reloads while its settings do not change: a new one would start again
+// from its minimum.
+func (g *Gateway) adaptiveFor(pool string, c config.Adaptive) *adaptive.Limiter {
+	k := fmt.Sprintf("%s\x00%d\x00%d", pool, c.MinLimit, c.MaxLimit)
+	g.limitsMu.Lock()
+	defer g.limitsMu.Unlock()
+	if g.limits == nil {
+		g.limits = make(map[string]*adaptive.Limiter)
+	}
+	l := g.limits[k]
+	if l == nil {
+		l = adaptive.New(adaptive.Config{MinLimit: c.MinLimit, MaxLimit: c.MaxLimit})
+		g.limits[k] = l
+		g.log.Info("adaptive concurrency limit", "pool", pool, "min_limit", c.MinLimit, "max_limit", c.MaxLimit)
+	}
+	return l
+}
+
+// retainLimits forgets the limiters of pools no longer adaptive in h's
+// configuration.
+func (g *Gateway) retainLimits(cfg *config.Config) {
+	keep := map[string]bool{}
+	for _, u := range cfg.Upstreams {
+		if a := u.Adaptive; a != nil && a.Enabled {
+			keep[fmt.Sprintf("%s\x00%d\x00%d", u.Name, a.MinLimit, a.MaxLimit)] = true
+		}
+	}
+	g.limitsMu.Lock()
+	defer g.limitsMu.Unlock()
+	for k := range g.limits {
+		if !keep[k] {
+			delete(g.limits, k)
+		}
+	}
 }
 
 // withDiscovered returns cfg with the servers of pools that discover them
@@ -205,7 +282,7 @@ func (g *Gateway) rebuildOnDiscovery() {
 			return
 		}
 		cfg := g.cfg.Load()
-		h, err := g.build(cfg, g.access)
+		h, err := g.build(cfg, g.access, g.rl)
 		if err != nil {
 			g.log.Error("discovered servers rejected: the pool keeps its servers", "err", err)
 		} else {
@@ -521,7 +598,17 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.metrics.Reloaded(false)
 		return err
 	}
-	h, err := g.build(cfg, access)
+	rl := g.rl
+	if !reflect.DeepEqual(cfg.RateLimitStore, g.rlCfg) {
+		if rl, err = newRateLimiter(cfg.RateLimitStore, g.log); err != nil {
+			if f != nil {
+				f.Close()
+			}
+			g.metrics.Reloaded(false)
+			return err
+		}
+	}
+	h, err := g.build(cfg, access, rl)
 	var adm *adminListener
 	if err == nil {
 		adm, err = g.prepareAdmin(cfg)
@@ -535,10 +622,20 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		if f != nil {
 			f.Close()
 		}
+		if rl != g.rl {
+			rl.Close()
+		}
 		g.metrics.Reloaded(false)
 		return err
 	}
+	if rl != g.rl {
+		// Requests in flight on the old routes decide locally once it is
+		// closed.
+		g.rl.Close()
+		g.rl, g.rlCfg = rl, cfg.RateLimitStore
+	}
 	g.commitAdmin(adm)
+	g.retainLimits(cfg)
 	g.metrics.Reloaded(true)
 	g.alerts.Update(cfg.Alerts)
 	g.cfg.Store(cfg)
@@ -568,6 +665,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.health.Close()
 	g.alerts.Close()
 	g.metrics.Close()
+	defer func() {
+		g.mu.Lock()
+		g.rl.Close()
+		g.mu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, len(lns))
 	for i, ln := range lns {

@@ -76,7 +76,7 @@ upstreams:
 		send(t, addr, 1)
 	}
 	if bs := sb.Status(time.Now(), false).Breaker; bs.Opens != 2 || bs.State != "open" ||
-		bs.OpenUntil.Sub(time.Now()) < 400*time.Millisecond {
+		time.Until(bs.OpenUntil) < 400*time.Millisecond {
 		t.Errorf("a failed trial: %+v, want open again for about 600ms (open_for doubled)", bs)
 	}
 
@@ -183,6 +183,9 @@ upstreams:
 		}
 		t.Logf("refused in %s", r.took)
 	}
+	for end := time.Now().Add(3 * time.Second); inFlight.Load() < 2 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	close(release)
 	wg.Wait()
 	close(results)
@@ -231,5 +234,87 @@ upstreams:
 		took < 190*time.Millisecond || took > time.Second {
 		t.Errorf("queued past its timeout: %d %q after %s, want 503 connection_limit_reached after about 200ms",
 			resp.StatusCode, resp.Header.Get("Proxy-Status"), took)
+	}
+}
+
+// TestRateLimit429: over a route's limit the answer is 429 with
+// Retry-After, the RateLimit headers and http_request_denied, without
+// reaching the backend; X-Forwarded-For names the client only from a
+// trusted proxy.
+func TestRateLimit429(t *testing.T) {
+	t.Parallel()
+	be := testutil.Backend(t, nil)
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+trusted_proxies: [127.0.0.1]
+routes:
+  - upstream: p
+    rate_limits: [{key: client_ip, rate: 5/m, burst: 5}]
+upstreams:
+  p: {servers: [{url: %q}]}
+`, be.URL)
+	_, addr := start(t, yaml)
+	get := func(xff string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	codes := map[int]int{}
+	var last *http.Response
+	for i := 0; i < 8; i++ {
+		last = get("203.0.113.7")
+		codes[last.StatusCode]++
+	}
+	if codes[200] != 5 || codes[429] != 3 || be.Requests.Load() != 5 {
+		t.Fatalf("8 requests of one client against 5/m: %v, backend got %d", codes, be.Requests.Load())
+	}
+	if ra := last.Header.Get("Retry-After"); ra == "" || ra == "0" ||
+		!strings.Contains(last.Header.Get("Proxy-Status"), "error=http_request_denied") ||
+		last.Header.Get("RateLimit-Policy") != `"client_ip";q=5;w=60` ||
+		!strings.HasPrefix(last.Header.Get("RateLimit"), `"client_ip";r=0;t=`) {
+		t.Errorf("429 headers: Retry-After %q, Proxy-Status %q, RateLimit-Policy %q, RateLimit %q",
+			ra, last.Header.Get("Proxy-Status"), last.Header.Get("RateLimit-Policy"), last.Header.Get("RateLimit"))
+	}
+	// Another client behind the same trusted proxy has its own bucket.
+	if resp := get("203.0.113.8"); resp.StatusCode != 200 {
+		t.Errorf("a second client behind the trusted proxy: %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestRateLimitUntrustedXFF: from a peer that is not a trusted proxy,
+// X-Forwarded-For is ignored: changing it does not buy a new bucket.
+func TestRateLimitUntrustedXFF(t *testing.T) {
+	t.Parallel()
+	be := testutil.Backend(t, nil)
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+routes:
+  - upstream: p
+    rate_limits: [{rate: 3/m}]
+upstreams:
+  p: {servers: [{url: %q}]}
+`, be.URL)
+	_, addr := start(t, yaml)
+	ok := 0
+	for i := 0; i < 10; i++ {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			ok++
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d of 10 allowed with forged X-Forwarded-For, want 3", ok)
 	}
 }

@@ -95,7 +95,9 @@ func writeError(w http.ResponseWriter, r *http.Request, c cause.Cause, status in
 	}
 	h := w.Header()
 	for k := range h {
-		if k != "Connection" { // a decision to close the client connection stands
+		// A decision to close the client connection stands, and so do the
+		// rate limit fields of a 429.
+		if k != "Connection" && k != "Ratelimit" && k != "Ratelimit-Policy" {
 			delete(h, k)
 		}
 	}

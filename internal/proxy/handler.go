@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/adaptive"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/metrics"
+	"github.com/holdfast/holdfast/internal/ratelimit"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -26,6 +28,13 @@ type Options struct {
 	Transports *Transports
 	// Metrics counts requests, attempts and retries. nil counts nothing.
 	Metrics *metrics.Registry
+	// RateLimits builds the routes' rate limits (shared through Redis when
+	// it was made with a store). nil: a local-only limiter per Handler.
+	RateLimits *ratelimit.Limiter
+	// Adaptive returns the adaptive concurrency limiter of a pool whose
+	// adaptive limit is enabled, kept across reloads by the caller. nil
+	// means a new one per Handler.
+	Adaptive func(pool string, c config.Adaptive) *adaptive.Limiter
 	// Registry holds server health; share one across reloads so that
 	// health survives. nil means a new one.
 	Registry *upstream.Registry
@@ -91,7 +100,8 @@ type pool struct {
 	bodyBuffer int64
 	nonIdem    bool
 	retry      retryPolicy
-	queue      *waitQueue // nil: no queue
+	queue      *waitQueue        // nil: no queue
+	limit      *adaptive.Limiter // nil: no adaptive limit
 	readTO     time.Duration
 	hashKind   hashKind
 	hashName   string
@@ -234,8 +244,13 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		if o.Metrics != nil {
 			rm = o.Metrics.Route(routeName(cr.Match))
 		}
+		rl, err := rateLimits(cr, &o)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", routeName(cr.Match), err)
+		}
 		routes = append(routes, &route{
 			m:       rm,
+			limits:  rl,
 			name:    routeName(cr.Match),
 			host:    strings.ToLower(cr.Match.Host),
 			prefix:  prefix,
@@ -251,6 +266,30 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		h.noRoute = o.Metrics.Route(metrics.NoRoute)
 	}
 	return h, nil
+}
+
+// rateLimits builds a route's rate limits, or nil when it has none. Their
+// name in a shared store is the route's host and path prefix.
+func rateLimits(cr *config.Route, o *Options) (*ratelimit.Route, error) {
+	if len(cr.RateLimits) == 0 {
+		return nil, nil
+	}
+	if o.RateLimits == nil {
+		l, err := ratelimit.New(ratelimit.Options{Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		o.RateLimits = l
+	}
+	limits := make([]ratelimit.Limit, len(cr.RateLimits))
+	for i, c := range cr.RateLimits {
+		l, err := ratelimit.ParseLimit(c.Key, c.Rate, c.Burst)
+		if err != nil {
+			return nil, fmt.Errorf("rate_limits[%d]: %w", i, err)
+		}
+		limits[i] = l
+	}
+	return o.RateLimits.Route(routeName(cr.Match), limits)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -285,6 +324,13 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 	}
 	if q := u.Queue; q != nil {
 		p.queue = newWaitQueue(q.Size, q.Timeout)
+	}
+	if a := u.Adaptive; a != nil && a.Enabled {
+		if o.Adaptive != nil {
+			p.limit = o.Adaptive(u.Name, *a)
+		} else {
+			p.limit = adaptive.New(adaptive.Config{MinLimit: a.MinLimit, MaxLimit: a.MaxLimit})
+		}
 	}
 	if p.retryOn, err = parseConds(u.Retry.On); err != nil {
 		return nil, fmt.Errorf("upstream %s: retry.on: %w", u.Name, err)
@@ -326,6 +372,22 @@ func (h *Handler) RouteNames() []string {
 		out = append(out, r.name)
 	}
 	return out
+}
+
+// PoolLimits returns the state of a pool's concurrency limits: its adaptive
+// limiter's (ok false without one) and the requests waiting in its queue.
+func (h *Handler) PoolLimits(name string) (lim adaptive.Snapshot, ok bool, queued int) {
+	p := h.pools[name]
+	if p == nil {
+		return lim, false, 0
+	}
+	if p.queue != nil {
+		queued = p.queue.Len()
+	}
+	if p.limit != nil {
+		return p.limit.Snapshot(), true, queued
+	}
+	return lim, false, queued
 }
 
 // Pools returns the handler's pools, in file order.

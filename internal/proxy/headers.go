@@ -239,3 +239,34 @@ func dropLookalikes(h http.Header) {
 		}
 	}
 }
+
+// clientIP returns the address of the client that sent r: the peer's,
+// or, when the peer is a trusted proxy, the last address of
+// X-Forwarded-For that is not itself a trusted proxy (read from the right,
+// since only the entries added by trusted proxies can be believed).
+func (h *Handler) clientIP(r *http.Request) string {
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		peer = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !h.trusted.contains(addr.Unmap()) {
+		return peer
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	client := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		parts := strings.Split(xff[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return client // a garbled entry: believe nothing left of it
+			}
+			client = a.Unmap().String()
+			if !h.trusted.contains(a.Unmap()) {
+				return client
+			}
+		}
+	}
+	return client
+}

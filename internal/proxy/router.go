@@ -7,6 +7,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/metrics"
+	"github.com/holdfast/holdfast/internal/ratelimit"
 )
 
 // route is one compiled route.
@@ -18,7 +19,8 @@ type route struct {
 	pool    *pool
 	nonIdem bool
 	pages   *pages
-	m       *metrics.Route // nil without metrics
+	m       *metrics.Route   // nil without metrics
+	limits  *ratelimit.Route // nil without rate limits
 }
 
 // router finds the route for a request: the most specific host first (exact,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/adaptive"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -46,7 +47,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and judges its outcome), and answer. Each step answers the client itself
 // when the request cannot go on, and says so.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
-	if !h.admitRequest(w, r, x) || !h.route(w, r, x) {
+	if !h.admitRequest(w, r, x) || !h.route(w, r, x) || !h.admitRate(w, r, x) {
 		return false
 	}
 	body, ok := h.admitBody(w, r, x, x.route.pool)
@@ -84,6 +85,27 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, x *exchange) boo
 	return false
 }
 
+// admitRate asks the route's rate limits, and answers 429 when one
+// refuses: with Retry-After (the time until every limit allows), the
+// RateLimit-Policy and RateLimit headers, and the cause
+// http_request_denied. The client's address is the one the gateway
+// believes (X-Forwarded-For only from trusted proxies).
+func (h *Handler) admitRate(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	rl := x.route.limits
+	if rl == nil {
+		return true
+	}
+	d := rl.Allow(r.Context(), h.clientIP(r), r.Header)
+	if d.Allowed {
+		return true
+	}
+	d.WriteHeaders(w.Header())
+	x.cause, x.status = cause.HTTPRequestDenied, http.StatusTooManyRequests
+	x.detail = "rate limit " + d.Policy.Name + " of route " + x.route.name + " (" + d.Mode.String() + ")"
+	h.answerError(w, r, x, time.Duration(d.RetryAfterSeconds())*time.Second, x.route.pages)
+	return false
+}
+
 // trip is what every attempt of one request shares: settled by prepare
 // before the first, updated by each attempt. It lives in the pooled
 // exchange.
@@ -99,6 +121,8 @@ type trip struct {
 	last       *upstream.Server // the server of the last attempt
 	retryAfter time.Duration    // its Retry-After
 	trial      bool             // the attempt about to be made is a breaker's half-open trial
+	tok        adaptive.Token   // its slot of the adaptive limit; zero without one
+	held       *upstream.Server // the server whose slot next took for the attempt
 }
 
 // prepare builds the outgoing header and settles what the attempts share.
@@ -144,6 +168,19 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 	p := t.p
 	now := h.now()
 	var queueEnd time.Time // set on the first wait for a slot
+	if p.limit != nil {
+		var ok bool
+		if t.tok, ok = p.limit.TryAcquire(); !ok {
+			queueEnd = h.queueEnd(t, now)
+			if !h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
+				t.tok, ok = p.limit.TryAcquire()
+				return ok
+			}) {
+				return nil, 0, false
+			}
+			now = h.now()
+		}
+	}
 	for picks := 0; ; picks++ {
 		var retryAt time.Time
 		s, retryAt = p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
@@ -151,10 +188,13 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 			if queueEnd.IsZero() {
 				queueEnd = h.queueEnd(t, now)
 			}
-			if h.waitSlot(w, r, x, t, n, queueEnd) {
+			if h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
+				return !p.AtCapacity(h.now()) // a slot freed, or a server came back
+			}) {
 				now = h.now()
 				continue
 			}
+			h.unadmit(nil, t)
 			return nil, 0, false
 		}
 		if s == nil {
@@ -166,18 +206,32 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 					ra = retryAt.Sub(now)
 				}
 				h.answerError(w, r, x, ra, x.route.pages)
+				h.unadmit(nil, t)
 				return nil, 0, false
 			}
 			x.retrySkipped = "no_server"
+			h.unadmit(nil, t)
 			return nil, 0, false
 		}
+		if picks > 2*len(p.Servers) {
+			break // every recheck lost a race: go with this pick
+		}
+		if !s.TryAcquire() {
+			continue // its last slot went to another request since the pick
+		}
 		var admitted bool
-		if admitted, t.trial = s.Admit(now); admitted || picks > len(p.Servers) {
+		if admitted, t.trial = s.Admit(now); admitted {
+			t.held = s
 			break
 		}
+		s.Release()
 		// Its breaker's trial slots went to other requests since the pick:
 		// not this server for this request.
 		x.tried.Add(s)
+	}
+	if t.held == nil {
+		s.Acquire()
+		t.held = s
 	}
 	if n == 1 {
 		return s, 0, true
@@ -217,12 +271,21 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 	return s, wait, true
 }
 
-// unadmit gives back a breaker trial taken for an attempt that will not be
-// made.
+// unadmit gives back what was taken for an attempt that will not be made:
+// a breaker trial at s, a slot of the adaptive limit.
 func (h *Handler) unadmit(s *upstream.Server, t *trip) {
-	if t.trial {
+	if t.held != nil {
+		t.held.Release()
+		t.held = nil
+	}
+	if t.trial && s != nil {
 		s.BreakerRecord(upstream.Neutral, true, h.now())
-		t.trial = false
+	}
+	t.trial = false
+	if t.tok != (adaptive.Token{}) {
+		t.tok.Ignore()
+		t.tok = adaptive.Token{}
+		t.p.queue.wake()
 	}
 }
 
@@ -243,13 +306,11 @@ func (h *Handler) queueEnd(t *trip, now time.Time) time.Time {
 // whether one may be free now. When not, it answered the client (503
 // connection_limit_reached on the first attempt), or the client left, or
 // the retries are over.
-func (h *Handler) waitSlot(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int, until time.Time) bool {
+func (h *Handler) waitSlot(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int, until time.Time, ready func() bool) bool {
 	p := t.p
 	why := "full"
 	if p.queue != nil {
-		why = p.queue.wait(r.Context(), until, func() bool {
-			return !p.AtCapacity(h.now()) // a slot freed, or a server came back
-		})
+		why = p.queue.wait(r.Context(), until, ready)
 	}
 	switch {
 	case why == "":
@@ -263,6 +324,9 @@ func (h *Handler) waitSlot(w http.ResponseWriter, r *http.Request, x *exchange, 
 	}
 	x.cause, x.status = cause.ConnectionLimitReached, http.StatusServiceUnavailable
 	x.detail = "every server of upstream " + p.Name + " is at its max_conns"
+	if t.tok == (adaptive.Token{}) && p.limit != nil && !p.AtCapacity(h.now()) {
+		x.detail = "upstream " + p.Name + " is at its adaptive concurrency limit (" + strconv.Itoa(p.limit.Limit()) + ")"
+	}
 	switch {
 	case p.queue == nil:
 		x.detail += ", and the pool has no queue"
@@ -281,12 +345,16 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 	p := t.p
 	x.tried.Add(s)
 	t.last = s
-	release := s.Acquire()
+	release := s.Release
+	t.held = nil
 	resp, rec, actx, cancel := h.attempt(r, x, p, s, t.hdr, t.body, t.deadline)
 	rec.WaitMS = ms(wait)
 
 	var retryable bool
 	retryable, t.retryAfter = h.judge(x, t, resp, &rec)
+	if t.tok != (adaptive.Token{}) {
+		h.sample(t, resp, &rec)
+	}
 	if p.sm != nil {
 		p.sm[s.Index()].Attempt(rec.Cause)
 	}
@@ -329,6 +397,25 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 	cancel(nil)
 	p.queue.wake()
 	return false, false
+}
+
+// sample gives the adaptive limit the attempt's latency, up to its
+// response header: a drop for outcomes that say the pool is overloaded
+// (timeouts, resets, 503 and 429), and nothing for those that say nothing
+// of its load (the client left, nothing listening, DNS).
+func (h *Handler) sample(t *trip, resp *http.Response, rec *attemptRecord) {
+	lat := time.Duration(rec.Duration * float64(time.Millisecond))
+	c := rec.Cause
+	switch {
+	case resp != nil:
+		t.tok.Done(lat, resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests)
+	case c.IsTimeout() || c == cause.ConnectionTerminated || c == cause.HTTPResponseIncomplete:
+		t.tok.Done(lat, true)
+	default:
+		t.tok.Ignore()
+	}
+	t.tok = adaptive.Token{}
+	t.p.queue.wake()
 }
 
 // judge names the outcome of an attempt for the retry decision: whether

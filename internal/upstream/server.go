@@ -63,6 +63,29 @@ func (s *Server) Acquire() (release func()) {
 
 func (s *Server) release() { s.active.Add(-1) }
 
+// TryAcquire counts a request in flight unless the server is at its
+// MaxConns, and reports whether it did; call Release when the request
+// ends. The check and the count are one atomic step, so that concurrent
+// requests never pass the cap.
+func (s *Server) TryAcquire() bool {
+	if s.MaxConns <= 0 {
+		s.active.Add(1)
+		return true
+	}
+	for {
+		n := s.active.Load()
+		if n >= int64(s.MaxConns) {
+			return false
+		}
+		if s.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release ends a request counted by TryAcquire or Acquire.
+func (s *Server) Release() { s.active.Add(-1) }
+
 // weightScale is the unit of effective weights: a weight of 1 is 1000, so
 // that a ramp has a thousand steps even for servers of weight 1.
 const weightScale = 1000

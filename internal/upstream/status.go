@@ -15,6 +15,19 @@ type PoolStatus struct {
 	// Discover is the SRV name the servers come from, or "".
 	Discover string         `json:"discover,omitempty"`
 	Servers  []ServerStatus `json:"servers"`
+	// Adaptive is the pool's adaptive concurrency limit; nil when off.
+	Adaptive *LimitStatus `json:"adaptive,omitempty"`
+	// Queued counts the requests waiting for a slot.
+	Queued int `json:"queued"`
+}
+
+// LimitStatus is the state of a pool's adaptive concurrency limit.
+type LimitStatus struct {
+	Limit       int     `json:"limit"`
+	InFlight    int     `json:"in_flight"`
+	MinRTTms    float64 `json:"min_rtt_ms"`    // the no-load latency it measured
+	SampleRTTms float64 `json:"sample_rtt_ms"` // the latency of its last window
+	Probing     bool    `json:"probing"`       // re-measuring the no-load latency at its minimum
 }
 
 // ServerStatus is a snapshot of one server of a pool.
