@@ -318,3 +318,57 @@ upstreams:
 		t.Errorf("%d of 10 allowed with forged X-Forwarded-For, want 3", ok)
 	}
 }
+
+// TestAdaptiveLimitHolds: with an adaptive limit, the backend never sees
+// more requests at once than the limit's maximum, however many clients
+// send at once; the excess waits in the queue and is served.
+func TestAdaptiveLimitHolds(t *testing.T) {
+	t.Parallel()
+	var inFlight, peak atomic.Int64
+	be := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}))
+	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
+routes: [{upstream: p}]
+upstreams:
+  p:
+    retry: {tries: 1, timeout: 0s}
+    adaptive: {enabled: true, min_limit: 2, max_limit: 4}
+    queue: {size: 100, timeout: 10s}
+    servers: [{url: %q}]
+`, be.URL)
+	g, addr := start(t, yaml)
+	var wg sync.WaitGroup
+	var ok, bad atomic.Int64
+	for c := 0; c < 20; c++ {
+		wg.Go(func() {
+			for i := 0; i < 10; i++ {
+				resp, err := http.Get("http://" + addr + "/")
+				if err != nil || resp.StatusCode != 200 {
+					bad.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if peak.Load() > 4 || ok.Load() != 200 {
+		t.Errorf("peak in flight at the backend %d (want at most max_limit 4), %d served, %d failed", peak.Load(), ok.Load(), bad.Load())
+	}
+	st := g.Pools()[0]
+	if st.Adaptive == nil || st.Adaptive.Limit < 2 || st.Adaptive.Limit > 4 || st.Adaptive.MinRTTms <= 0 {
+		t.Errorf("admin state of the limit: %+v", st.Adaptive)
+	}
+}

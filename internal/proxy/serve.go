@@ -168,18 +168,26 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 	p := t.p
 	now := h.now()
 	var queueEnd time.Time // set on the first wait for a slot
-	if p.limit != nil {
+	for p.limit != nil {
 		var ok bool
-		if t.tok, ok = p.limit.TryAcquire(); !ok {
-			queueEnd = h.queueEnd(t, now)
-			if !h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
-				t.tok, ok = p.limit.TryAcquire()
-				return ok
-			}) {
-				return nil, 0, false
-			}
-			now = h.now()
+		if t.tok, ok = p.limit.TryAcquire(); ok {
+			break
 		}
+		if queueEnd.IsZero() {
+			queueEnd = h.queueEnd(t, now)
+		}
+		if !h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
+			t.tok, ok = p.limit.TryAcquire()
+			return ok
+		}) {
+			return nil, 0, false
+		}
+		now = h.now()
+		if ok {
+			break // the check in line took the slot
+		}
+		// Woken by a freed slot, which another request may have taken
+		// first: try again, within the same deadline.
 	}
 	for picks := 0; ; picks++ {
 		var retryAt time.Time
