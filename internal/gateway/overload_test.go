@@ -220,9 +220,23 @@ upstreams:
     queue: {size: 10, timeout: 200ms}
     servers: [{url: %q, max_conns: 1}]
 `, slow.URL)
-	_, addr := start(t, yaml)
+	g, addr := start(t, yaml)
 	go http.Get("http://" + addr + "/") // holds the one slot
 	time.Sleep(100 * time.Millisecond)
+
+	// A client that gives up leaves the queue at once.
+	quick := &http.Client{Timeout: 50 * time.Millisecond}
+	if _, err := quick.Get("http://" + addr + "/"); err == nil {
+		t.Fatal("a queued request was answered while the slot was held")
+	}
+	deadline := time.Now().Add(time.Second)
+	for g.Pools()[0].Queued != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if q := g.Pools()[0].Queued; q != 0 {
+		t.Errorf("%d still queued after its client left", q)
+	}
+
 	began := time.Now()
 	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {

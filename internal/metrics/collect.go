@@ -47,6 +47,12 @@ var (
 	descServers = prometheus.NewDesc("holdfast_upstream_pool_servers",
 		"Servers of the pool, whatever their state.",
 		[]string{"pool"}, nil)
+	descAdaptive = prometheus.NewDesc("holdfast_upstream_adaptive_limit",
+		"The pool's adaptive concurrency limit now (pools with adaptive.enabled only).",
+		[]string{"pool"}, nil)
+	descQueued = prometheus.NewDesc("holdfast_upstream_queued_requests",
+		"Requests waiting in the pool's queue for a slot.",
+		[]string{"pool"}, nil)
 	descReloads = prometheus.NewDesc("holdfast_config_reloads_total",
 		"Configuration reloads, by result (success, failure).",
 		[]string{"result"}, nil)
@@ -75,6 +81,8 @@ func Names() []string {
 		"holdfast_upstream_requests_in_flight",
 		"holdfast_upstream_pool_servers_available",
 		"holdfast_upstream_pool_servers",
+		"holdfast_upstream_adaptive_limit",
+		"holdfast_upstream_queued_requests",
 		"holdfast_config_reloads_total",
 		"holdfast_config_last_reload_success_timestamp_seconds",
 		"holdfast_build_info",
@@ -87,7 +95,7 @@ type collector Registry
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descAttempts, descRetries, descSkipped, descUp,
-		descState, descWeight, descEjections, descChecks, descInFlight, descAvailable, descServers,
+		descState, descWeight, descEjections, descChecks, descInFlight, descAvailable, descServers, descAdaptive, descQueued,
 		descReloads, descLastReload, descBuild} {
 		ch <- d
 	}
@@ -150,6 +158,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, p := range r.o.Pools() {
 			gauge(descAvailable, float64(p.Available), p.Name)
 			gauge(descServers, float64(len(p.Servers)), p.Name)
+			gauge(descQueued, float64(p.Queued), p.Name)
+			if p.Adaptive != nil {
+				gauge(descAdaptive, float64(p.Adaptive.Limit), p.Name)
+			}
 			for _, s := range p.Servers {
 				collectServer(gauge, counter, p.Name, s)
 			}

@@ -225,6 +225,7 @@ func exportedFamilies(t *testing.T) map[string]exportedFamily {
 		return []upstream.PoolStatus{{
 			Name:      "p",
 			Available: 1,
+			Adaptive:  &upstream.LimitStatus{Limit: 20},
 			Servers: []upstream.ServerStatus{{
 				URL:             "http://a:1",
 				State:           upstream.Up,

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
@@ -102,6 +103,7 @@ type pool struct {
 	retry      retryPolicy
 	queue      *waitQueue        // nil: no queue
 	limit      *adaptive.Limiter // nil: no adaptive limit
+	shedLogAt  atomic.Int64      // unix ns before which no shed request is logged
 	readTO     time.Duration
 	hashKind   hashKind
 	hashName   string

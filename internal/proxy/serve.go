@@ -343,6 +343,19 @@ func (h *Handler) waitSlot(w http.ResponseWriter, r *http.Request, x *exchange, 
 	default:
 		x.detail += ", and no slot freed within the queue's timeout"
 	}
+	if now := h.now(); now.UnixNano() >= p.shedLogAt.Load() {
+		// At most one line per pool every 10s: under overload, every
+		// request would say the same.
+		p.shedLogAt.Store(now.Add(10 * time.Second).UnixNano())
+		args := []any{"pool", p.Name, "detail", x.detail}
+		if p.limit != nil {
+			args = append(args, "adaptive_limit", p.limit.Limit(), "in_flight", p.limit.InFlight())
+		}
+		if p.queue != nil {
+			args = append(args, "queued", p.queue.Len())
+		}
+		h.log.Warn("requests shed: the pool is at its concurrency limit", args...)
+	}
 	h.answerError(w, r, x, time.Second, x.route.pages)
 	return false
 }
