@@ -166,84 +166,18 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 // (x.retrySkipped says why).
 func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int) (s *upstream.Server, wait time.Duration, ok bool) {
 	p := t.p
-	now := h.now()
 	var queueEnd time.Time // set on the first wait for a slot
-	for p.limit != nil {
-		var ok bool
-		if t.tok, ok = p.limit.TryAcquire(); ok {
-			break
-		}
-		if queueEnd.IsZero() {
-			queueEnd = h.queueEnd(t, now)
-		}
-		if !h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
-			t.tok, ok = p.limit.TryAcquire()
-			return ok
-		}) {
-			return nil, 0, false
-		}
-		now = h.now()
-		if ok {
-			break // the check in line took the slot
-		}
-		// Woken by a freed slot, which another request may have taken
-		// first: try again, within the same deadline.
+	if !h.takeLimit(w, r, x, t, n, &queueEnd) {
+		return nil, 0, false
 	}
-	for picks := 0; ; picks++ {
-		var retryAt time.Time
-		s, retryAt = p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
-		if s == nil && p.AtCapacity(now) {
-			if queueEnd.IsZero() {
-				queueEnd = h.queueEnd(t, now)
-			}
-			if h.waitSlot(w, r, x, t, n, queueEnd, func() bool {
-				return !p.AtCapacity(h.now()) // a slot freed, or a server came back
-			}) {
-				now = h.now()
-				continue
-			}
-			h.unadmit(nil, t)
-			return nil, 0, false
-		}
-		if s == nil {
-			if n == 1 {
-				x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
-				x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
-				ra := time.Second
-				if !retryAt.IsZero() {
-					ra = retryAt.Sub(now)
-				}
-				h.answerError(w, r, x, ra, x.route.pages)
-				h.unadmit(nil, t)
-				return nil, 0, false
-			}
-			x.retrySkipped = "no_server"
-			h.unadmit(nil, t)
-			return nil, 0, false
-		}
-		if picks > 2*len(p.Servers) {
-			break // every recheck lost a race: go with this pick
-		}
-		if !s.TryAcquire() {
-			continue // its last slot went to another request since the pick
-		}
-		var admitted bool
-		if admitted, t.trial = s.Admit(now); admitted {
-			t.held = s
-			break
-		}
-		s.Release()
-		// Its breaker's trial slots went to other requests since the pick:
-		// not this server for this request.
-		x.tried.Add(s)
-	}
-	if t.held == nil {
-		s.Acquire()
-		t.held = s
+	if s = h.pick(w, r, x, t, n, &queueEnd); s == nil {
+		h.unadmit(nil, t)
+		return nil, 0, false
 	}
 	if n == 1 {
 		return s, 0, true
 	}
+	now := h.now()
 	prev := x.attempts[len(x.attempts)-1]
 	wait, skip := p.retry.decide(retryAsk{
 		n:          n,
@@ -277,6 +211,86 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, x *exchange, t *t
 		h.events.Attempt(p.Name, prev.Server, prev.Cause, prev.Status, true)
 	}
 	return s, wait, true
+}
+
+// takeLimit takes a slot of the pool's adaptive limit, waiting in its
+// queue while there is none; false when it answered the client or the
+// retries are over (see waitSlot).
+func (h *Handler) takeLimit(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int, queueEnd *time.Time) bool {
+	p := t.p
+	for p.limit != nil {
+		var ok bool
+		if t.tok, ok = p.limit.TryAcquire(); ok {
+			return true
+		}
+		if queueEnd.IsZero() {
+			*queueEnd = h.queueEnd(t, h.now())
+		}
+		if !h.waitSlot(w, r, x, t, n, *queueEnd, func() bool {
+			t.tok, ok = p.limit.TryAcquire()
+			return ok
+		}) {
+			return false
+		}
+		if ok {
+			return true // the check in line took the slot
+		}
+		// Woken by a freed slot, which another request may have taken
+		// first: try again, within the same deadline.
+	}
+	return true
+}
+
+// pick chooses the server of attempt n among those available and not at
+// their max_conns, waiting in the pool's queue while every one is at its
+// cap, and takes the server's slot and, for a half-open breaker, a trial.
+// nil when it answered the client (503) or the retries are over.
+func (h *Handler) pick(w http.ResponseWriter, r *http.Request, x *exchange, t *trip, n int, queueEnd *time.Time) *upstream.Server {
+	p := t.p
+	for picks := 0; ; picks++ {
+		now := h.now()
+		s, retryAt := p.Pick(&x.tried, t.key, t.hasKey, now, x.cands[:0])
+		switch {
+		case s == nil && p.AtCapacity(now):
+			if queueEnd.IsZero() {
+				*queueEnd = h.queueEnd(t, now)
+			}
+			if !h.waitSlot(w, r, x, t, n, *queueEnd, func() bool {
+				return !p.AtCapacity(h.now()) // a slot freed, or a server came back
+			}) {
+				return nil
+			}
+			continue
+		case s == nil && n == 1:
+			x.cause, x.status = cause.DestinationUnavailable, http.StatusServiceUnavailable
+			x.detail = cause.DestinationUnavailable.Explain("upstream " + p.Name)
+			ra := time.Second
+			if !retryAt.IsZero() {
+				ra = retryAt.Sub(now)
+			}
+			h.answerError(w, r, x, ra, x.route.pages)
+			return nil
+		case s == nil:
+			x.retrySkipped = "no_server"
+			return nil
+		case picks > 2*len(p.Servers):
+			// Every recheck below lost a race: go with this pick.
+			s.Acquire()
+			t.held = s
+			return s
+		case !s.TryAcquire():
+			continue // its last slot went to another request since the pick
+		}
+		var admitted bool
+		if admitted, t.trial = s.Admit(now); admitted {
+			t.held = s
+			return s
+		}
+		s.Release()
+		// Its breaker's trial slots went to other requests since the pick:
+		// not this server for this request.
+		x.tried.Add(s)
+	}
 }
 
 // unadmit gives back what was taken for an attempt that will not be made:
