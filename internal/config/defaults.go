@@ -30,6 +30,7 @@ func newConfig(file string) *Config {
 		},
 		AccessLog: AccessLog{Path: "stdout"},
 		Alerts:    Alerts{Format: "json", Interval: 10 * time.Second, ErrorPercent: 1},
+		Cache:     CacheStore{MaxSize: 256 * mib, MaxObject: 8 * mib},
 		Shutdown:  Shutdown{DrainTimeout: 30 * time.Second},
 	}
 }
@@ -77,6 +78,8 @@ func setDefaults(p any) {
 			},
 			DNS: DNS{Refresh: 30 * time.Second},
 		}
+	case *RouteCache:
+		v.LockTimeout = 5 * time.Second
 	case *RateLimit:
 		v.Key = "client_ip"
 	case *RateLimitStore:

@@ -37,7 +37,7 @@ upstream: {}
     strip: true
 upstreams: {api: {servers: [{url: "http://a:1"}]}}
 `,
-			want: []wantErr{{3, 5, "routes[0]", `unknown key "strip" (valid: match, upstream, strip_prefix, non_idempotent, error_pages, rate_limits)`}},
+			want: []wantErr{{3, 5, "routes[0]", `unknown key "strip" (valid: match, upstream, strip_prefix, non_idempotent, error_pages, rate_limits, cache)`}},
 		},
 		{
 			name: "unknown key in a server",

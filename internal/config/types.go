@@ -47,6 +47,8 @@ type Config struct {
 	// RateLimitStore, when set, shares the routes' rate limits across
 	// instances through Redis. Default nil: each instance limits alone.
 	RateLimitStore *RateLimitStore `yaml:"rate_limit_store"`
+	// Cache is the shared store of the routes that cache.
+	Cache CacheStore `yaml:"cache"`
 }
 
 // Alerts configures the built-in alert webhook: the conditions of the
@@ -113,9 +115,36 @@ type Route struct {
 	// RateLimits are the route's rate limits; a request must be allowed by
 	// every one. Default none.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// Cache, when enabled, answers the route's GET and HEAD requests from
+	// the shared cache (Config.Cache) as RFC 9111 allows. Default nil (off).
+	Cache *RouteCache `yaml:"cache"`
 
 	// Line is the line of the route in the file, for messages. Not a key.
 	Line int `yaml:"-"`
+}
+
+// RouteCache configures the caching of one route's responses.
+type RouteCache struct {
+	// Enabled turns caching on for the route. Default false.
+	Enabled bool `yaml:"enabled"`
+	// UseStale lists the failures for which a stale response is served
+	// instead of an error, as nginx's proxy_cache_use_stale: error,
+	// timeout, http_500, http_502, http_503, http_504, updating. Default
+	// none: only a response's own stale-if-error allows it.
+	UseStale []string `yaml:"use_stale"`
+	// LockTimeout is how long concurrent misses for one key wait for the
+	// first one's response before going upstream themselves, as nginx's
+	// proxy_cache_lock_timeout. Default 5s.
+	LockTimeout time.Duration `yaml:"lock_timeout"`
+}
+
+// CacheStore is the shared, bounded store of cached responses.
+type CacheStore struct {
+	// MaxSize bounds the bytes of all stored responses. Default 256MiB.
+	MaxSize int64 `yaml:"max_size"`
+	// MaxObject bounds one stored response; larger ones are not stored.
+	// Default 8MiB.
+	MaxObject int64 `yaml:"max_object"`
 }
 
 // RateLimit is one rate limit of a route: at most Rate requests for each

@@ -100,6 +100,11 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateRoutes(c, pools)
 	d.validateAlerts(&c.Alerts)
+	d.positive("cache.max_size", c.Cache.MaxSize)
+	d.positive("cache.max_object", c.Cache.MaxObject)
+	if c.Cache.MaxObject > c.Cache.MaxSize {
+		d.invalid("cache.max_object", nil, "%d bytes is more than max_size (%d)", c.Cache.MaxObject, c.Cache.MaxSize)
+	}
 	if st := c.RateLimitStore; st != nil {
 		if u, err := url.Parse(st.URL); st.URL == "" || err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			d.invalid("rate_limit_store.url", err, `want a Redis URL like "redis://127.0.0.1:6379/0", got %q`, st.URL)
@@ -213,6 +218,9 @@ func (d *decoder) validateAlerts(a *Alerts) {
 		d.invalid("alerts.error_percent", nil, "must be more than 0")
 	}
 }
+
+// staleConditions are the failures cache.use_stale may list.
+var staleConditions = []string{"error", "timeout", "http_500", "http_502", "http_503", "http_504", "updating"}
 
 // maxRateCount bounds the N of a rate and a burst, as the limiter does.
 const maxRateCount = 1_000_000_000
@@ -335,6 +343,10 @@ func (d *decoder) validateRoutes(c *Config, pools map[string]*Upstream) {
 		r := &c.Routes[i]
 		p := fmt.Sprintf("routes[%d]", i)
 		d.validateRateLimits(p, r.RateLimits)
+		if rc := r.Cache; rc != nil {
+			d.conditions(p+".cache.use_stale", rc.UseStale, staleConditions)
+			d.positive(p+".cache.lock_timeout", int64(rc.LockTimeout))
+		}
 		r.Match.Host = strings.ToLower(r.Match.Host)
 		if r.Match.Host != "" {
 			if err := checkHost(r.Match.Host); err != nil {
