@@ -53,6 +53,9 @@ var (
 	descQueued = prometheus.NewDesc("holdfast_upstream_queued_requests",
 		"Requests waiting in the pool's queue for a slot.",
 		[]string{"pool"}, nil)
+	descCache = prometheus.NewDesc("holdfast_cache_requests_total",
+		"Requests of cached routes, by what the cache did: hit, miss, stale (served in place of a failure), revalidated, bypass (a method not cached), collapsed (waited for another request's response).",
+		[]string{"route", "result"}, nil)
 	descReloads = prometheus.NewDesc("holdfast_config_reloads_total",
 		"Configuration reloads, by result (success, failure).",
 		[]string{"result"}, nil)
@@ -83,6 +86,7 @@ func Names() []string {
 		"holdfast_upstream_pool_servers",
 		"holdfast_upstream_adaptive_limit",
 		"holdfast_upstream_queued_requests",
+		"holdfast_cache_requests_total",
 		"holdfast_config_reloads_total",
 		"holdfast_config_last_reload_success_timestamp_seconds",
 		"holdfast_build_info",
@@ -95,7 +99,7 @@ type collector Registry
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descAttempts, descRetries, descSkipped, descUp,
-		descState, descWeight, descEjections, descChecks, descInFlight, descAvailable, descServers, descAdaptive, descQueued,
+		descState, descWeight, descEjections, descChecks, descInFlight, descAvailable, descServers, descAdaptive, descQueued, descCache,
 		descReloads, descLastReload, descBuild} {
 		ch <- d
 	}
@@ -134,6 +138,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		rt.codes.each(func(code int, cs cause.Cause, n uint64) {
 			counter(descRequests, n, rt.name, strconv.Itoa(code), causeLabel(cs))
 		})
+		for i, res := range CacheResults {
+			if n := rt.cache[i].Load(); n > 0 {
+				counter(descCache, n, rt.name, res)
+			}
+		}
 	}
 	for _, s := range servers {
 		for i := range s.s.attempts {

@@ -238,6 +238,7 @@ func exportedFamilies(t *testing.T) map[string]exportedFamily {
 	}
 	reg := New(Options{Pools: pools})
 	reg.Route("r").Observe(200, cause.None, time.Millisecond)
+	reg.Route("r").Cached("hit")
 	reg.Pool("p").Retried(cause.ConnectionRefused)
 	reg.Server("p", "http://a:1").Attempt(cause.None)
 	mfs, err := reg.Gatherer().Gather()

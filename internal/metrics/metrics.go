@@ -244,9 +244,14 @@ func goVersion() string {
 	return runtime.Version()
 }
 
+// CacheResults are the outcomes of a cached route's lookups, as
+// holdfast_cache_requests_total labels them.
+var CacheResults = [...]string{"hit", "miss", "stale", "revalidated", "bypass", "collapsed"}
+
 // Route counts the requests of one route. Safe for concurrent use.
 type Route struct {
 	name     string
+	cache    [len(CacheResults)]atomic.Uint64
 	codes    codeTable
 	byCause  [maxCauses]atomic.Uint64
 	dur      prometheus.Observer
@@ -265,6 +270,17 @@ func (rt *Route) Observe(status int, c cause.Cause, d time.Duration) {
 		rt.byCause[c].Add(1)
 	}
 	rt.dur.Observe(d.Seconds())
+}
+
+// Cached counts one outcome of the route's cache (one of CacheResults;
+// others are not counted).
+func (rt *Route) Cached(result string) {
+	for i, r := range CacheResults {
+		if r == result {
+			rt.cache[i].Add(1)
+			return
+		}
+	}
 }
 
 // Failed keeps a failed request for the dashboard's list of recent
