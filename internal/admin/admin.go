@@ -54,6 +54,15 @@ type Observer interface {
 	Failures() []metrics.Failure
 }
 
+// Cache is the shared cache as the admin API sees it.
+type Cache interface {
+	// Purge removes the entries whose key is target (scheme://host/path?query)
+	// or, with prefix, starts with it, and returns how many.
+	Purge(target string, prefix bool) int
+	// Stats returns the cache's counters, JSON-encodable.
+	Stats() any
+}
+
 // Options configure a Handler.
 type Options struct {
 	// Backend is the gateway the API reads and steers. Required.
@@ -64,6 +73,9 @@ type Options struct {
 	// RateLimits returns the state of the rate limits' store, served at
 	// /api/v1/rate_limits. nil answers it 404.
 	RateLimits func() any
+	// Cache is the shared cache, for GET /api/v1/cache (its counters) and
+	// POST /api/v1/cache/purge. nil answers them 404.
+	Cache Cache
 	// Token returns the bearer token that state-changing calls must
 	// present, surrounding white space ignored. It is called on every
 	// call that needs it, so a reload can change it. nil, or a function
@@ -85,6 +97,7 @@ type Handler struct {
 	backend       Backend
 	metrics       Observer
 	rateLimits    func() any
+	cache         Cache
 	token         func() string
 	tokenForReads bool
 	log           *slog.Logger
@@ -104,6 +117,7 @@ func New(o Options) *Handler {
 		backend:       o.Backend,
 		metrics:       o.Metrics,
 		rateLimits:    o.RateLimits,
+		cache:         o.Cache,
 		token:         o.Token,
 		tokenForReads: o.TokenForReads,
 		log:           o.Logger,
@@ -123,6 +137,7 @@ func New(o Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	rt, p := h.match(r.URL.EscapedPath())
+	p.query = r.URL.Query()
 	if rt == nil {
 		write(w, problem(http.StatusNotFound, "no such path: the admin listener serves the dashboard at /, /metrics, /healthz, /readyz and /api/v1/... (see docs/admin.md)"))
 		return

@@ -11,8 +11,11 @@ import (
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
-// params are the path's variable segments, unescaped.
-type params struct{ pool, server string }
+// params are the path's variable segments, unescaped, and the query.
+type params struct {
+	pool, server string
+	query        url.Values
+}
 
 // route is one path of the API and the one method that may call it.
 type route struct {
@@ -50,6 +53,8 @@ func (h *Handler) newRoutes() []route {
 		r(http.MethodGet, "/api/v1/stats", h.stats),
 		r(http.MethodGet, "/api/v1/failures", h.failures),
 		r(http.MethodGet, "/api/v1/rate_limits", h.rateLimitStatus),
+		r(http.MethodGet, "/api/v1/cache", h.cacheStats),
+		r(http.MethodPost, "/api/v1/cache/purge", h.cachePurge),
 		r(http.MethodGet, "/", dashboard("index.html")),
 		r(http.MethodGet, "/ui/app.js", dashboard("app.js")),
 		r(http.MethodGet, "/ui/style.css", dashboard("style.css")),
@@ -65,6 +70,29 @@ func dashboard(name string) func(params) *reply {
 		panic("admin: the dashboard has no file " + name)
 	}
 	return func(params) *reply { return &reply{handler: page} }
+}
+
+func (h *Handler) cacheStats(params) *reply {
+	if h.cache == nil {
+		return problem(http.StatusNotFound, "no route of this gateway caches")
+	}
+	return ok(h.cache.Stats())
+}
+
+// cachePurge removes stored responses: ?url=TARGET for one, with
+// &prefix=true for every one whose key starts with it.
+func (h *Handler) cachePurge(p params) *reply {
+	if h.cache == nil {
+		return problem(http.StatusNotFound, "no route of this gateway caches")
+	}
+	if p.query == nil || p.query.Get("url") == "" {
+		return problem(http.StatusBadRequest, "say what to purge: ?url=http://host/path (with &prefix=true for everything under it)")
+	}
+	target, prefix := p.query.Get("url"), p.query.Get("prefix") == "true"
+	n := h.cache.Purge(target, prefix)
+	rp := ok(map[string]any{"purged": n, "url": target, "prefix": prefix})
+	rp.done = fmt.Sprintf("purged %d", n)
+	return rp
 }
 
 func (h *Handler) rateLimitStatus(params) *reply {
