@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/admin"
+	"github.com/holdfast/holdfast/internal/cache"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/upstream"
@@ -67,6 +68,7 @@ func (g *Gateway) prepareAdmin(cfg *config.Config) (*adminListener, error) {
 			Backend:       adminBackend{g},
 			Metrics:       g.metrics,
 			RateLimits:    func() any { return g.RateLimits() },
+			Cache:         adminCache{g},
 			Token:         g.adminToken,
 			TokenForReads: !loopback(ln.Addr()),
 			Logger:        g.log,
@@ -235,3 +237,22 @@ func (g *Gateway) Ready() error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// adminCache is the shared cache as the admin API sees it.
+type adminCache struct{ g *Gateway }
+
+// Purge implements admin.Cache.
+func (a adminCache) Purge(target string, prefix bool) int {
+	if c := a.g.cache.Load(); c != nil {
+		return c.Purge(target, prefix)
+	}
+	return 0
+}
+
+// Stats implements admin.Cache.
+func (a adminCache) Stats() any {
+	if c := a.g.cache.Load(); c != nil {
+		return c.Stats()
+	}
+	return cache.Stats{}
+}

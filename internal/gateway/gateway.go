@@ -21,6 +21,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/adaptive"
 	"github.com/holdfast/holdfast/internal/alerts"
+	"github.com/holdfast/holdfast/internal/cache"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/health"
 	"github.com/holdfast/holdfast/internal/metrics"
@@ -74,6 +75,9 @@ type Gateway struct {
 	closed    bool
 	draining  sync.WaitGroup // listeners removed by a reload, still draining
 	conns     *connLimit     // client.max_connections, over every listener
+
+	cache    atomic.Pointer[cache.Cache] // the shared store of cached routes; nil when none caches
+	cacheCfg config.CacheStore           // what it was made with
 
 	rl    *ratelimit.Limiter     // the routes' rate limits; shared through Redis with a store
 	rlCfg *config.RateLimitStore // what rl was made for
@@ -185,11 +189,38 @@ func (g *Gateway) build(cfg *config.Config, access *slog.Logger, rl *ratelimit.L
 		Registry:   g.registry,
 		Adaptive:   g.adaptiveFor,
 		RateLimits: rl,
+		Cache:      g.cacheFor(cfg),
 		Metrics:    m,
 		Logger:     g.log,
 		AccessLog:  access,
 		Events:     g.opts.Events,
 	})
+}
+
+// cacheFor returns the shared cache for cfg: the one in use when its sizes
+// are unchanged (stored responses survive a reload), a new one when they
+// changed, nil when no route caches. Called with g.mu held (or before
+// the gateway serves).
+func (g *Gateway) cacheFor(cfg *config.Config) *cache.Cache {
+	caches := false
+	for _, r := range cfg.Routes {
+		if r.Cache != nil && r.Cache.Enabled {
+			caches = true
+		}
+	}
+	if !caches {
+		return nil
+	}
+	if c := g.cache.Load(); c != nil && g.cacheCfg == cfg.Cache {
+		return c
+	}
+	c := cache.New(cache.Config{MaxSize: cfg.Cache.MaxSize, MaxObject: cfg.Cache.MaxObject, Now: g.opts.Now})
+	if old := g.cache.Swap(c); old != nil {
+		// Requests in flight on the old configuration may still store.
+		time.AfterFunc(time.Minute, old.Close)
+	}
+	g.cacheCfg = cfg.Cache
+	return c
 }
 
 // newRateLimiter makes the routes' rate limiter: shared through the Redis
@@ -665,6 +696,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.health.Close()
 	g.alerts.Close()
 	g.metrics.Close()
+	if c := g.cache.Load(); c != nil {
+		defer c.Close() // after the requests in flight
+	}
 	defer func() {
 		g.mu.Lock()
 		g.rl.Close()

@@ -56,6 +56,9 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 			attrs = append(attrs, slog.String("detail", x.detail))
 		}
 	}
+	if x.cache.result != "" {
+		attrs = append(attrs, slog.String("cache", x.cache.result))
+	}
 	if x.retrySkipped != "" && x.cause != cause.None {
 		attrs = append(attrs, slog.String("retry_skipped", x.retrySkipped))
 	}
@@ -78,6 +81,9 @@ func (h *Handler) count(r *http.Request, x *exchange, d time.Duration) {
 		return
 	}
 	rm.Observe(x.status, x.cause, d)
+	if x.cache.result != "" {
+		rm.Cached(x.cache.result)
+	}
 	if x.cause == cause.None {
 		return
 	}

@@ -44,6 +44,7 @@ type exchange struct {
 	dl           connDeadlines // the client connection's; nil if none can be set
 	send         stall         // client.send_timeout, on writes of the response
 	trip         trip          // what the attempts share (serve.go)
+	cache        cacheState    // what the cache step learnt (cache.go)
 }
 
 func (x *exchange) reset() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/adaptive"
+	"github.com/holdfast/holdfast/internal/cache"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/ratelimit"
@@ -29,6 +30,9 @@ type Options struct {
 	Transports *Transports
 	// Metrics counts requests, attempts and retries. nil counts nothing.
 	Metrics *metrics.Registry
+	// Cache is the shared store of the routes that cache. nil: a store per
+	// Handler, made from the configuration's cache settings.
+	Cache *cache.Cache
 	// RateLimits builds the routes' rate limits (shared through Redis when
 	// it was made with a store). nil: a local-only limiter per Handler.
 	RateLimits *ratelimit.Limiter
@@ -250,9 +254,19 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", routeName(cr.Match), err)
 		}
+		var rcache *routeCache
+		if c := cr.Cache; c != nil && c.Enabled {
+			if o.Cache == nil {
+				o.Cache = cache.New(cache.Config{MaxSize: cfg.Cache.MaxSize, MaxObject: cfg.Cache.MaxObject})
+			}
+			if rcache, err = newRouteCache(o.Cache, c, cfg.Cache.MaxObject); err != nil {
+				return nil, fmt.Errorf("route %s: cache.use_stale: %w", routeName(cr.Match), err)
+			}
+		}
 		routes = append(routes, &route{
 			m:       rm,
 			limits:  rl,
+			cache:   rcache,
 			name:    routeName(cr.Match),
 			host:    strings.ToLower(cr.Match.Host),
 			prefix:  prefix,

@@ -64,6 +64,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		defer tr.stop()
 		body = tr
 	}
+	var sink *storeSink
+	if x.cache.store {
+		sink = &storeSink{max: x.route.cache.maxObject}
+	}
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
@@ -74,6 +78,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 			wn, werr := w.Write(buf[:n])
 			x.send.end()
 			x.bytesOut += int64(wn)
+			if sink != nil {
+				sink.write(buf[:n])
+			}
 			if werr != nil {
 				// Returning closes the response body before its end, and
 				// with it the upstream connection.
@@ -124,6 +131,12 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 				x.attempts[n-1].Cause = c
 			}
 			return true
+		}
+	}
+	if sink != nil && !sink.over {
+		rc := x.route.cache
+		if rc.c.Store(r, x.cache.key, resp, sink.buf.Bytes(), x.cache.reqTime, h.now()) {
+			rc.c.Count("stored")
 		}
 	}
 	for k, v := range resp.Trailer {

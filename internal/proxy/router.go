@@ -21,6 +21,7 @@ type route struct {
 	pages   *pages
 	m       *metrics.Route   // nil without metrics
 	limits  *ratelimit.Route // nil without rate limits
+	cache   *routeCache      // nil when the route does not cache
 }
 
 // router finds the route for a request: the most specific host first (exact,

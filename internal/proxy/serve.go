@@ -31,6 +31,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	abort := h.serve(w, r, x)
+	if x.cache.done != nil {
+		x.cache.done() // the requests collapsed behind this one look again
+	}
 	h.logRequest(r, x)
 	if abort {
 		// The response had started when the upstream failed or the client
@@ -47,7 +50,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and judges its outcome), and answer. Each step answers the client itself
 // when the request cannot go on, and says so.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, x *exchange) (abort bool) {
-	if !h.admitRequest(w, r, x) || !h.route(w, r, x) || !h.admitRate(w, r, x) {
+	if !h.admitRequest(w, r, x) || !h.route(w, r, x) || !h.admitRate(w, r, x) || h.fromCache(w, r, x) {
 		return false
 	}
 	body, ok := h.admitBody(w, r, x, x.route.pool)
@@ -143,6 +146,7 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	}
 	setForwarded(hdr, r, h.trusted)
 	hdr.Set("X-Request-Id", x.reqID)
+	x.cache.revalidate(hdr)
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = nil // do not let net/http add its own
 	}
@@ -417,6 +421,12 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, x *exchange, t *tr
 		p.queue.wake()
 		h.answerFailure(w, r, x, rec.Cause)
 		return true, false
+	case !retryable && x.route.cache != nil && h.cachedAnswer(w, r, x, resp):
+		h.noteDesync(p, s, x)
+		release()
+		cancel(nil)
+		p.queue.wake()
+		return true, false
 	case !retryable:
 		abort = h.respond(w, r, x, p, resp, actx, cancel, t.up)
 		h.noteDesync(p, s, x)
@@ -486,6 +496,16 @@ func (h *Handler) answerFailure(w http.ResponseWriter, r *http.Request, x *excha
 		x.status = cause.StatusClientClosed
 		return
 	}
+	if x.route.cache != nil && c != cause.ClientTimeout {
+		cond := ""
+		if x.kept != nil {
+			cond = "http_" + strconv.Itoa(x.kept.status)
+			x.cache.fwdStatus = x.kept.status
+		}
+		if h.serveStale(w, r, x, c, cond) {
+			return
+		}
+	}
 	if x.kept != nil && x.cause != cause.ClientTimeout {
 		x.status = x.kept.status
 		x.cause = cause.UpstreamStatus
@@ -509,6 +529,16 @@ func (h *Handler) answerExhausted(w http.ResponseWriter, r *http.Request, x *exc
 		prev := x.attempts[len(x.attempts)-1]
 		h.events.Attempt(t.p.Name, prev.Server, prev.Cause, prev.Status, false)
 	}
+	if n := len(x.attempts); n > 0 && x.route.cache != nil {
+		c, cond := x.attempts[n-1].Cause, ""
+		if x.kept != nil {
+			c, cond = cause.UpstreamStatus, "http_"+strconv.Itoa(x.kept.status)
+			x.cache.fwdStatus = x.kept.status
+		}
+		if h.serveStale(w, r, x, c, cond) {
+			return
+		}
+	}
 	if x.kept != nil {
 		x.status = x.kept.status
 		x.cause = cause.UpstreamStatus
@@ -519,6 +549,9 @@ func (h *Handler) answerExhausted(w http.ResponseWriter, r *http.Request, x *exc
 		x.cause = x.attempts[n-1].Cause
 	}
 	x.status = x.cause.Status()
+	if x.clientStatus != 0 {
+		x.status = x.clientStatus // a stored response that could not be revalidated: 504
+	}
 	if x.status == cause.StatusAbort || x.status == 0 {
 		x.status = http.StatusBadGateway
 	}
