@@ -197,6 +197,9 @@ func (c *Cache) remove(e *Entry) {
 var notUpdated = map[string]bool{
 	"Content-Length": true, "Content-Range": true, "Content-Encoding": true,
 	"Transfer-Encoding": true,
+	// They describe the stored body itself, which a 304 does not replace:
+	// the ETag that selected it, and its digest.
+	"Etag": true, "Content-Md5": true,
 }
 
 // Refresh applies resp304, a 304 answer to the conditional request that

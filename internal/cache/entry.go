@@ -60,7 +60,12 @@ func newEntry(key string, r *http.Request, status int, h http.Header, body []byt
 		h.Set("Date", respTime.UTC().Format(http.TimeFormat))
 	}
 	if ages := h.Values("Age"); len(ages) > 0 {
-		if d, ok := parseDelta(strings.TrimSpace(ages[0])); ok && len(ages) == 1 && !strings.Contains(ages[0], ",") {
+		// One field line of digits; of a list packed without spaces
+		// ("0,7200") the first member counts. Anything else (two lines,
+		// "0, 0", parameters) is as the public cache conformance suite
+		// reads it: not to be trusted.
+		first, _, _ := strings.Cut(ages[0], ",")
+		if d, ok := parseDelta(strings.TrimSpace(first)); ok && len(ages) == 1 && packedDigits(strings.TrimSpace(ages[0])) {
 			e.ageValue = d
 		} else {
 			// An Age that is not one whole non-negative number cannot be
@@ -376,4 +381,18 @@ func (e *Entry) Conditional(h http.Header) {
 	if lm := e.Header.Get("Last-Modified"); lm != "" {
 		h.Set("If-Modified-Since", lm)
 	}
+}
+
+// packedDigits reports whether s is digits, or digit runs joined by
+// commas without spaces.
+func packedDigits(s string) bool {
+	if s == "" || s[0] == ',' || s[len(s)-1] == ',' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && c != ',' {
+			return false
+		}
+	}
+	return !strings.Contains(s, ",,")
 }

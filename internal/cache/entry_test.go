@@ -76,7 +76,10 @@ func TestAge(t *testing.T) {
 		// as the public cache conformance suite's age-parse tests expect.
 		{"negative Age: stale", []string{"Age", "-4", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
 		{"float Age: stale", []string{"Age", "1.0", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
-		{"two Ages: stale", []string{"Age", "1", "Age", "2", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
+		{"two Age lines: stale", []string{"Age", "1", "Age", "7200", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
+		{"a list with spaces: stale", []string{"Age", "0, 0", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
+		{"a list: the first member counts", []string{"Age", "0,7200", "Date", date(t0)}, t0, t0, t0, 0},
+		{"a list led by garbage: stale", []string{"Age", "old, 0", "Date", date(t0)}, t0, t0, t0, (1 << 31) * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -213,3 +213,38 @@ func TestCachePoisoning(t *testing.T) {
 		t.Errorf("bob got %q: a private response was shared", body)
 	}
 }
+
+// TestCacheStaleWhileRevalidate: within stale-while-revalidate, the stale
+// response is served at once and refreshed in the background, once.
+func TestCacheStaleWhileRevalidate(t *testing.T) {
+	t.Parallel()
+	var version atomic.Int64
+	origin := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if version.Load() > 0 {
+			time.Sleep(time.Second) // the refresh is slow: nobody may wait for it
+		}
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
+		fmt.Fprintf(w, "v%d", version.Add(1))
+	}))
+	_, addr := start(t, cacheConfig(t, origin.URL, ""))
+	getWith(t, "http://"+addr+"/swr", nil)
+	time.Sleep(1100 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Go(func() {
+			began := time.Now()
+			resp, body := getWith(t, "http://"+addr+"/swr", nil)
+			if body != "v1" || time.Since(began) > 800*time.Millisecond || !strings.Contains(resp.Header.Get("Cache-Status"), "stale-while-revalidate") {
+				t.Errorf("stale request: %q after %s, Cache-Status %q: want v1 at once", body, time.Since(began), resp.Header.Get("Cache-Status"))
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(1300 * time.Millisecond)
+	if n := origin.Requests.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want 2 (the first, one background refresh)", n)
+	}
+	if _, body := getWith(t, "http://"+addr+"/swr", nil); body != "v2" {
+		t.Errorf("after the refresh: %q, want v2", body)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,15 +92,26 @@ func (h *Handler) fromCache(w http.ResponseWriter, r *http.Request, x *exchange)
 	for round := 0; ; round++ {
 		now := h.now()
 		if e := rc.c.Lookup(r, cs.key); e != nil {
-			switch e.Usable(r, now) {
+			use := e.Usable(r, now)
+			if isRefresh(r) {
+				use = cache.UseRevalidate // the refresh itself goes upstream
+			}
+			switch use {
 			case cache.UseFresh:
 				h.serveEntry(w, r, x, e, cache.Status{Hit: true, TTL: e.TTL(now), HasTTL: true}.String(), "hit")
 				return true
 			case cache.UseStaleWhileRevalidate:
-				// Served by revalidating now: one conditional request, and
-				// the stale response if the upstream fails.
-				cs.reval, cs.stale = e, e
+				h.serveEntry(w, r, x, e, cache.Status{Hit: true, TTL: e.TTL(now), HasTTL: true, Detail: "stale-while-revalidate"}.String(), "stale")
+				h.refreshLater(r, cs.key)
+				return true
 			case cache.UseRevalidate:
+				if rc.updating && !isRefresh(r) {
+					// use_stale: updating: the stale response now, the
+					// refresh behind it, once.
+					h.serveEntry(w, r, x, e, cache.Status{Hit: true, TTL: e.TTL(now), HasTTL: true, Detail: "updating"}.String(), "stale")
+					h.refreshLater(r, cs.key)
+					return true
+				}
 				cs.reval, cs.stale = e, e
 			default:
 				cs.stale = e
@@ -126,6 +138,54 @@ func (h *Handler) fromCache(w http.ResponseWriter, r *http.Request, x *exchange)
 		rc.c.Count("collapsed")
 	}
 }
+
+// refreshKey marks the request of a background refresh in its context.
+type refreshKey struct{}
+
+func isRefresh(r *http.Request) bool { return r.Context().Value(refreshKey{}) != nil }
+
+// refreshLater revalidates the stored response for key in the background,
+// once however many requests ask (the collapsing lock of the key's
+// refresh): the request goes through the handler as a client's would,
+// answered into nothing, and its response refreshes or replaces the entry.
+// It is bounded by the pool's timeouts like any request.
+func (h *Handler) refreshLater(r *http.Request, key string) {
+	rc := h.routeCacheOf(r)
+	if rc == nil {
+		return
+	}
+	leader, done, _ := rc.c.Lead(key + "\x00refresh")
+	if !leader {
+		return
+	}
+	ctx := context.WithValue(context.Background(), refreshKey{}, true)
+	req := r.Clone(ctx)
+	req.Body = http.NoBody
+	req.Header.Del("Range")
+	req.Header.Del("If-None-Match")
+	req.Header.Del("If-Modified-Since")
+	// A background refresh is owned by nothing but the request it
+	// stands for: it ends with the pool's own timeouts.
+	go func() {
+		defer done()
+		h.ServeHTTP(discard{header: http.Header{}}, req)
+	}()
+}
+
+func (h *Handler) routeCacheOf(r *http.Request) *routeCache {
+	if rt := h.router.match(r.Host, r.URL.Path); rt != nil {
+		return rt.cache
+	}
+	return nil
+}
+
+// discard is a ResponseWriter that keeps nothing: the answer of a
+// background refresh, whose only purpose is to update the cache.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d discard) WriteHeader(int)             {}
 
 // serveEntry answers r with a stored response.
 func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, e *cache.Entry, cacheStatus, result string) {
