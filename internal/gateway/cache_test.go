@@ -248,3 +248,29 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 		t.Errorf("after the refresh: %q, want v2", body)
 	}
 }
+
+// TestCacheInvalidation: a POST to a URL removes its stored response; a
+// GET carrying X-Original-URL (bypassing the cache) does not.
+func TestCacheInvalidation(t *testing.T) {
+	t.Parallel()
+	origin := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, r.Method)
+	}))
+	_, addr := start(t, cacheConfig(t, origin.URL, ""))
+	getWith(t, "http://"+addr+"/item", nil)
+	getWith(t, "http://"+addr+"/item", map[string]string{"X-Original-URL": "/other"})
+	getWith(t, "http://"+addr+"/item", nil)
+	if n := origin.Requests.Load(); n != 2 {
+		t.Fatalf("origin got %d requests, want 2 (the first GET, the bypassing one)", n)
+	}
+	resp, err := http.Post("http://"+addr+"/item", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	getWith(t, "http://"+addr+"/item", nil)
+	if n := origin.Requests.Load(); n != 4 {
+		t.Errorf("after the POST: origin got %d requests, want 4 (the stored response was removed)", n)
+	}
+}

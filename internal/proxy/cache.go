@@ -58,6 +58,16 @@ type cacheState struct {
 // Name is holdfast's member name in Cache-Status.
 const Name = cache.Name
 
+// safeMethod reports whether m is safe (RFC 9110 9.2.1): it does not
+// change the resource, and so invalidates nothing stored.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
 func schemeOf(r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
@@ -226,7 +236,7 @@ func (h *Handler) cachedAnswer(w http.ResponseWriter, r *http.Request, x *exchan
 	rc := x.route.cache
 	cs := &x.cache
 	if rc == nil || cs.key == "" {
-		if rc != nil && resp.StatusCode < 400 {
+		if rc != nil && resp.StatusCode < 400 && !safeMethod(r.Method) {
 			rc.c.Invalidate(r, schemeOf(r), resp) // an unsafe method changed the resource
 		}
 		return false
