@@ -90,45 +90,55 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
 		proto = "https"
 	}
 	dropLookalikes(out)
+	// Every field set here gets a one-value slice of one shared array:
+	// one allocation for all of them, where Header.Set makes one each.
+	// The keys are written in canonical form.
+	var vals [6]string
+	n := 0
+	set := func(k, v string) {
+		vals[n] = v
+		out[k] = vals[n : n+1 : n+1]
+		n++
+	}
 	if !trust || out.Get("X-Real-Ip") == "" {
 		// Backends commonly take X-Real-IP as the client's address: only a
 		// trusted proxy may say what it is.
-		out.Set("X-Real-Ip", clientIP)
+		set("X-Real-Ip", clientIP)
 	}
 	if trust {
 		if prior := out.Values("X-Forwarded-For"); len(prior) > 0 {
-			out.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+clientIP)
+			set("X-Forwarded-For", strings.Join(prior, ", ")+", "+clientIP)
 		} else {
-			out.Set("X-Forwarded-For", clientIP)
+			set("X-Forwarded-For", clientIP)
 		}
 		if out.Get("X-Forwarded-Proto") == "" {
-			out.Set("X-Forwarded-Proto", proto)
+			set("X-Forwarded-Proto", proto)
 		}
 		if out.Get("X-Forwarded-Host") == "" {
-			out.Set("X-Forwarded-Host", r.Host)
+			set("X-Forwarded-Host", r.Host)
 		}
 	} else {
-		out.Set("X-Forwarded-For", clientIP)
-		out.Set("X-Forwarded-Proto", proto)
-		out.Set("X-Forwarded-Host", r.Host)
-		out.Del("Forwarded")
+		set("X-Forwarded-For", clientIP)
+		set("X-Forwarded-Proto", proto)
+		set("X-Forwarded-Host", r.Host)
+		delete(out, "Forwarded")
 	}
 
 	elem := "for=" + forwardedNode(addr, clientIP) + ";host=" + quoteForwarded(r.Host) + ";proto=" + proto
-	if prior := out.Values("Forwarded"); len(prior) > 0 {
-		out.Set("Forwarded", strings.Join(prior, ", ")+", "+elem)
+	if prior := out["Forwarded"]; len(prior) > 0 {
+		set("Forwarded", strings.Join(prior, ", ")+", "+elem)
 	} else {
-		out.Set("Forwarded", elem)
+		set("Forwarded", elem)
 	}
 
 	via := "1.1 holdfast"
 	if r.ProtoMajor == 2 {
 		via = "2 holdfast"
 	}
-	if prior := out.Values("Via"); len(prior) > 0 {
-		out.Set("Via", strings.Join(prior, ", ")+", "+via)
+	if prior := out["Via"]; len(prior) > 0 {
+		set("Via", strings.Join(prior, ", ")+", "+via)
 	} else {
-		out.Set("Via", via)
+		set("Via", via)
 	}
 }
 
