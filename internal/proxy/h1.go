@@ -98,6 +98,10 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 		p.closeIdle(false)
 		return nil, 0
 	}
+	limit := p.t.Idle
+	if lim := p.server.State.IdleLimit(now); lim > 0 && (limit <= 0 || lim < limit) {
+		limit = lim
+	}
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
@@ -105,9 +109,12 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 			p.mu.Unlock()
 			return nil, 0
 		}
-		pc := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+		pc := p.rotate(now, limit)
+		if pc == nil {
+			pc = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+		}
 		p.mu.Unlock()
 
 		idle := now.Sub(pc.idleFrom)
@@ -153,6 +160,42 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 		}
 		return pc, idle
 	}
+}
+
+// rotate takes out the oldest idle connection if it has been idle half of
+// limit (the idle timeout, or the shorter limit learnt for this server),
+// and returns nil otherwise; p.mu is held.
+//
+// The stack hands out the most recently used connection first, as nginx's
+// keepalive cache does: it is the one the upstream is least likely to be
+// closing. But under load whose concurrency wanders, the connections at
+// the bottom serve only the busiest moments; when those come further apart
+// than the idle timeout, the sweep closes them and the next peak dials
+// again (TestPoolNoChurnUnderSteadyLoad shows it). nginx hides this behind a 60s keepalive_timeout;
+// holdfast's is short on purpose, below the upstream's own so that holdfast
+// closes first, so the bottom is rotated instead: it goes back to work while
+// it is still well inside the limit, and its idle time starts over. Every
+// connection is then used at least once per half limit while traffic lasts
+// at one request per connection per half limit or more; below that, or when
+// traffic stops, the bottom ones expire and the pool shrinks as before.
+// HAProxy also keeps its idle connections while recent peaks need them, and
+// purges the excess over an estimate of that need every pool-purge-delay
+// (5s); rotation keeps the pool at its peak instead, within maxIdle. The
+// copy that closes the gap happens at most once per connection per half
+// limit.
+func (p *h1Pool) rotate(now time.Time, limit time.Duration) *h1Conn {
+	n := len(p.idle)
+	if limit <= 0 || n < 2 {
+		return nil
+	}
+	pc := p.idle[0]
+	if idle := now.Sub(pc.idleFrom); idle < limit/2 || idle >= limit {
+		return nil
+	}
+	copy(p.idle, p.idle[1:])
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return pc
 }
 
 func (p *h1Pool) put(pc *h1Conn, now time.Time) {
