@@ -159,6 +159,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	g.handler.Store(h)
 	g.cfg.Store(cfg)
+	g.adoptCache(h, cfg)
 	g.access, g.logFile = access, f
 	g.registry.MarkStarted()
 	g.health.Sync(h.Pools())
@@ -199,8 +200,8 @@ func (g *Gateway) build(cfg *config.Config, access *slog.Logger, rl *ratelimit.L
 
 // cacheFor returns the shared cache for cfg: the one in use when its sizes
 // are unchanged (stored responses survive a reload), a new one when they
-// changed, nil when no route caches. Called with g.mu held (or before
-// the gateway serves).
+// changed, nil when no route caches. A new one is put in force by commit,
+// with the handler that uses it.
 func (g *Gateway) cacheFor(cfg *config.Config) *cache.Cache {
 	caches := false
 	for _, r := range cfg.Routes {
@@ -214,13 +215,21 @@ func (g *Gateway) cacheFor(cfg *config.Config) *cache.Cache {
 	if c := g.cache.Load(); c != nil && g.cacheCfg == cfg.Cache {
 		return c
 	}
-	c := cache.New(cache.Config{MaxSize: cfg.Cache.MaxSize, MaxObject: cfg.Cache.MaxObject, Now: g.opts.Now})
-	if old := g.cache.Swap(c); old != nil {
-		// Requests in flight on the old configuration may still store.
-		time.AfterFunc(time.Minute, old.Close)
+	return cache.New(cache.Config{MaxSize: cfg.Cache.MaxSize, MaxObject: cfg.Cache.MaxObject, Now: g.opts.Now})
+}
+
+// adoptCache puts the cache of h in force, with the sizes of cfg; the one
+// it replaces is closed a minute later, when requests in flight on the old
+// configuration are done with it. Called with g.mu held.
+func (g *Gateway) adoptCache(h *proxy.Handler, cfg *config.Config) {
+	c := h.Cache()
+	if c == g.cache.Load() {
+		return
 	}
 	g.cacheCfg = cfg.Cache
-	return c
+	if old := g.cache.Swap(c); old != nil {
+		time.AfterFunc(time.Minute, old.Close)
+	}
 }
 
 // newRateLimiter makes the routes' rate limiter: shared through the Redis
@@ -327,6 +336,7 @@ func (g *Gateway) rebuildOnDiscovery() {
 // connection pools in line with its pools. Called with g.mu held.
 func (g *Gateway) commit(h *proxy.Handler) {
 	g.handler.Store(h)
+	g.adoptCache(h, g.cfg.Load())
 	g.health.Sync(h.Pools())
 	keep := make(map[string]bool)
 	for _, p := range h.Pools() {

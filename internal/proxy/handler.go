@@ -87,7 +87,8 @@ type Handler struct {
 	access *slog.Logger
 	now    func() time.Time
 	events Observer
-	routes []*route // in file order
+	routes []*route     // in file order
+	cache  *cache.Cache // the shared cache of the cached routes; nil when none caches
 	// noRoute counts the requests that matched no route; nil without
 	// metrics.
 	noRoute *metrics.Route
@@ -278,6 +279,7 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 	}
 	h.router = newRouter(routes)
 	h.routes = routes
+	h.cache = o.Cache
 	if o.Metrics != nil {
 		h.noRoute = o.Metrics.Route(metrics.NoRoute)
 	}
@@ -379,6 +381,9 @@ func newPool(u *config.Upstream, o Options) (*pool, error) {
 	}
 	return p, nil
 }
+
+// Cache returns the shared cache of the handler's cached routes, or nil.
+func (h *Handler) Cache() *cache.Cache { return h.cache }
 
 // RouteNames returns the names of the handler's routes, as logs and
 // metrics label them.
