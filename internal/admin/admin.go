@@ -15,7 +15,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/holdfast/holdfast/internal/metrics"
@@ -149,12 +151,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	changes := rt.method == http.MethodPost
-	if changes {
-		// No route reads a body; a little is read so that a small one
-		// does not cost the connection.
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxBody))
+	if !h.tokenForReads && !loopbackHost(r.Host) {
+		// On loopback, reads need no token: a page whose name was made to
+		// resolve to 127.0.0.1 (DNS rebinding) must not read them through
+		// a browser on this machine.
+		write(w, problem(http.StatusForbidden, "the admin listener answers only requests addressed to a loopback host (localhost, 127.0.0.1, [::1])"))
+		return
 	}
 	rp := h.authorize(r, rt)
+	if changes && rp == nil {
+		// No route reads a body; a little is read so that a small one
+		// does not cost the connection, and only once the caller is known.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxBody))
+	}
 	if rp == nil {
 		rp = rt.serve(p)
 	}
@@ -173,10 +182,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) logCall(r *http.Request, rt *route, p params, rp *reply) {
 	attrs := []any{"route", rt.pattern}
 	if p.pool != "" {
-		attrs = append(attrs, "pool", p.pool)
+		attrs = append(attrs, "pool", clip(p.pool))
 	}
 	if p.server != "" {
-		attrs = append(attrs, "server", p.server)
+		attrs = append(attrs, "server", clip(p.server))
 	}
 	attrs = append(attrs, "status", rp.status, "outcome", rp.outcome(), "remote", r.RemoteAddr)
 	if pr, ok := rp.body.(*Problem); ok && len(pr.Errors) > 0 {
@@ -211,4 +220,26 @@ func (h *Handler) authorize(r *http.Request, rt *route) *reply {
 	}
 	rp.header = http.Header{"WWW-Authenticate": {`Bearer realm="holdfast admin"`}}
 	return rp
+}
+
+// clip bounds a string from a request before it is logged.
+func clip(s string) string {
+	if len(s) > 256 {
+		return s[:256] + "…"
+	}
+	return s
+}
+
+// loopbackHost reports whether a Host header names this machine:
+// localhost, or a loopback address, with any port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }

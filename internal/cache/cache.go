@@ -202,6 +202,13 @@ var notUpdated = map[string]bool{
 	"Etag": true, "Content-Md5": true,
 }
 
+// sessionField are fields a 304 may carry for the client that asked
+// (a renewed session cookie) and that must never go into the shared copy:
+// the caller passes them to that client alone. (Set-Cookie2, obsolete
+// since RFC 6265 and read by no browser, is updated as the conformance
+// suite expects.)
+var sessionField = map[string]bool{"Set-Cookie": true}
+
 // Refresh applies resp304, a 304 answer to the conditional request that
 // revalidated e, and stores the result under key (RFC 9111 4.3.4): the
 // stored fields are replaced by those the 304 carries, except framing
@@ -213,7 +220,7 @@ func (c *Cache) Refresh(r *http.Request, key string, e *Entry, resp304 *http.Res
 	h := e.Header.Clone()
 	fresh := storedHeader(resp304.Header)
 	for k, vs := range fresh {
-		if !notUpdated[k] {
+		if !notUpdated[k] && !sessionField[k] {
 			h[k] = append([]string(nil), vs...)
 		}
 	}

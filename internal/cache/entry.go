@@ -332,8 +332,13 @@ func (e *Entry) usable(req CacheControl, now time.Time) Use {
 // forbids a shared cache to serve the response stale.
 func (e *Entry) mustNotServeStale() bool {
 	return e.cc.Has("must-revalidate") || e.cc.Has("proxy-revalidate") ||
-		e.cc.Has("s-maxage") || e.cc.Has("no-cache")
+		e.cc.Has("s-maxage") || e.cc.Has("no-cache") || e.FreshnessLifetime() <= 0
 }
+
+// The last condition: a response that was never fresh (only a validator,
+// no freshness of its own) is stored to be revalidated, never to be served
+// as it is. Served stale, it would be one client's answer given to
+// another: a per-user page with an ETag and nothing else is exactly that.
 
 // StaleIfError reports whether the entry may be served at now in place
 // of an error from upstream: when still fresh; when the response's

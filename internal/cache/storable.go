@@ -59,11 +59,12 @@ func requestTarget(r *http.Request) string {
 var understood = map[int]bool{
 	200: true, 201: true, 202: true, 203: true, 204: true, 205: true,
 	300: true, 301: true, 302: true, 303: true, 307: true, 308: true,
-	400: true, 401: true, 402: true, 403: true, 404: true, 405: true,
-	406: true, 407: true, 408: true, 409: true, 410: true, 411: true,
-	412: true, 413: true, 414: true, 415: true, 416: true, 417: true,
-	421: true, 422: true, 426: true,
-	500: true, 501: true, 502: true, 503: true, 504: true, 505: true,
+	// Of the errors, only those that say something of the resource itself
+	// and that RFC 9110 makes heuristically cacheable (not found, gone,
+	// URI too long, not implemented): a 400, a 405 or a 500 says
+	// something of one request, and stored it would let one client's
+	// crafted request answer everyone (cache poisoning by error page).
+	404: true, 410: true, 414: true, 501: true,
 }
 
 // Storable reports whether a shared cache may store resp, the answer

@@ -45,8 +45,11 @@ func TestStorable(t *testing.T) {
 		{"1xx", "GET", nil, 103, []string{"Cache-Control", "max-age=60"}, false, "final"},
 		{"unknown status", "GET", nil, 599, []string{"Cache-Control", "max-age=60"}, false, "status"},
 		{"must-understand unknown status", "GET", nil, 299, []string{"Cache-Control", "max-age=60, must-understand"}, false, "must-understand"},
-		{"500 with max-age", "GET", nil, 500, []string{"Cache-Control", "max-age=5"}, true, ""},
-		{"500 with Last-Modified only", "GET", nil, 500, []string{"Last-Modified", lm}, false, "freshness"},
+		// One request's error is not stored, whatever its freshness: a
+		// crafted request would answer everyone (poisoning by error page).
+		{"500 with max-age", "GET", nil, 500, []string{"Cache-Control", "max-age=5"}, false, "not cacheable"},
+		{"405 with max-age", "GET", nil, 405, []string{"Cache-Control", "max-age=60"}, false, "not cacheable"},
+		{"410 with max-age", "GET", nil, 410, []string{"Cache-Control", "max-age=60"}, true, ""},
 		{"200 with Last-Modified only", "GET", nil, 200, []string{"Last-Modified", lm}, true, ""},
 		{"404 with ETag only", "GET", nil, 404, []string{"ETag", `"a"`}, true, ""},
 		{"200 with nothing", "GET", nil, 200, nil, false, "freshness"},

@@ -107,7 +107,12 @@ func (d *decoder) validate(c *Config) {
 	}
 	if st := c.RateLimitStore; st != nil {
 		if u, err := url.Parse(st.URL); st.URL == "" || err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			d.invalid("rate_limit_store.url", err, `want a Redis URL like "redis://127.0.0.1:6379/0", got %q`, st.URL)
+			// The URL may hold a password: never repeat it.
+			shown := "a URL that does not parse"
+			if err == nil {
+				shown = strconv.Quote(u.Redacted())
+			}
+			d.invalid("rate_limit_store.url", nil, `want a Redis URL like "redis://127.0.0.1:6379/0", got %s`, shown)
 		}
 		d.positive("rate_limit_store.store_timeout", int64(st.StoreTimeout))
 		if st.Instances < 1 {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -74,9 +75,14 @@ func (g *Gateway) prepareAdmin(cfg *config.Config) (*adminListener, error) {
 			Logger:        g.log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          log.New(&serverLogWriter{g.log}, "", 0),
+		// No call reads more than a small body: a client that dribbles
+		// one must not hold a connection (and a file descriptor the
+		// gateway shares) for good.
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   time.Minute,
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       log.New(&serverLogWriter{g.log}, "", 0),
 	}
 	return a, nil
 }
@@ -241,8 +247,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // adminCache is the shared cache as the admin API sees it.
 type adminCache struct{ g *Gateway }
 
-// Purge implements admin.Cache.
+// Purge implements admin.Cache. The target's scheme and host are lower-
+// cased as the cache's keys are.
 func (a adminCache) Purge(target string, prefix bool) int {
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+		target = u.String()
+	}
 	if c := a.g.cache.Load(); c != nil {
 		return c.Purge(target, prefix)
 	}

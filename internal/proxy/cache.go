@@ -58,6 +58,30 @@ type cacheState struct {
 // Name is holdfast's member name in Cache-Status.
 const Name = cache.Name
 
+// unkeyedFields are request fields that common origins and frameworks
+// route or render by (a rewritten URL, a path prefix, a method override,
+// a host), which the cache key does not hold. X-Forwarded-Host and -Proto
+// are set by holdfast itself for peers it does not trust.
+var unkeyedFields = []string{
+	"X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Prefix", "X-Forwarded-Port",
+	"X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Host", "X-Forwarded-Server",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+}
+
+// unkeyed reports whether h carries a field that the cache key does not
+// hold and that may change the response, spelt with '-' or '_'.
+func unkeyed(h http.Header) bool {
+	for k := range h {
+		n := strings.ReplaceAll(k, "_", "-")
+		for _, f := range unkeyedFields {
+			if strings.EqualFold(n, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // safeMethod reports whether m is safe (RFC 9110 9.2.1): it does not
 // change the resource, and so invalidates nothing stored.
 func safeMethod(m string) bool {
@@ -89,10 +113,11 @@ func (h *Handler) fromCache(w http.ResponseWriter, r *http.Request, x *exchange)
 		cs.result = "bypass"
 		return false
 	}
-	if r.Header.Get("X-Original-Url") != "" || r.Header.Get("X-Rewrite-Url") != "" {
-		// Headers some origins route by, and the key does not hold: a
-		// response to them could be stored under another URL (cache
-		// poisoning). Such requests neither read nor fill the cache.
+	if unkeyed(r.Header) {
+		// Headers some origins route or render by, and the key does not
+		// hold: a response to them could be stored under another URL
+		// (cache poisoning). Such requests neither read nor fill the
+		// cache.
 		cs.result = "bypass"
 		rc.c.Count("bypass")
 		return false
@@ -114,8 +139,17 @@ func (h *Handler) fromCache(w http.ResponseWriter, r *http.Request, x *exchange)
 				h.serveEntry(w, r, x, e, cache.Status{Hit: true, TTL: e.TTL(now), HasTTL: true, Detail: "stale-while-revalidate"}.String(), "stale")
 				h.refreshLater(r, cs.key)
 				return true
+			case cache.UseMiss:
+				if cache.OnlyIfCached(r) {
+					x.cause, x.status = cause.DestinationUnavailable, http.StatusGatewayTimeout
+					x.detail = "only-if-cached, and what is stored for " + cs.key + " would have to be revalidated"
+					cs.result = "miss"
+					h.answerError(w, r, x, 0, x.route.pages)
+					return true
+				}
+				cs.stale = e
 			case cache.UseRevalidate:
-				if rc.updating && !isRefresh(r) {
+				if rc.updating && !isRefresh(r) && !e.Fresh(now) && e.StaleIfError(now, true) {
 					// use_stale: updating: the stale response now, the
 					// refresh behind it, once.
 					h.serveEntry(w, r, x, e, cache.Status{Hit: true, TTL: e.TTL(now), HasTTL: true, Detail: "updating"}.String(), "stale")
@@ -164,12 +198,19 @@ func (h *Handler) refreshLater(r *http.Request, key string) {
 	if rc == nil {
 		return
 	}
+	select {
+	case h.refreshing <- struct{}{}:
+	default:
+		return // enough refreshes in flight: a later request will ask again
+	}
 	leader, done, _ := rc.c.Lead(key + "\x00refresh")
 	if !leader {
+		<-h.refreshing
 		return
 	}
 	ctx := context.WithValue(context.Background(), refreshKey{}, true)
 	req := r.Clone(ctx)
+	req.Method = http.MethodGet // a HEAD's answer could not be stored
 	req.Body = http.NoBody
 	req.Header.Del("Range")
 	req.Header.Del("If-None-Match")
@@ -177,6 +218,7 @@ func (h *Handler) refreshLater(r *http.Request, key string) {
 	// A background refresh is owned by nothing but the request it
 	// stands for: it ends with the pool's own timeouts.
 	go func() {
+		defer func() { <-h.refreshing }()
 		defer done()
 		h.ServeHTTP(discard{header: http.Header{}}, req)
 	}()
@@ -245,6 +287,10 @@ func (h *Handler) cachedAnswer(w http.ResponseWriter, r *http.Request, x *exchan
 	if cs.reval != nil && resp.StatusCode == http.StatusNotModified {
 		e := rc.c.Refresh(r, cs.key, cs.reval, resp, cs.reqTime, now)
 		resp.Body.Close()
+		if v := resp.Header.Values("Set-Cookie"); len(v) > 0 {
+			// The 304's cookie is for this client alone: not stored.
+			w.Header()["Set-Cookie"] = v
+		}
 		h.serveEntry(w, r, x, e, cache.Status{Fwd: cache.FwdStale, FwdStatus: http.StatusNotModified, TTL: e.TTL(now), HasTTL: true}.String(), "revalidated")
 		return true
 	}
@@ -258,7 +304,16 @@ func (h *Handler) cachedAnswer(w http.ResponseWriter, r *http.Request, x *exchan
 		}
 	}
 	ok, _ := cache.Storable(r, resp)
-	cs.store = ok && resp.ContentLength <= rc.maxObject
+	// A body delimited by the connection's close cannot be told from one
+	// cut short when the upstream died: never stored.
+	closeDelimited := resp.ContentLength < 0 && len(resp.TransferEncoding) == 0
+	cs.store = ok && resp.ContentLength <= rc.maxObject && !closeDelimited
+	if !cs.store && cs.done != nil {
+		// Nothing to wait for: the requests collapsed behind this one go
+		// upstream now rather than when its body has streamed.
+		cs.done()
+		cs.done = nil
+	}
 	fwd := "uri-miss"
 	if cs.reval != nil {
 		fwd = "stale"

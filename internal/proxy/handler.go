@@ -83,12 +83,13 @@ type Handler struct {
 	// a response. 0 turns them off.
 	bodyTO, sendTO time.Duration
 
-	log    *slog.Logger
-	access *slog.Logger
-	now    func() time.Time
-	events Observer
-	routes []*route     // in file order
-	cache  *cache.Cache // the shared cache of the cached routes; nil when none caches
+	log        *slog.Logger
+	access     *slog.Logger
+	now        func() time.Time
+	events     Observer
+	routes     []*route      // in file order
+	cache      *cache.Cache  // the shared cache of the cached routes; nil when none caches
+	refreshing chan struct{} // bounds the background refreshes of stale cached responses
 	// noRoute counts the requests that matched no route; nil without
 	// metrics.
 	noRoute *metrics.Route
@@ -280,6 +281,7 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 	h.router = newRouter(routes)
 	h.routes = routes
 	h.cache = o.Cache
+	h.refreshing = make(chan struct{}, 32)
 	if o.Metrics != nil {
 		h.noRoute = o.Metrics.Route(metrics.NoRoute)
 	}

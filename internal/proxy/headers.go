@@ -268,9 +268,15 @@ func (h *Handler) clientIP(r *http.Request) string {
 	for i := len(xff) - 1; i >= 0; i-- {
 		parts := strings.Split(xff[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			entry := strings.TrimSpace(parts[j])
+			a, err := netip.ParseAddr(entry)
 			if err != nil {
-				return client // a garbled entry: believe nothing left of it
+				// Some balancers append "ip:port".
+				ap, perr := netip.ParseAddrPort(entry)
+				if perr != nil {
+					return client // a garbled entry: believe nothing left of it
+				}
+				a = ap.Addr()
 			}
 			client = a.Unmap().String()
 			if !h.trusted.contains(a.Unmap()) {

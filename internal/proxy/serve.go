@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -98,7 +99,7 @@ func (h *Handler) admitRate(w http.ResponseWriter, r *http.Request, x *exchange)
 	if rl == nil {
 		return true
 	}
-	d := rl.Allow(r.Context(), h.clientIP(r), r.Header)
+	d := rl.Allow(r.Context(), rateKeyIP(h.clientIP(r)), r.Header)
 	if d.Allowed {
 		return true
 	}
@@ -107,6 +108,21 @@ func (h *Handler) admitRate(w http.ResponseWriter, r *http.Request, x *exchange)
 	x.detail = "rate limit " + d.Policy.Name + " of route " + x.route.name + " (" + d.Mode.String() + ")"
 	h.answerError(w, r, x, time.Duration(d.RetryAfterSeconds())*time.Second, x.route.pages)
 	return false
+}
+
+// rateKeyIP is the client address as rate limits count it: an IPv6
+// address by its /64, the block one subscriber usually has, so that a
+// client cannot get a fresh bucket from each of its 2^64 addresses.
+func rateKeyIP(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // trip is what every attempt of one request shares: settled by prepare

@@ -199,6 +199,10 @@ func (r *Route) localMode() Mode {
 	return ModeLocal
 }
 
+// multiValue is the key value of every request that carries the limit's
+// header more than once (or a list in one line).
+const multiValue = "\x00multiple values"
+
 // value is the key value that limit l counts the request by, bounded in
 // size (see boundKey).
 func (l *routeLimit) value(clientIP string, h http.Header) string {
@@ -208,7 +212,14 @@ func (l *routeLimit) value(clientIP string, h http.Header) string {
 	case KeyHeader:
 		// net/http canonicalizes header names, and l.Key.Header is
 		// canonical: index the map rather than pay Get's check.
-		if v := h[l.Key.Header]; len(v) > 0 {
+		switch v := h[l.Key.Header]; {
+		case len(v) > 1 || len(v) == 1 && strings.Contains(v[0], ","):
+			// More than one value: which one the upstream believes is its
+			// own business, so none is trusted as the key. Every such
+			// request shares one bucket, or a client could put a new value
+			// first each time and never be limited.
+			return multiValue
+		case len(v) == 1:
 			return boundKey(v[0])
 		}
 	}

@@ -200,13 +200,18 @@ func TestLocalHeaderKeys(t *testing.T) {
 		{"nil header: the same empty key", nil, false},
 		{"a long value", http.Header{"X-Api-Key": {string(make([]byte, 10000))}}, true},
 		{"the same long value", http.Header{"X-Api-Key": {string(make([]byte, 10000))}}, false},
+		// Two values: which the upstream believes is its own business, so
+		// every such request shares one bucket, whatever comes first.
+		{"two values", http.Header{"X-Api-Key": {"x1", "b"}}, true},
+		{"two other values", http.Header{"X-Api-Key": {"x2", "b"}}, false},
+		{"a list in one line", http.Header{"X-Api-Key": {"x3, b"}}, false},
 	} {
 		if d := r.Allow(ctx, "192.0.2.1", tt.h); d.Allowed != tt.want {
 			t.Errorf("%s: Allow = %+v, want allowed %v", tt.name, d, tt.want)
 		}
 	}
-	if got := r.limits[0].local.len(); got != 4 {
-		t.Errorf("keys tracked = %d, want 4 (a, b, empty, the long value's digest)", got)
+	if got := r.limits[0].local.len(); got != 5 {
+		t.Errorf("keys tracked = %d, want 5 (a, b, empty, the long value's digest, the multi-valued key)", got)
 	}
 }
 
