@@ -57,7 +57,7 @@ func writeConfig(t *testing.T, path, listen string, urls ...string) {
 // kills it at cleanup if it is still running.
 func startProcess(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{stderr: new(syncBuf), done: make(chan error, 1)}
+	p := &process{stderr: new(testutil.LogBuffer), done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
@@ -77,25 +77,8 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 // process is a running "holdfast serve".
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuf
+	stderr *testutil.LogBuffer
 	done   chan error
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startServe(t *testing.T, cfg, addr string) *process {

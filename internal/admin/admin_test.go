@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -105,25 +106,6 @@ func (f *fakeBackend) drainCalls() []drainCall {
 }
 
 var _ Backend = (*fakeBackend)(nil)
-
-// syncBuffer is a log destination the server's goroutines write while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serve runs New(o) for the backend on a loopback server.
 func serve(t *testing.T, b Backend, o Options) *httptest.Server {
@@ -411,7 +393,7 @@ func TestDrainThenRead(t *testing.T) {
 // route, pool, server, outcome and remote address, and the token never
 // appears in the log, whether it was right or wrong.
 func TestLogNeverHoldsToken(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	b := newFakeBackend()
 	b.reloadErr = errors.New("holdfast.yaml:1:1: listen: bad")
 	wrong := "wrong-" + token
@@ -568,11 +550,12 @@ func FuzzPath(f *testing.F) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Method, r.URL = method, u
+		r.Host = "127.0.0.1:9901" // a loopback host: the routes, not the rebinding check
 		r.Header.Set("Authorization", "Bearer "+token)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		switch w.Code {
-		case 200, 400, 401, 403, 404, 405, 503:
+		case 200, 400, 401, 404, 405, 503:
 		default:
 			t.Errorf("%s %q: status %d", method, path, w.Code)
 		}

@@ -243,6 +243,10 @@ func (c *Cache) Refresh(r *http.Request, key string, e *Entry, resp304 *http.Res
 	return ne
 }
 
+// SafeMethod reports whether m is safe (RFC 9110 9.2.1): it does not
+// change the resource, and so invalidates nothing stored.
+func SafeMethod(m string) bool { return safeMethods[m] }
+
 // safeMethods do not invalidate (RFC 9110 9.2.1).
 var safeMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true,

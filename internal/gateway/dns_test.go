@@ -210,7 +210,7 @@ upstreams:
   api:
     discover: {srv: _http._tcp.late.test, refresh: 50ms}
 `
-	var logs syncBuf
+	var logs slowLog
 	_, addr := startOpts(t, yaml, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), AccessLog: io.Discard, Resolver: dns.Resolver()})
 	resp, err := http.Get("http://" + addr + "/")
 	if err != nil {
@@ -236,22 +236,4 @@ upstreams:
 	if !ok.Load() {
 		t.Error("the pool did not take its servers once the SRV name resolved")
 	}
-}
-
-// syncBuf is a log sink safe for concurrent writers.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -124,17 +124,10 @@ upstreams:
 // more than 2 in flight; a queued client that leaves frees its place.
 func TestMaxConnsQueue(t *testing.T) {
 	t.Parallel()
-	var inFlight, peak atomic.Int64
+	var inFlight testutil.InFlight
 	release := make(chan struct{})
 	slow := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
+		defer inFlight.Enter()()
 		<-release
 		io.WriteString(w, "ok")
 	}))
@@ -183,7 +176,7 @@ upstreams:
 		}
 		t.Logf("refused in %s", r.took)
 	}
-	for end := time.Now().Add(3 * time.Second); inFlight.Load() < 2 && time.Now().Before(end); {
+	for end := time.Now().Add(3 * time.Second); inFlight.Now() < 2 && time.Now().Before(end); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(release)
@@ -195,8 +188,8 @@ upstreams:
 			ok++
 		}
 	}
-	if ok != 5 || peak.Load() != 2 {
-		t.Errorf("%d served (want 5: 2 at once, 3 from the queue), peak in flight %d (want 2)", ok, peak.Load())
+	if ok != 5 || inFlight.Peak() != 2 {
+		t.Errorf("%d served (want 5: 2 at once, 3 from the queue), peak in flight %d (want 2)", ok, inFlight.Peak())
 	}
 }
 
@@ -338,16 +331,9 @@ upstreams:
 // send at once; the excess waits in the queue and is served.
 func TestAdaptiveLimitHolds(t *testing.T) {
 	t.Parallel()
-	var inFlight, peak atomic.Int64
+	var inFlight testutil.InFlight
 	be := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
+		defer inFlight.Enter()()
 		time.Sleep(20 * time.Millisecond)
 	}))
 	yaml := fmt.Sprintf(`listen: [{addr: "127.0.0.1:0"}]
@@ -378,8 +364,8 @@ upstreams:
 		})
 	}
 	wg.Wait()
-	if peak.Load() > 4 || ok.Load() != 200 {
-		t.Errorf("peak in flight at the backend %d (want at most max_limit 4), %d served, %d failed", peak.Load(), ok.Load(), bad.Load())
+	if inFlight.Peak() > 4 || ok.Load() != 200 {
+		t.Errorf("peak in flight at the backend %d (want at most max_limit 4), %d served, %d failed", inFlight.Peak(), ok.Load(), bad.Load())
 	}
 	st := g.Pools()[0]
 	if st.Adaptive == nil || st.Adaptive.Limit < 2 || st.Adaptive.Limit > 4 || st.Adaptive.MinRTTms <= 0 {

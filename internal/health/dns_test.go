@@ -1,14 +1,12 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,24 +15,6 @@ import (
 	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
-
-// syncBuffer is a log sink safe for the runner's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestResolveFollowsDNS: the addresses of a server follow its DNS answer;
 // a failed lookup (NXDOMAIN is not possible once known, so an empty answer
@@ -45,7 +25,7 @@ func TestResolveFollowsDNS(t *testing.T) {
 	p := pool(t, nil, "p", time.Second, "http://api.test:8080")
 	p.Config.Health.Path = ""
 	p.Config.DNS.Refresh = 30 * time.Millisecond
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	r := newRunner(t, Options{Resolver: dns.Resolver(), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r.Sync([]*upstream.Pool{p})
 	st := p.Servers[0].State
@@ -95,7 +75,7 @@ func TestFirstLookupFails(t *testing.T) {
 	p := pool(t, nil, "p", time.Second, "http://missing.test:8080")
 	p.Config.Health.Path = ""
 	p.Config.DNS.Refresh = time.Hour
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	r := newRunner(t, Options{Resolver: dns.Resolver(), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r.Sync([]*upstream.Pool{p})
 	waitFor(t, 2*time.Second, "failure not logged", func() bool { return strings.Contains(logs.String(), "DNS lookup failed") })

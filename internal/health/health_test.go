@@ -255,16 +255,9 @@ func TestJitterSpreadsChecks(t *testing.T) {
 // TestConcurrencyBound: with MaxConcurrent 3, no more than 3 checks are in
 // flight at once, however many servers are due.
 func TestConcurrencyBound(t *testing.T) {
-	var inFlight, peak atomic.Int64
+	var inFlight testutil.InFlight
 	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
+		defer inFlight.Enter()()
 		time.Sleep(30 * time.Millisecond)
 	}))
 	urls, dns := names(t, b, 12)
@@ -275,7 +268,7 @@ func TestConcurrencyBound(t *testing.T) {
 	r := newRunner(t, Options{MaxConcurrent: 3, Resolver: dns.Resolver()})
 	r.Sync([]*upstream.Pool{p})
 	waitFor(t, 3*time.Second, "checks did not run", func() bool { return b.Requests.Load() >= 24 })
-	if got := peak.Load(); got != 3 {
+	if got := inFlight.Peak(); got != 3 {
 		t.Errorf("peak checks in flight = %d, want 3 (12 servers due, at most 3 at once)", got)
 	}
 }

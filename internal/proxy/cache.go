@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
@@ -17,14 +18,15 @@ import (
 // settings.
 type routeCache struct {
 	c           *cache.Cache
-	useStale    conds // error, timeout, http_5xx of use_stale
-	updating    bool  // use_stale lists updating
+	budget      *storeBudget // shared by the handler's cached routes
+	useStale    conds        // error, timeout, http_5xx of use_stale
+	updating    bool         // use_stale lists updating
 	lockTimeout time.Duration
 	maxObject   int64
 }
 
-func newRouteCache(c *cache.Cache, rc *config.RouteCache, maxObject int64) (*routeCache, error) {
-	out := &routeCache{c: c, lockTimeout: rc.LockTimeout, maxObject: maxObject}
+func newRouteCache(c *cache.Cache, rc *config.RouteCache, maxObject int64, budget *storeBudget) (*routeCache, error) {
+	out := &routeCache{c: c, lockTimeout: rc.LockTimeout, maxObject: maxObject, budget: budget}
 	var list []string
 	for _, s := range rc.UseStale {
 		if s == "updating" {
@@ -55,9 +57,6 @@ type cacheState struct {
 	fwdStatus int
 }
 
-// Name is holdfast's member name in Cache-Status.
-const Name = cache.Name
-
 // unkeyedFields are request fields that common origins and frameworks
 // route or render by (a rewritten URL, a path prefix, a method override,
 // a host), which the cache key does not hold. X-Forwarded-Host and -Proto
@@ -78,16 +77,6 @@ func unkeyed(h http.Header) bool {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-// safeMethod reports whether m is safe (RFC 9110 9.2.1): it does not
-// change the resource, and so invalidates nothing stored.
-func safeMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
 	}
 	return false
 }
@@ -278,7 +267,7 @@ func (h *Handler) cachedAnswer(w http.ResponseWriter, r *http.Request, x *exchan
 	rc := x.route.cache
 	cs := &x.cache
 	if rc == nil || cs.key == "" {
-		if rc != nil && resp.StatusCode < 400 && !safeMethod(r.Method) {
+		if rc != nil && resp.StatusCode < 400 && !cache.SafeMethod(r.Method) {
 			rc.c.Invalidate(r, schemeOf(r), resp) // an unsafe method changed the resource
 		}
 		return false
@@ -356,7 +345,7 @@ func (h *Handler) serveStale(w http.ResponseWriter, r *http.Request, x *exchange
 	// A hit that went forward first: the stored response answers, in place
 	// of the failure the forwarded request met (the and nginx's
 	// sense of "stale"; RFC 9211's fwd=stale and its detail say why).
-	st := Name + "; hit; fwd=stale"
+	st := cache.Name + "; hit; fwd=stale"
 	if fs := x.cache.fwdStatus; fs != 0 {
 		st += "; fwd-status=" + strconv.Itoa(fs)
 	}
@@ -365,21 +354,54 @@ func (h *Handler) serveStale(w http.ResponseWriter, r *http.Request, x *exchange
 	return true
 }
 
-// storeSink collects a response's body as it streams, up to max bytes.
-type storeSink struct {
-	buf  bytes.Buffer
+// storeBudget bounds the bytes of all the bodies being collected for the
+// cache at once: each may be up to max_object, and without a bound, many
+// large misses read slowly by their clients would hold that much each.
+// Past it, a response is passed on and not stored.
+type storeBudget struct {
+	used atomic.Int64
 	max  int64
-	over bool
+}
+
+func (b *storeBudget) take(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+// storeSink collects a response's body as it streams, up to max bytes and
+// within the handler's budget.
+type storeSink struct {
+	buf    bytes.Buffer
+	max    int64
+	budget *storeBudget
+	held   int64 // bytes taken from the budget
+	over   bool
 }
 
 func (s *storeSink) write(p []byte) {
 	if s.over {
 		return
 	}
-	if int64(s.buf.Len()+len(p)) > s.max {
-		s.over = true
-		s.buf = bytes.Buffer{}
+	if int64(s.buf.Len()+len(p)) > s.max || !s.budget.take(int64(len(p))) {
+		s.drop()
 		return
 	}
+	s.held += int64(len(p))
 	s.buf.Write(p)
+}
+
+// drop gives up storing, and gives back the budget.
+func (s *storeSink) drop() {
+	s.over = true
+	s.buf = bytes.Buffer{}
+	s.release()
+}
+
+// release gives back the budget the sink holds.
+func (s *storeSink) release() {
+	s.budget.used.Add(-s.held)
+	s.held = 0
 }

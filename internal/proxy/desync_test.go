@@ -253,7 +253,7 @@ func TestStrayBytesFoundAtReuse(t *testing.T) {
 		close(sent)
 	})
 	frozen := time.Now()
-	logs := new(syncBuffer)
+	logs := new(testutil.LogBuffer)
 	e := newEnv(t, poolConfig("", "http://"+b.addr), func(o *Options) {
 		o.Transports.Now = func() time.Time { return frozen }
 		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))

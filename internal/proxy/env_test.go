@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/metrics"
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -26,25 +26,8 @@ type env struct {
 	h      *Handler
 	srv    *httptest.Server
 	URL    string
-	logBuf *syncBuffer
+	logBuf *testutil.LogBuffer
 	events *recorder
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // recorder is an Observer that counts attempts per server and ejections.
@@ -92,7 +75,7 @@ func newEnv(t *testing.T, yaml string, opts ...func(*Options)) *env {
 	if err != nil {
 		t.Fatalf("config.Parse: %v\n%s", err, yaml)
 	}
-	e := &env{t: t, logBuf: new(syncBuffer), events: &recorder{attempts: map[string]int{}, causes: map[cause.Cause]int{}, ejections: map[string]int{}}}
+	e := &env{t: t, logBuf: new(testutil.LogBuffer), events: &recorder{attempts: map[string]int{}, causes: map[cause.Cause]int{}, ejections: map[string]int{}}}
 	o := Options{
 		Transports: new(Transports),
 		Registry:   new(upstream.Registry),

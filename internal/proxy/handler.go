@@ -230,6 +230,7 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 		h.list = append(h.list, p)
 	}
 	var routes []*route
+	var budget *storeBudget // of the bodies being collected for the cache
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
 		p, ok := h.pools[cr.Upstream]
@@ -261,7 +262,11 @@ func New(cfg *config.Config, o Options) (*Handler, error) {
 			if o.Cache == nil {
 				o.Cache = cache.New(cache.Config{MaxSize: cfg.Cache.MaxSize, MaxObject: cfg.Cache.MaxObject})
 			}
-			if rcache, err = newRouteCache(o.Cache, c, cfg.Cache.MaxObject); err != nil {
+			if budget == nil {
+				// A quarter of the store, and never less than one object.
+				budget = &storeBudget{max: max(cfg.Cache.MaxSize/4, cfg.Cache.MaxObject)}
+			}
+			if rcache, err = newRouteCache(o.Cache, c, cfg.Cache.MaxObject, budget); err != nil {
 				return nil, fmt.Errorf("route %s: cache.use_stale: %w", routeName(cr.Match), err)
 			}
 		}

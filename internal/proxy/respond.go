@@ -66,7 +66,8 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	}
 	var sink *storeSink
 	if x.cache.store {
-		sink = &storeSink{max: x.route.cache.maxObject}
+		sink = &storeSink{max: x.route.cache.maxObject, budget: x.route.cache.budget}
+		defer sink.release()
 	}
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
