@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -323,6 +324,12 @@ The event log is JSON on standard error.`,
 
 func serve(file string, lv slog.Level, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	if stop, err := cpuProfile(os.Getenv("HOLDFAST_CPUPROFILE")); err != nil {
+		fmt.Fprintf(stderr, "holdfast serve: HOLDFAST_CPUPROFILE: %v\n", err)
+		return 1
+	} else {
+		defer stop()
+	}
 	cfg, err := config.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -429,4 +436,25 @@ var helpCommand = &command{
 			return e.usage("give one command at most")
 		}
 	},
+}
+
+// cpuProfile starts a CPU profile written to path until the returned stop
+// is called, when path is set (HOLDFAST_CPUPROFILE): profiles of the running
+// binary under load are what the benchmark's default.pgo is made of.
+func cpuProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -148,3 +150,21 @@ func (c *limitConn) Close() error {
 // the gateway started because client.max_connections were open already. It
 // only grows; reloads do not reset it.
 func (g *Gateway) RefusedConnections() uint64 { return g.conns.refused.Load() }
+
+// SyscallConn exposes the socket, so that the HTTP/1.1 server can wait for
+// a request on an idle connection without holding a buffer.
+func (c *limitConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// CloseWrite half-closes the connection, for a graceful close after a
+// request whose body was not read.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}

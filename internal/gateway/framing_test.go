@@ -2,52 +2,17 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/testutil"
 )
-
-func TestFramingScannerFollowsPipelinedRequests(t *testing.T) {
-	trick := "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nxxxxxxx"
-	stream := "" +
-		// 1: a Content-Length body that looks like headers.
-		fmt.Sprintf("POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(trick)) + trick +
-		// 2: chunked, with an extension and a trailer.
-		"POST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n" +
-		// a stray CRLF, then 3: no body.
-		"\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n" +
-		// 4: both: ambiguous.
-		"POST /4 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
-	for _, chunk := range []int{1, 3, 7, len(stream)} {
-		t.Run(fmt.Sprint("reads of ", chunk), func(t *testing.T) {
-			fc := &framingConn{maxHead: 1 << 16}
-			for i := 0; i < len(stream); i += chunk {
-				fc.scan([]byte(stream[i:min(i+chunk, len(stream))]))
-			}
-			var got []string
-			for _, h := range fc.heads {
-				got = append(got, fmt.Sprintf("%d %d", h.start, h.why))
-			}
-			// The stray CRLF after the POST is skipped, as net/http does.
-			want := []string{"0 0", fmt.Sprint(strings.Index(stream, "POST /2"), " 0"),
-				fmt.Sprint(strings.Index(stream, "GET /3"), " 0"), fmt.Sprint(strings.Index(stream, "POST /4"), " ", uint8(framingBothLengths))}
-			if fmt.Sprint(got) != fmt.Sprint(want) || !fc.lost || fc.lostAt != 4 {
-				t.Errorf("heads (offset, verdict) = %v, lost %v after %d; want %v, lost after 4", got, fc.lost, fc.lostAt, want)
-			}
-		})
-	}
-}
 
 func TestPipelinedRequestsThroughGateway(t *testing.T) {
 	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -134,129 +99,6 @@ func TestSmugglingShapesRefused(t *testing.T) {
 	}
 }
 
-// verdicts scans stream in reads of size bytes, then asks the scanner about
-// each request as net/http's server would hand them over (every one, OPTIONS
-// * included), until the first refusal.
-func verdicts(stream string, size int, reqs ...string) []framingVerdict {
-	fc := &framingConn{maxHead: 1 << 16}
-	for i := 0; i < len(stream); i += size {
-		fc.scan([]byte(stream[i:min(i+size, len(stream))]))
-	}
-	var out []framingVerdict
-	for _, req := range reqs {
-		method, target, _ := strings.Cut(req, " ")
-		v, _ := fc.nextAmbiguous(&http.Request{Method: method, RequestURI: target})
-		out = append(out, v)
-		if v != framingOK {
-			break
-		}
-	}
-	return out
-}
-
-// TestFramingScannerCountsOptionsStar: the scanner once skipped OPTIONS *
-// heads, which net/http answered itself; one carrying both lengths then left
-// the next request with both unflagged.
-func TestFramingScannerCountsOptionsStar(t *testing.T) {
-	for _, size := range []int{1, 5, len(bypassOptionsStar)} {
-		got := verdicts(bypassOptionsStar, size, "OPTIONS *", "POST /smuggle", "GET /inner")
-		if fmt.Sprint(got) != fmt.Sprint([]framingVerdict{framingBothLengths}) {
-			t.Errorf("reads of %d: verdicts %v, want the OPTIONS * refused for both lengths", size, got)
-		}
-	}
-}
-
-// TestFramingScannerSkipsCRAfterPost: after a POST net/http discards up to
-// four CR or LF bytes before the next request line; the scanner once did not,
-// and a bare CR before OPTIONS * put it one request out of step.
-func TestFramingScannerSkipsCRAfterPost(t *testing.T) {
-	for _, size := range []int{1, 3, len(bypassCROptions)} {
-		fc := &framingConn{maxHead: 1 << 16}
-		for i := 0; i < len(bypassCROptions); i += size {
-			fc.scan([]byte(bypassCROptions[i:min(i+size, len(bypassCROptions))]))
-		}
-		if len(fc.heads) != 3 || fc.heads[1].start != int64(strings.Index(bypassCROptions, "OPTIONS")) {
-			t.Errorf("reads of %d: heads %+v, want the second one to start after the CR", size, fc.heads)
-		}
-		got := verdicts(bypassCROptions, size, "POST /a", "OPTIONS *", "POST /smuggle", "GET /inner")
-		want := []framingVerdict{framingOK, framingOK, framingBothLengths}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("reads of %d: verdicts %v, want %v", size, got, want)
-		}
-	}
-	// Only after a POST, and at most four bytes: net/http refuses the rest,
-	// and so the scanner stops following the connection.
-	post := "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-	next := "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
-	for _, tc := range []struct {
-		stream, first string
-		want          []framingVerdict
-	}{
-		{post + "\r\n\n\r" + next, "POST /a", []framingVerdict{framingOK, framingOK}},
-		{post + "\r\n\r\n\r" + next, "POST /a", []framingVerdict{framingOK, framingLost}},
-		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r" + next, "GET /a", []framingVerdict{framingOK, framingLost}},
-	} {
-		if got := verdicts(tc.stream, 1, tc.first, "GET /b"); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("%q: verdicts %v, want %v", tc.stream, got, tc.want)
-		}
-	}
-}
-
-// TestFramingScannerOutOfStep: a request that is not the one the scanner saw
-// at its index is refused, and so is every later one; the gateway is told to
-// log it once.
-func TestFramingScannerOutOfStep(t *testing.T) {
-	fc := &framingConn{maxHead: 1 << 16}
-	fc.scan([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"))
-	for i, tc := range []struct {
-		target string
-		want   framingVerdict
-		warn   bool
-	}{
-		{"/a", framingOK, false},
-		{"/x", framingOutOfStep, true},
-		{"/c", framingLost, false},
-		{"/d", framingLost, false},
-	} {
-		v, warn := fc.nextAmbiguous(&http.Request{Method: "GET", RequestURI: tc.target})
-		if v != tc.want || warn != tc.warn {
-			t.Errorf("request %d: verdict %q, warn %v; want %q, %v", i+1, v, warn, tc.want, tc.warn)
-		}
-	}
-	// A request the scanner has not seen the end of is out of step too.
-	fc = &framingConn{maxHead: 1 << 16}
-	fc.scan([]byte("GET /a HTTP/1.1\r\nHost: x\r\n"))
-	if v, warn := fc.nextAmbiguous(&http.Request{Method: "GET", RequestURI: "/a"}); v != framingOutOfStep || !warn {
-		t.Errorf("unfinished head: verdict %q, warn %v", v, warn)
-	}
-}
-
-// TestFramingScannerAllocs: the scanner and the check cost no allocation
-// per request once the connection's buffers have grown.
-func TestFramingScannerAllocs(t *testing.T) {
-	stream := []byte("GET /a?q=1 HTTP/1.1\r\nHost: x\r\n\r\n" +
-		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\n" +
-		"PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x\r\nhello\r\n0\r\nT: 1\r\n\r\n")
-	reqs := []*http.Request{
-		{Method: "GET", RequestURI: "/a?q=1"}, {Method: "POST", RequestURI: "/b"}, {Method: "PUT", RequestURI: "/c"},
-	}
-	fc := &framingConn{maxHead: 1 << 16}
-	round := func() {
-		for i := 0; i < len(stream); i += 7 {
-			fc.scan(stream[i:min(i+7, len(stream))])
-		}
-		for _, r := range reqs {
-			if v, _ := fc.nextAmbiguous(r); v != framingOK {
-				t.Fatalf("%s %s: %q", r.Method, r.RequestURI, v)
-			}
-		}
-	}
-	round()
-	if n := testing.AllocsPerRun(100, round); n != 0 {
-		t.Errorf("%v allocations per round of three requests", n)
-	}
-}
-
 // exchangeRaw writes payload on a new connection to addr and reads the
 // responses: their statuses, and whether the connection was closed after them.
 func exchangeRaw(t *testing.T, addr, payload string, n int) (statuses []int, closed bool) {
@@ -296,7 +138,7 @@ func TestSmugglingBypassesRefused(t *testing.T) {
 		upstream      int64 // legitimate requests that reach it
 	}{
 		{"OPTIONS * with both lengths", bypassOptionsStar, []int{400}, 0},
-		{"bare CR before OPTIONS * after a POST", bypassCROptions, []int{200, 200, 400}, 1},
+		{"bare CR before OPTIONS * after a POST", bypassCROptions, []int{200, 400}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := b.Requests.Load()
@@ -375,28 +217,17 @@ func TestOptionsStar(t *testing.T) {
 	}
 }
 
-// TestOutOfStepLoggedOnce: the gateway refuses a request the scanner did not
-// see at its index, and warns once per connection.
-func TestOutOfStepLoggedOnce(t *testing.T) {
-	var events slowLog
-	g, err := New(parse(t, oneRoute("127.0.0.1:0", "", "http://127.0.0.1:1")), Options{
-		Logger:    slog.New(slog.NewJSONHandler(&events, nil)),
-		AccessLog: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc := &framingConn{maxHead: 1 << 16}
-	fc.scan([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
-	ctx := context.WithValue(context.Background(), framingKey{}, fc)
-	for _, target := range []string{"/x", "/b"} {
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, httptest.NewRequest("GET", target, nil).WithContext(ctx))
-		if w.Code != 400 || w.Header().Get("Connection") != "close" {
-			t.Errorf("GET %s: %d, Connection %q; want 400 and close", target, w.Code, w.Header().Get("Connection"))
-		}
-	}
-	if n := strings.Count(events.String(), "out of step"); n != 1 {
-		t.Errorf("%d out-of-step warnings, want 1:\n%s", n, events.String())
-	}
-}
+// The two bypasses a security test found: an OPTIONS * that net/http
+// answered itself, and a bare CR before OPTIONS * after a POST.
+var (
+	bypassOptionsStar = "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+		smuggleBoth
+	bypassCROptions = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
+		"\rOPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + smuggleBoth
+	// smuggleBoth carries a request in a body that a front proxy believing
+	// its Content-Length would pass through as data.
+	smuggleBoth = func() string {
+		inner := "0\r\n\r\nGET /inner HTTP/1.1\r\nHost: x\r\nX-Test-Id: smuggle\r\n\r\n"
+		return fmt.Sprintf("POST /smuggle HTTP/1.1\r\nHost: x\r\nX-Test-Id: smuggle\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(inner)) + inner
+	}()
+)

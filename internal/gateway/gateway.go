@@ -23,6 +23,7 @@ import (
 	"github.com/holdfast/holdfast/internal/alerts"
 	"github.com/holdfast/holdfast/internal/cache"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/h1"
 	"github.com/holdfast/holdfast/internal/health"
 	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/proxy"
@@ -94,9 +95,8 @@ type Gateway struct {
 type listener struct {
 	key      string // addr plus TLS files: a change means a new socket
 	addr     string // the configured address
-	maxHead  int    // for the framing scanner of a plain listener; 0 for TLS
 	ln       net.Listener
-	srv      *http.Server
+	srv      server
 	cert     atomic.Pointer[tls.Certificate]
 	retiring atomic.Bool // its socket was closed on purpose: Serve's error is expected
 	limit    *connLimit  // the gateway's, shared by its listeners
@@ -394,23 +394,6 @@ func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, erro
 // arrived; a reload does not affect requests already in flight.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := g.handler.Load()
-	if fc := framingOf(r.Context()); fc != nil {
-		if v, warn := fc.nextAmbiguous(r); v != framingOK {
-			if warn {
-				target := r.RequestURI
-				if len(target) > 256 {
-					target = target[:256]
-				}
-				g.log.Warn("request smuggling defence: the framing scanner is out of step with net/http; refusing the connection's requests",
-					"client", r.RemoteAddr, "method", r.Method, "target", target)
-			}
-			w.Header().Set("Connection", "close")
-			h.Reject(w, r, http.StatusBadRequest, v.String())
-			return
-		}
-	}
-	// net/http's own OPTIONS * answer is disabled (see open): it would
-	// bypass the framing check above.
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
 		h.ServeOptionsStar(w, r)
 		return
@@ -546,11 +529,21 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 
 func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certificate) (*listener, error) {
 	ln := &listener{key: listenerKey(l), addr: l.Addr, limit: g.conns}
-	if l.TLS == nil {
-		ln.maxHead = int(cfg.Client.MaxHeaderBytes) + 4096
-	}
 	if err := ln.bind(); err != nil {
 		return nil, err
+	}
+	if cert == nil {
+		// Plain listeners get holdfast's own HTTP/1.1 server: strict
+		// framing (the smuggling defence) and less work per request.
+		ln.srv = &h1.Server{
+			Handler:           g,
+			Reject:            g.reject,
+			ReadHeaderTimeout: cfg.Client.ReadHeaderTimeout,
+			IdleTimeout:       cfg.Client.IdleTimeout,
+			MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
+			Log:               g.log,
+		}
+		return ln, nil
 	}
 	srv := &http.Server{
 		Handler:           g,
@@ -558,59 +551,59 @@ func (g *Gateway) open(cfg *config.Config, l config.Listener, cert *tls.Certific
 		IdleTimeout:       cfg.Client.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Client.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLogWriter{g.log}, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if fc, ok := c.(*framingConn); ok {
-				return context.WithValue(ctx, framingKey{}, fc)
-			}
-			return ctx
-		},
-		// Every request, OPTIONS * included, goes through ServeHTTP and its
-		// framing check: net/http's built-in answer let a smuggled request
-		// pass unseen.
+		// OPTIONS * is answered by the proxy, as on plain listeners.
 		DisableGeneralOptionsHandler: true,
 	}
-	ln.srv = srv
-	if cert != nil {
-		ln.cert.Store(cert)
-		tc := &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return ln.cert.Load(), nil
-			},
-		}
-		if l.HTTP2 == nil || *l.HTTP2 {
-			tc.NextProtos = []string{"h2", "http/1.1"}
-		} else {
-			tc.NextProtos = []string{"http/1.1"}
-			srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-		}
-		srv.TLSConfig = tc
+	ln.cert.Store(cert)
+	tc := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return ln.cert.Load(), nil
+		},
 	}
+	if l.HTTP2 == nil || *l.HTTP2 {
+		tc.NextProtos = []string{"h2", "http/1.1"}
+	} else {
+		tc.NextProtos = []string{"http/1.1"}
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	srv.TLSConfig = tc
+	ln.srv = tlsServer{srv}
 	return ln, nil
 }
 
-// bind opens the listener's socket under the connection limit; a plain
-// listener gets the framing scanner of the smuggling defence above it.
+// server is what serves a listener: h1.Server on plain listeners, net/http
+// (HTTP/2 and HTTP/1.1) on TLS ones.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// tlsServer serves TLS with net/http.
+type tlsServer struct{ *http.Server }
+
+func (s tlsServer) Serve(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+
+// reject answers a request h1.Server refused (a smuggling shape, a bad
+// Content-Length, ...) through the proxy, so that it is logged.
+func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	w.Header().Set("Connection", "close")
+	g.handler.Load().Reject(w, r, status, reason)
+}
+
+// bind opens the listener's socket under the connection limit.
 func (ln *listener) bind() error {
 	nl, err := net.Listen("tcp", ln.addr)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", ln.addr, err)
 	}
-	nl = &limitListener{Listener: nl, lim: ln.limit}
-	if ln.maxHead > 0 {
-		nl = &framingListener{Listener: nl, maxHead: ln.maxHead}
-	}
-	ln.ln = nl
+	ln.ln = &limitListener{Listener: nl, lim: ln.limit}
 	return nil
 }
 
 func (g *Gateway) serve(ln *listener) {
-	var err error
-	if ln.srv.TLSConfig != nil {
-		err = ln.srv.ServeTLS(ln.ln, "", "")
-	} else {
-		err = ln.srv.Serve(ln.ln)
-	}
+	err := ln.srv.Serve(ln.ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && !ln.retiring.Load() {
 		g.log.Error("listener failed", "addr", ln.ln.Addr().String(), "err", err)
 		select {

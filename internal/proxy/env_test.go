@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
+
+	"github.com/holdfast/holdfast/internal/h1"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +26,7 @@ import (
 type env struct {
 	t      *testing.T
 	h      *Handler
-	srv    *httptest.Server
+	addr   string // the listener's host:port
 	URL    string
 	logBuf *testutil.LogBuffer
 	events *recorder
@@ -90,12 +92,24 @@ func newEnv(t *testing.T, yaml string, opts ...func(*Options)) *env {
 		t.Fatalf("proxy.New: %v", err)
 	}
 	e.h = h
-	e.srv = httptest.NewServer(h)
+	// The gateway's server for plain listeners, as in production.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, Reject: h.Reject, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
 	t.Cleanup(func() {
-		e.srv.Close()
+		srv.Close()
+		<-done
 		o.Transports.CloseIdle()
 	})
-	e.URL = e.srv.URL
+	e.addr = ln.Addr().String()
+	e.URL = "http://" + e.addr
 	return e
 }
 

@@ -71,7 +71,7 @@ func TestBodyTimeoutAfterContinue(t *testing.T) {
 	backup := testutil.Backend(t, nil)
 	e := newEnv(t, slowPoolConfig("body_timeout: 300ms", a.URL, backup.URL))
 
-	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestSendTimeoutEventStream(t *testing.T) {
 	backup := testutil.Backend(t, nil)
 	e := newEnv(t, slowPoolConfig("send_timeout: 300ms", a.URL, backup.URL))
 
-	c, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
