@@ -117,13 +117,19 @@ type head struct {
 // fields that disagree are all refused. The caller closes the connection
 // after any error.
 func parseHead(s string) (*head, *parseError) {
+	h := new(head)
+	return h, h.parse(s)
+}
+
+// parse is parseHead into h, which it resets first.
+func (h *head) parse(s string) *parseError {
+	*h = head{contentLength: -1}
 	line, rest, err := cutLine(s)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	h := &head{contentLength: -1}
 	if err := h.parseRequestLine(line); err != nil {
-		return h, err
+		return err
 	}
 	n := strings.Count(rest, "\n") - 1
 	if n < 0 {
@@ -138,28 +144,28 @@ func parseHead(s string) (*head, *parseError) {
 	for {
 		line, rest, err = cutLine(rest)
 		if err != nil {
-			return h, err
+			return err
 		}
 		if line == "" {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return h, errObsFold
+			return errObsFold
 		}
 		colon := strings.IndexByte(line, ':')
 		if colon < 0 {
-			return h, errNoColon
+			return errNoColon
 		}
 		name := line[:colon]
 		if colon > 0 && (name[colon-1] == ' ' || name[colon-1] == '\t') {
-			return h, errSpaceColon
+			return errSpaceColon
 		}
 		if !isToken(name) {
-			return h, errFieldName
+			return errFieldName
 		}
 		value := trimOWS(line[colon+1:])
 		if !fieldValueOK(value) {
-			return h, errFieldValue
+			return errFieldValue
 		}
 		key := canonicalKey(name)
 		switch key {
@@ -177,7 +183,7 @@ func parseHead(s string) (*head, *parseError) {
 			h.connectionTokens(value)
 		case "Expect":
 			if !strings.EqualFold(value, "100-continue") {
-				return h, errExpect
+				return errExpect
 			}
 			h.expect100 = true
 		case "Trailer":
@@ -197,27 +203,27 @@ func parseHead(s string) (*head, *parseError) {
 	}
 	if tes > 0 {
 		if h.major == 1 && h.minor == 0 {
-			return h, errTE10
+			return errTE10
 		}
 		if len(cls) > 0 {
-			return h, errBothLengths
+			return errBothLengths
 		}
 		// Only "chunked", alone and once, is understood: a list such as
 		// "gzip, chunked" or a second field could be read differently by
 		// another server on the path.
 		if tes > 1 || len(te) != len("chunked") || !strings.EqualFold(te, "chunked") {
-			return h, errUnknownTE
+			return errUnknownTE
 		}
 		h.chunked = true
 	}
 	if len(cls) > 0 {
 		n, ok := parseContentLength(cls[0])
 		if !ok {
-			return h, errBadCL
+			return errBadCL
 		}
 		for _, v := range cls[1:] {
 			if v != cls[0] {
-				return h, errManyCL
+				return errManyCL
 			}
 		}
 		if len(cls) > 1 {
@@ -226,12 +232,12 @@ func parseHead(s string) (*head, *parseError) {
 		h.contentLength = n
 	}
 	if h.hosts > 1 {
-		return h, errManyHosts
+		return errManyHosts
 	}
 	if h.hosts == 0 && h.minor >= 1 {
-		return h, errNoHost
+		return errNoHost
 	}
-	return h, nil
+	return nil
 }
 
 // cutLine splits s at its first CRLF. A bare LF, or a CR not followed by

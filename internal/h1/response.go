@@ -146,8 +146,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var hex [16]byte
-	bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16))
 	bw.WriteString("\r\n")
 	n, err := bw.Write(p)
 	if err != nil {
@@ -194,8 +193,7 @@ func (w *response) sendHead(final bool) error {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	case w.cl >= 0 && (w.status != http.StatusNoContent && w.status >= 200):
 		bw.WriteString("Content-Length: ")
-		var num [20]byte
-		bw.Write(strconv.AppendInt(num[:0], w.cl, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.cl, 10))
 		bw.WriteString("\r\n")
 	}
 	if w.closeAfter {
@@ -343,8 +341,7 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteD
 
 func writeStatusLine(bw *bufio.Writer, code int) {
 	bw.WriteString("HTTP/1.1 ")
-	var num [8]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 	bw.WriteByte(' ')
 	text := http.StatusText(code)
 	if text == "" {

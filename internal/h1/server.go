@@ -69,8 +69,16 @@ type Server struct {
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
+	nconns     atomic.Int64 // len(conns), read without the lock
 	inShutdown atomic.Bool
 }
+
+// keepGoroutineUpTo is the number of open connections up to which the
+// goroutine that served a request waits for the connection's next one.
+// Beyond it, the goroutine ends and a new one, with a small stack, serves
+// the next request: many idle connections then cost little memory, and few
+// busy ones no stack growth per request.
+const keepGoroutineUpTo = 512
 
 // bufSize is the size of a connection's read buffer and response writer.
 // A head longer than the read buffer grows it, up to the head limit, for
@@ -163,8 +171,10 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 			s.conns = make(map[*conn]struct{})
 		}
 		s.conns[c] = struct{}{}
-	} else {
+		s.nconns.Add(1)
+	} else if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
+		s.nconns.Add(-1)
 	}
 	return true
 }
@@ -281,6 +291,7 @@ type conn struct {
 	cancel  context.CancelFunc // the request in flight, canceled if the client goes
 	gone    bool               // the client closed while a request was in flight
 
+	head     head          // the request in flight's, parsed
 	req      *http.Request // in flight
 	resp     *response     // in flight
 	reqBody  *body         // nil: none
@@ -519,6 +530,22 @@ func (c *conn) serve() {
 			return
 		case bgReading:
 			c.state.Store(stateIdle)
+			if c.srv.nconns.Load() <= keepGoroutineUpTo {
+				// Wait here: the next request runs on this goroutine,
+				// whose stack has already grown to what a request needs.
+				c.waiting = true
+				for c.bg == bgReading {
+					c.cond.Wait()
+				}
+				c.waiting = false
+				err := c.takeBG()
+				c.mu.Unlock()
+				if err != nil && c.r == c.w || !c.state.CompareAndSwap(stateIdle, stateActive) {
+					c.close() // the client left, the idle timeout, or Shutdown
+					return
+				}
+				continue
+			}
 			c.handoff = true
 			c.mu.Unlock()
 			if c.srv.inShutdown.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
@@ -687,8 +714,8 @@ func (c *conn) readLine(max int) (string, error) {
 // serveOne builds the request from its head, runs the handler and
 // finishes the response. It reports whether the connection stays open.
 func (c *conn) serveOne(raw string) bool {
-	h, perr := parseHead(raw)
-	if perr != nil {
+	h := &c.head
+	if perr := h.parse(raw); perr != nil {
 		c.refuse(h, perr)
 		return false
 	}

@@ -1,0 +1,75 @@
+package h1
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"testing"
+)
+
+// benchServe measures one keep-alive request and response through serve
+// (a loopback listener served by h1 or by net/http), with a client that
+// allocates nothing: its cost per operation is the server's.
+func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
+	body := bytes.Repeat([]byte("x"), 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Length"] = []string{"100"}
+		w.Header()["Content-Type"] = []string{"text/plain"}
+		w.Write(body)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop := serve(ln, h)
+	defer stop()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /path?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, 4096)
+	// One response, to learn its length.
+	roundTrip := func(want int) int {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			m, err := c.Read(buf[n:])
+			n += m
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want > 0 && n >= want || want == 0 && bytes.HasSuffix(buf[:n], body) {
+				return n
+			}
+		}
+	}
+	size := roundTrip(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		roundTrip(size)
+	}
+}
+
+func BenchmarkServeH1(b *testing.B) {
+	benchServe(b, func(ln net.Listener, h http.Handler) func() {
+		s := &Server{Handler: h}
+		go s.Serve(ln)
+		return func() { s.Close() }
+	})
+}
+
+// BenchmarkServeNetHTTP is the same exchange through Go's own server, for
+// comparison.
+func BenchmarkServeNetHTTP(b *testing.B) {
+	benchServe(b, func(ln net.Listener, h http.Handler) func() {
+		s := &http.Server{Handler: h, ErrorLog: nil}
+		go s.Serve(ln)
+		return func() { s.Close() }
+	})
+}
+
