@@ -72,4 +72,3 @@ func BenchmarkServeNetHTTP(b *testing.B) {
 		return func() { s.Close() }
 	})
 }
-
