@@ -5,8 +5,9 @@
 # Every proxy runs on its own loopback port in front of the same two backends
 # (bench/backend, round robin, keep-alive to the upstreams everywhere), and
 # wrk loads each target in interleaved rounds. The report (a Markdown table:
-# median req/s, p50, p99, max RSS and the ratios to nginx and to direct) goes
-# to stdout, and also to $OUT when set; progress and errors go to stderr.
+# median req/s, p50, p99, CPU time per request, max RSS, new upstream
+# connections and the ratios to nginx and to direct) goes to stdout, and also
+# to $OUT when set; progress and errors go to stderr.
 # See bench/README.md for how to read it.
 #
 # Usage (from anywhere; needs root, or the tools below already installed):
@@ -14,6 +15,8 @@
 #   ROUNDS=2 DURATION=3s TARGETS="direct nginx haproxy caddy" bash bench/run.sh
 #   # what holdfast's request metrics cost: the same holdfast with and without
 #   TARGETS="nginx holdfast holdfast-nometrics" bash bench/run.sh
+#   # what holdfast's access log costs: the same holdfast with and without
+#   TARGETS="nginx holdfast holdfast-log" bash bench/run.sh
 #
 # Environment variables (defaults in brackets):
 #   ROUNDS    [3]     interleaved rounds; each round runs every target once,
@@ -25,16 +28,35 @@
 #   SIZE      [1024]  response body size of the backends, in bytes
 #   TARGETS   ["direct nginx haproxy caddy holdfast"]
 #                     what to measure; direct = wrk straight to one backend;
-#                     holdfast-nometrics (not in the default) = the holdfast
-#                     target's configuration, built with -tags nometrics (no
-#                     request metrics), to compare with holdfast
+#                     not in the default:
+#                     holdfast-nometrics = the holdfast target's
+#                       configuration, built with -tags nometrics (no
+#                       request metrics), to compare with holdfast
+#                     holdfast-log = the holdfast target's configuration
+#                       and binary with its access log written to a file,
+#                       to compare with holdfast
 #   PIN       [split] CPU pinning with taskset:
 #                       split = wrk on the last CPU, backends and proxies on
 #                               the other CPUs (nginx worker_processes and
 #                               haproxy nbthread = that many CPUs)
+#                       proxy = the proxy alone on the first CPU, wrk and
+#                               the backends on the last (worker_processes
+#                               and nbthread 1); direct is then a backend
+#                               of its own alone on the first CPU
 #                       wrk   = wrk on the last CPU, the servers unpinned
 #                       none  = nothing pinned
 #                     (see bench/README.md for why split is the default)
+#   ACCESS_LOG [0]    1 = every proxy writes an access log line per request
+#                     to a file in the work dir (haproxy: to its standard
+#                     output, which is such a file)
+#   UPSTREAM_IDLE [60s] how long every proxy keeps an idle upstream
+#                     connection (nginx keepalive_timeout, haproxy
+#                     pool-purge-delay, caddy keepalive, holdfast
+#                     timeouts.idle); "default" = each proxy's own default
+#   PROFILE_DIR []    when set, each holdfast target runs with
+#                     HOLDFAST_CPUPROFILE=$PROFILE_DIR/TARGET.pprof
+#                     (holdfast.pprof for holdfast) and is stopped with
+#                     SIGTERM after the last round, so that it writes it
 #   PAUSE     [1]     seconds of idle between two runs
 #   OTHER_LIMIT [10]  warn when processes the script did not start used more
 #                     than this % of the machine's CPU during a run
@@ -43,7 +65,7 @@
 #   OUT       []      also write the Markdown report to this file
 #   INSTALL   [1]     0 = never run apt-get; fail if a tool is missing
 #   HOLDFAST_BIN []   use this holdfast binary instead of building
-#                     ./cmd/holdfast from the tree
+#                     ./cmd/holdfast from the tree (holdfast, holdfast-log)
 #   HOLDFAST_NOMETRICS_BIN []
 #                     the same for holdfast-nometrics, instead of building
 #                     ./cmd/holdfast with -tags nometrics
@@ -62,6 +84,9 @@ THREADS=${THREADS:-2}
 SIZE=${SIZE:-1024}
 TARGETS=${TARGETS:-"direct nginx haproxy caddy holdfast"}
 PIN=${PIN:-split}
+ACCESS_LOG=${ACCESS_LOG:-0}
+UPSTREAM_IDLE=${UPSTREAM_IDLE:-60s}
+PROFILE_DIR=${PROFILE_DIR:-}
 PAUSE=${PAUSE:-1}
 OTHER_LIMIT=${OTHER_LIMIT:-10}
 BUSY_RETRIES=${BUSY_RETRIES:-2}
@@ -73,12 +98,9 @@ HOLDFAST_NOMETRICS_BIN=${HOLDFAST_NOMETRICS_BIN:-}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 if [[ -n $OUT && $OUT != /* ]]; then OUT="$PWD/$OUT"; fi
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() {
-	log "ERROR: $*"
-	exit 1
-}
+if [[ -n $PROFILE_DIR && $PROFILE_DIR != /* ]]; then PROFILE_DIR="$PWD/$PROFILE_DIR"; fi
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------- arguments
 
@@ -92,13 +114,16 @@ die() {
 [[ $PAUSE =~ ^[0-9]+$ ]] || die "PAUSE must be whole seconds, got '$PAUSE'"
 [[ $BUSY_RETRIES =~ ^[0-9]+$ ]] || die "BUSY_RETRIES must be a whole number, got '$BUSY_RETRIES'"
 [[ $OTHER_LIMIT =~ ^[0-9]+$ ]] || die "OTHER_LIMIT must be a whole percentage, got '$OTHER_LIMIT'"
-case $PIN in none | wrk | split) ;; *) die "PIN must be none, wrk or split, got '$PIN'" ;; esac
+[[ $ACCESS_LOG == 0 || $ACCESS_LOG == 1 ]] || die "ACCESS_LOG must be 0 or 1, got '$ACCESS_LOG'"
+[[ $UPSTREAM_IDLE == default || $UPSTREAM_IDLE =~ ^[1-9][0-9]*s$ ]] ||
+	die "UPSTREAM_IDLE must be whole seconds like 60s, or default, got '$UPSTREAM_IDLE'"
+case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split or proxy, got '$PIN'" ;; esac
 
+KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log"
+PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log"
 WANT=()
 for t in $TARGETS; do
-	case $t in direct | nginx | haproxy | caddy | holdfast | holdfast-nometrics) ;;
-	*) die "unknown target '$t' in TARGETS (known: direct nginx haproxy caddy holdfast holdfast-nometrics)" ;;
-	esac
+	[[ " $KNOWN " == *" $t "* ]] || die "unknown target '$t' in TARGETS (known: $KNOWN)"
 	[[ " ${WANT[*]-} " == *" $t "* ]] || WANT+=("$t")
 done
 ((${#WANT[@]} > 0)) || die "TARGETS is empty"
@@ -119,157 +144,21 @@ skip_target() { # name reason [failure=1]: a failure makes the exit status 1
 	if [[ ${3:-1} == 1 ]]; then SKIP_FAILURES=$((SKIP_FAILURES + 1)); fi
 }
 
-# ---------------------------------------------------------------- processes
-
-PIDS=()  # every process we started; each is the leader of its own session
-NAMES=() # names for messages, same index
-WRK_PID="" # the wrk running now, if any (see start_wrk)
-WORK=""
-CLEANED=0
-
-# proc_alive PID: running and not a zombie.
-proc_alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[[ -n $st && $st != Z ]]
-}
-
-# session_pids SID: the live processes of a session we created with setsid
-# (a proxy's master and its workers).
-session_pids() {
-	ps -o pid=,stat= --sid "$1" 2>/dev/null | awk '$2 !~ /^Z/ {print $1}'
-}
-
-stop_proc() { # pid name
-	local pid=$1 name=$2 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		[[ -n $(session_pids "$pid") ]] || break
-		sleep 0.1
-	done
-	if [[ -n $(session_pids "$pid") ]]; then
-		log "$name (pid $pid) still running 5s after SIGTERM: SIGKILL to its process group"
-		# The group was created by setsid for this process: it holds only
-		# the process we started and the workers it forked.
-		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	((CLEANED == 0)) || return 0
-	CLEANED=1
-	set +e
-	local i
-	if [[ -n $WRK_PID ]]; then
-		kill -TERM "$WRK_PID" 2>/dev/null
-		wait "$WRK_PID" 2>/dev/null
-	fi
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_proc "${PIDS[i]}" "${NAMES[i]}"
-	done
-	if [[ -n $WORK && -d $WORK ]]; then rm -rf -- "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'log "interrupted: stopping everything"; exit 130' INT
-trap 'log "terminated: stopping everything"; exit 143' TERM
-
-# start_proc NAME LOGFILE CMD...: starts CMD in its own session (setsid, so
-# that a proxy's workers can be found and stopped with it), pinned per PIN,
-# and records its PID in LAST_PID.
-LAST_PID=""
-start_proc() {
-	local name=$1 logf=$2 sid
-	shift 2
-	"${SERVER_PIN[@]}" setsid "$@" </dev/null >"$logf" 2>&1 &
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-	NAMES+=("$name")
-	# setsid execs in place (no fork) when its caller is not a process group
-	# leader, which a background job of a script never is; check anyway: the
-	# child must become the leader of its own session (or die, which
-	# wait_ready reports) within a few seconds.
-	local i
-	for ((i = 0; i < 100; i++)); do
-		sid=$(sed 's/.*) //' "/proc/$LAST_PID/stat" 2>/dev/null | cut -d' ' -f4) || sid=""
-		[[ -z $sid || $sid == "$LAST_PID" ]] && return 0
-		sleep 0.05
-	done
-	die "$name: pid $LAST_PID did not become a session leader (session $sid): cannot track its workers"
-}
-
-show_log() { # logfile
-	if [[ -s $1 ]]; then
-		log "---- last lines of $1 ----"
-		tail -n 20 "$1" | sed 's/^/    /' >&2
-		log "----"
-	else
-		log "(its log $1 is empty)"
-	fi
-}
-
-# wait_ready NAME PID PORT LOGFILE: bounded wait until GET / through PORT
-# answers 200; on failure shows the log and returns 1.
-wait_ready() {
-	local name=$1 pid=$2 port=$3 logf=$4 code="" deadline=$((SECONDS + 15))
-	while :; do
-		if ! proc_alive "$pid"; then
-			log "$name exited while starting (pid $pid)"
-			show_log "$logf"
-			return 1
-		fi
-		code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/" 2>/dev/null) || true
-		[[ $code == 200 ]] && return 0
-		if ((SECONDS >= deadline)); then
-			log "$name did not answer 200 on 127.0.0.1:$port within 15s (last status: ${code:-none})"
-			show_log "$logf"
-			return 1
-		fi
-		sleep 0.2
-	done
-}
+bench_traps
 
 # ---------------------------------------------------------------- install
 
-declare -A PKG_OF=([nginx]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [curl]=curl)
 need_cmds=(wrk curl)
 for t in nginx haproxy caddy; do wants "$t" && need_cmds+=("$t"); done
-wants holdfast && ! command -v go >/dev/null && die "go is needed to build holdfast"
-command -v go >/dev/null || die "go is needed to build the backend"
+command -v go >/dev/null || die "go is needed to build the backend and holdfast"
 
-have_cmd() { command -v "$1" >/dev/null || [[ -x /usr/sbin/$1 ]]; }
-missing=()
-for c in "${need_cmds[@]}"; do have_cmd "$c" || missing+=("$c"); done
-if ((${#missing[@]} > 0)); then
-	((INSTALL == 1)) || die "missing: ${missing[*]} (INSTALL=0, not installing)"
-	((EUID == 0)) || die "missing: ${missing[*]}; run as root to apt-get install them"
-	log "missing: ${missing[*]}: apt-get update, then install"
-	apt-get update -qq >&2 || die "apt-get update failed"
-	pkgs=()
-	for c in "${missing[@]}"; do
-		p=${PKG_OF[$c]}
-		cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
-		if [[ -z $cand || $cand == "(none)" ]]; then
-			case $c in
-			wrk | curl) die "$p is not in this machine's Debian repositories: cannot run" ;;
-			*)
-				skip_target "$c" "package '$p' is not in this machine's Debian repositories: running without $c" 0
-				;;
-			esac
-		else
-			pkgs+=("$p")
-		fi
-	done
-	if ((${#pkgs[@]} > 0)); then
-		log "apt-get install -y ${pkgs[*]}"
-		# policy-rc.d / RUNLEVEL=1 keep Debian's maintainer scripts from
-		# starting the packages' own services where an init is running.
-		DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-			apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 ||
-			die "apt-get install ${pkgs[*]} failed"
-	fi
-fi
-PATH=$PATH:/usr/sbin:/sbin
+install_cmds "${need_cmds[@]}"
+for c in "${UNAVAILABLE[@]}"; do
+	case $c in
+	wrk | curl) die "${PKG_OF[$c]} is not in this machine's Debian repositories: cannot run" ;;
+	*) skip_target "$c" "package '${PKG_OF[$c]}' is not in this machine's Debian repositories: running without $c" 0 ;;
+	esac
+done
 for c in "${need_cmds[@]}"; do
 	if wants "$c" || [[ $c == wrk || $c == curl ]]; then
 		have_cmd "$c" || die "$c still not found after install"
@@ -280,37 +169,45 @@ done
 # ---------------------------------------------------------------- CPUs
 
 NPROC=$(nproc)
-CPUS=()
-aff=$(taskset -cp $$ 2>/dev/null | sed 's/.*: //') || aff=""
-for part in ${aff//,/ }; do
-	if [[ $part == *-* ]]; then
-		for ((c = ${part%-*}; c <= ${part#*-}; c++)); do CPUS+=("$c"); done
-	else
-		CPUS+=("$part")
-	fi
-done
-((${#CPUS[@]} > 0)) || for ((c = 0; c < NPROC; c++)); do CPUS+=("$c"); done
-WRK_PIN=()
-SERVER_PIN=()
+cpu_list
+WRK_PIN=()     # wrk
+BACKEND_PIN=() # the two backends
+PROXY_PIN=()   # the proxies
+DIRECT_PIN=()  # the backend of the direct target, under PIN=proxy only
 if ((${#CPUS[@]} < 2)) && [[ $PIN != none ]]; then
 	log "only one CPU: PIN=$PIN ignored"
 	PIN=none
 fi
 if [[ $PIN != none ]]; then
+	first=${CPUS[0]}
 	last=${CPUS[${#CPUS[@]} - 1]}
 	WRK_PIN=(taskset -c "$last")
-	if [[ $PIN == split ]]; then
+	case $PIN in
+	split)
 		rest=$(
 			IFS=,
 			echo "${CPUS[*]:0:${#CPUS[@]}-1}"
 		)
-		SERVER_PIN=(taskset -c "$rest")
-	fi
+		PROXY_PIN=(taskset -c "$rest")
+		BACKEND_PIN=(taskset -c "$rest")
+		;;
+	proxy)
+		PROXY_PIN=(taskset -c "$first")
+		BACKEND_PIN=(taskset -c "$last")
+		DIRECT_PIN=(taskset -c "$first")
+		;;
+	esac
 fi
-# SERVER_NPROC: the CPUs the servers may use, as `nproc` counts them under
+case $PIN in
+split) PIN_DESC="wrk: ${WRK_PIN[*]}, backends and proxies: ${PROXY_PIN[*]}" ;;
+proxy) PIN_DESC="proxy under test: ${PROXY_PIN[*]}, wrk and backends: ${WRK_PIN[*]}; direct: a backend of its own on ${DIRECT_PIN[*]}" ;;
+wrk) PIN_DESC="wrk: ${WRK_PIN[*]}, servers unpinned" ;;
+none) PIN_DESC="nothing pinned" ;;
+esac
+# SERVER_NPROC: the CPUs the proxies may use, as `nproc` counts them under
 # their affinity. nginx's worker_processes and haproxy's nbthread follow it,
 # as Go's GOMAXPROCS (caddy, holdfast, the backends) does by itself.
-SERVER_NPROC=$("${SERVER_PIN[@]}" nproc)
+SERVER_NPROC=$("${PROXY_PIN[@]}" nproc)
 
 # ---------------------------------------------------------------- build
 
@@ -319,19 +216,17 @@ mkdir -p "$WORK/logs" "$WORK/results"
 log "work dir $WORK"
 
 log "building backend"
-(cd "$ROOT" && go build -o "$WORK/backend" ./bench/backend) >"$WORK/logs/build-backend.log" 2>&1 || {
-	show_log "$WORK/logs/build-backend.log"
-	die "building bench/backend failed"
-}
-if wants holdfast && [[ -n $HOLDFAST_BIN ]]; then
+build_go "$WORK/backend" ./bench/backend || die "building bench/backend failed"
+if (wants holdfast || wants holdfast-log) && [[ -n $HOLDFAST_BIN ]]; then
 	[[ -x $HOLDFAST_BIN ]] || die "HOLDFAST_BIN=$HOLDFAST_BIN is not an executable file"
 	log "using holdfast binary $HOLDFAST_BIN (not building)"
 	cp "$HOLDFAST_BIN" "$WORK/holdfast"
-elif wants holdfast; then
+elif wants holdfast || wants holdfast-log; then
 	log "building holdfast"
-	if ! (cd "$ROOT" && go build -o "$WORK/holdfast" ./cmd/holdfast) >"$WORK/logs/build-holdfast.log" 2>&1; then
-		show_log "$WORK/logs/build-holdfast.log"
-		skip_target holdfast "go build ./cmd/holdfast failed (build log shown on stderr)"
+	if ! build_go "$WORK/holdfast" ./cmd/holdfast; then
+		for t in holdfast holdfast-log; do
+			wants "$t" && skip_target "$t" "go build ./cmd/holdfast failed (build log shown on stderr)"
+		done
 	fi
 fi
 if wants holdfast-nometrics && [[ -n $HOLDFAST_NOMETRICS_BIN ]]; then
@@ -340,24 +235,31 @@ if wants holdfast-nometrics && [[ -n $HOLDFAST_NOMETRICS_BIN ]]; then
 	cp "$HOLDFAST_NOMETRICS_BIN" "$WORK/holdfast-nometrics"
 elif wants holdfast-nometrics; then
 	log "building holdfast-nometrics (-tags nometrics)"
-	if ! (cd "$ROOT" && go build -tags nometrics -o "$WORK/holdfast-nometrics" ./cmd/holdfast) >"$WORK/logs/build-holdfast-nometrics.log" 2>&1; then
-		show_log "$WORK/logs/build-holdfast-nometrics.log"
+	if ! build_go "$WORK/holdfast-nometrics" ./cmd/holdfast -tags nometrics; then
 		skip_target holdfast-nometrics "go build -tags nometrics ./cmd/holdfast failed (build log shown on stderr)"
 	fi
+fi
+if [[ -n $PROFILE_DIR ]]; then
+	mkdir -p "$PROFILE_DIR" || die "cannot create PROFILE_DIR $PROFILE_DIR"
 fi
 
 # ---------------------------------------------------------------- ports
 
-nports=2
-for t in nginx haproxy caddy holdfast holdfast-nometrics; do wants "$t" && nports=$((nports + 1)); done
+# two backends and their counters, a third under PIN=proxy for direct, and
+# one port per proxy
+nbackends=2
+[[ $PIN == proxy ]] && wants direct && nbackends=3
+nports=$((2 * nbackends))
+for t in $PROXIES; do wants "$t" && nports=$((nports + 1)); done
 mapfile -t PORTS < <("$WORK/backend" -freeports "$nports")
 ((${#PORTS[@]} == nports)) || die "could not get $nports free ports from the kernel"
 B1=${PORTS[0]}
 B2=${PORTS[1]}
+STATS_PORTS=("${PORTS[@]:nbackends:nbackends}")
 declare -A PORT_OF=([direct]=$B1)
 declare -A PID_OF=()
-i=2
-for t in nginx haproxy caddy holdfast holdfast-nometrics; do
+i=$((2 * nbackends))
+for t in $PROXIES; do
 	if wants "$t"; then
 		PORT_OF[$t]=${PORTS[i]}
 		i=$((i + 1))
@@ -366,24 +268,35 @@ done
 
 # ---------------------------------------------------------------- backends
 
+START_PIN=("${BACKEND_PIN[@]}")
 for n in 1 2; do
-	port=${PORTS[n - 1]}
-	start_proc "backend$n" "$WORK/logs/backend$n.log" \
-		"$WORK/backend" -addr "127.0.0.1:$port" -size "$SIZE"
+	start_backend "backend$n" "${PORTS[n - 1]}" "${STATS_PORTS[n - 1]}" "$SIZE"
 	[[ $n == 1 ]] && PID_OF[direct]=$LAST_PID
-	wait_ready "backend$n" "$LAST_PID" "$port" "$WORK/logs/backend$n.log" ||
-		die "backend$n did not start"
 done
 log "backends on 127.0.0.1:$B1 and 127.0.0.1:$B2 (body $SIZE bytes)"
+if ((nbackends == 3)); then
+	PORT_OF[direct]=${PORTS[2]}
+	START_PIN=("${DIRECT_PIN[@]}")
+	start_backend backend-direct "${PORTS[2]}" "${STATS_PORTS[2]}" "$SIZE"
+	PID_OF[direct]=$LAST_PID
+	log "direct: its own backend on 127.0.0.1:${PORTS[2]}, pinned like the proxies"
+fi
 
 # ---------------------------------------------------------------- proxies
 
+START_PIN=("${PROXY_PIN[@]}")
+
+# access_log_file TARGET: where TARGET writes its access log
+access_log_file() { echo "$WORK/logs/access-$1.log"; }
+
 start_nginx() {
-	local d="$WORK/nginx" port=${PORT_OF[nginx]} user=""
+	local d="$WORK/nginx" port=${PORT_OF[nginx]} user="" alog="access_log off;" idle=""
 	mkdir -p "$d/tmp"
 	# As root nginx would switch its workers to "nobody", who cannot enter
 	# the private work dir: keep them as the current user instead.
 	((EUID == 0)) && user="user root;"
+	((ACCESS_LOG == 1)) && alog="access_log $(access_log_file nginx);"
+	[[ $UPSTREAM_IDLE == default ]] || idle="keepalive_timeout $UPSTREAM_IDLE;"
 	cat >"$d/nginx.conf" <<EOF
 $user
 worker_processes $SERVER_NPROC;
@@ -392,7 +305,7 @@ events {
     worker_connections 4096;
 }
 http {
-    access_log off;
+    $alog
     client_body_temp_path $d/tmp/body;
     proxy_temp_path $d/tmp/proxy;
     fastcgi_temp_path $d/tmp/fastcgi;
@@ -401,8 +314,9 @@ http {
     upstream bench {
         server 127.0.0.1:$B1;
         server 127.0.0.1:$B2;
-        keepalive 64;
+        keepalive 512;
         keepalive_requests 1000000;
+        $idle
     }
     server {
         listen 127.0.0.1:$port;
@@ -420,12 +334,21 @@ EOF
 }
 
 start_haproxy() {
-	local d="$WORK/haproxy" port=${PORT_OF[haproxy]}
+	local d="$WORK/haproxy" port=${PORT_OF[haproxy]} glog="" dlog="" pool="pool-max-conn 512"
 	mkdir -p "$d"
+	# haproxy logs only to syslog-style targets; "stdout" is one of them
+	# (non-blocking writes; a regular file never blocks), and haproxy's
+	# standard output is redirected to the access log file below.
+	if ((ACCESS_LOG == 1)); then
+		glog="log stdout format raw local0 info"
+		dlog=$'log global\n    option httplog'
+	fi
+	[[ $UPSTREAM_IDLE == default ]] || pool="$pool pool-purge-delay $UPSTREAM_IDLE"
 	cat >"$d/haproxy.cfg" <<EOF
 global
     nbthread $SERVER_NPROC
     # no maxconn: haproxy derives it from the open-files limit
+    $glog
 
 defaults
     mode http
@@ -435,6 +358,7 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-keep-alive 30s
+    $dlog
 
 frontend fe
     bind 127.0.0.1:$port
@@ -442,6 +366,7 @@ frontend fe
 
 backend be
     balance roundrobin
+    default-server $pool
     server b1 127.0.0.1:$B1
     server b2 127.0.0.1:$B2
 EOF
@@ -450,12 +375,27 @@ EOF
 		return 1
 	}
 	# -db: foreground, no master-worker: one process whose PID we hold.
-	start_proc haproxy "$WORK/logs/haproxy.log" haproxy -db -f "$d/haproxy.cfg"
+	if ((ACCESS_LOG == 1)); then
+		# sh execs haproxy in place (same PID) with stdout on the file
+		# shellcheck disable=SC2016 # $0 and $@ are sh's, not ours
+		start_proc haproxy "$WORK/logs/haproxy.log" \
+			sh -c 'exec "$@" >"$0"' "$(access_log_file haproxy)" haproxy -db -f "$d/haproxy.cfg"
+	else
+		start_proc haproxy "$WORK/logs/haproxy.log" haproxy -db -f "$d/haproxy.cfg"
+	fi
 }
 
 start_caddy() {
-	local d="$WORK/caddy" port=${PORT_OF[caddy]}
+	local d="$WORK/caddy" port=${PORT_OF[caddy]} alog="" idle="keepalive 2m"
 	mkdir -p "$d/config" "$d/data"
+	if ((ACCESS_LOG == 1)); then
+		alog="log {
+        output file $(access_log_file caddy) {
+            roll_disabled
+        }
+    }"
+	fi
+	[[ $UPSTREAM_IDLE == default ]] || idle="keepalive $UPSTREAM_IDLE"
 	cat >"$d/Caddyfile" <<EOF
 {
     admin off
@@ -467,12 +407,13 @@ start_caddy() {
 }
 
 http://127.0.0.1:$port {
+    $alog
     reverse_proxy 127.0.0.1:$B1 127.0.0.1:$B2 {
         lb_policy round_robin
         transport http {
-            keepalive 2m
-            keepalive_idle_conns 128
-            keepalive_idle_conns_per_host 64
+            $idle
+            keepalive_idle_conns 1024
+            keepalive_idle_conns_per_host 512
         }
     }
 }
@@ -483,29 +424,42 @@ EOF
 		caddy run --config "$d/Caddyfile" --adapter caddyfile
 }
 
-# run_holdfast TARGET: the holdfast binary $WORK/TARGET with the one
-# configuration both holdfast targets share, on TARGET's port.
+# run_holdfast TARGET BINARY LOG: BINARY with the one configuration all
+# holdfast targets share, on TARGET's port; LOG is access_log.path.
 run_holdfast() {
-	local t=$1 d="$WORK/$1.d" port=${PORT_OF[$1]}
+	local t=$1 d="$WORK/$1.d" port=${PORT_OF[$1]} alog=$3 timeouts="" env=()
 	mkdir -p "$d"
+	[[ $UPSTREAM_IDLE == default ]] || timeouts="timeouts: {idle: $UPSTREAM_IDLE}"
 	cat >"$d/holdfast.yaml" <<EOF
 listen:
   - addr: "127.0.0.1:$port"
-access_log: {path: "off"}
+access_log: {path: "$alog"}
 routes:
   - match: {path_prefix: /}
     upstream: bench
 upstreams:
   bench:
     balance: round_robin
+    $timeouts
     servers:
       - {url: "http://127.0.0.1:$B1"}
       - {url: "http://127.0.0.1:$B2"}
 EOF
-	start_proc "$t" "$WORK/logs/$t.log" "$WORK/$t" serve -c "$d/holdfast.yaml"
+	if [[ -n $PROFILE_DIR ]]; then
+		# a stale file would look like this run's profile
+		rm -f -- "$PROFILE_DIR/$t.pprof"
+		env=(env "HOLDFAST_CPUPROFILE=$PROFILE_DIR/$t.pprof")
+	fi
+	# up to 30 s after SIGTERM: time to finish writing the profile
+	local STOP_WAIT=30
+	start_proc "$t" "$WORK/logs/$t.log" "${env[@]}" "$2" serve -c "$d/holdfast.yaml"
 }
-start_holdfast() { run_holdfast holdfast; }
-start_holdfast_nometrics() { run_holdfast holdfast-nometrics; }
+holdfast_log_path() { # TARGET
+	if ((ACCESS_LOG == 1)) || [[ $1 == holdfast-log ]]; then access_log_file "$1"; else echo off; fi
+}
+start_holdfast() { run_holdfast holdfast "$WORK/holdfast" "$(holdfast_log_path holdfast)"; }
+start_holdfast_nometrics() { run_holdfast holdfast-nometrics "$WORK/holdfast-nometrics" "$(holdfast_log_path holdfast-nometrics)"; }
+start_holdfast_log() { run_holdfast holdfast-log "$WORK/holdfast" "$(holdfast_log_path holdfast-log)"; }
 
 # check_balance NAME PORT: both backends answer through the proxy (each
 # backend names itself in X-Backend). A warning only: the numbers of a proxy
@@ -521,7 +475,7 @@ check_balance() {
 	fi
 }
 
-for t in nginx haproxy caddy holdfast holdfast-nometrics; do
+for t in $PROXIES; do
 	wants "$t" || continue
 	log "starting $t on 127.0.0.1:${PORT_OF[$t]}"
 	LAST_PID=""
@@ -530,7 +484,10 @@ for t in nginx haproxy caddy holdfast holdfast-nometrics; do
 		check_balance "$t" "${PORT_OF[$t]}"
 		continue
 	fi
-	if [[ -n $LAST_PID ]]; then stop_proc "$LAST_PID" "$t"; fi
+	if [[ -n $LAST_PID ]]; then
+		stop_proc "$LAST_PID" "$t"
+		forget_proc "$LAST_PID"
+	fi
 	if [[ $t == holdfast* ]]; then
 		skip_target "$t" "'holdfast serve' did not start (does the serve command exist yet? its log was shown on stderr)"
 	else
@@ -549,49 +506,16 @@ version_of() {
 	caddy) caddy version 2>/dev/null | awk '{print "caddy " $1}' ;;
 	holdfast) echo "holdfast (${HOLDFAST_BIN:-built from this tree})" ;;
 	holdfast-nometrics) echo "holdfast (metrics off, -tags nometrics; ${HOLDFAST_NOMETRICS_BIN:-built from this tree})" ;;
+	holdfast-log) echo "holdfast (access log to a file; ${HOLDFAST_BIN:-built from this tree})" ;;
 	esac
 }
 
-# rss_kib TARGET: VmRSS of the target's processes (a proxy's master and
-# workers together), from /proc/PID/status.
-rss_kib() {
-	local p r total=0
-	for p in $(session_pids "${PID_OF[$1]}"); do
-		r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || r=""
-		total=$((total + ${r:-0}))
-	done
-	echo "$total"
-}
-
-# machine_ticks: "busy total" CPU ticks of the whole machine (/proc/stat):
-# busy = user + nice + system + steal; total adds idle and iowait. Interrupt
-# time is left out of both: loopback traffic is mostly softirq time that no
-# process is charged for.
-machine_ticks() {
-	awk '/^cpu / {b = $2 + $3 + $4 + $9; print b, b + $5 + $6; exit}' /proc/stat
-}
-
-# our_ticks SHELLPID: CPU ticks used so far by every process this script
-# started (the backends and proxies, workers included) plus the shell
-# SHELLPID and the children it has waited for (wrk).
-our_ticks() {
-	local pid p t total=0
-	for pid in "${PIDS[@]}"; do
-		for p in $(session_pids "$pid"); do
-			t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-			total=$((total + ${t:-0}))
-		done
-	done
-	t=$(sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}')
-	echo $((total + t))
-}
-
 # start_wrk TARGET DURATION OUTFILE: wrk in the background, its PID (wrk's
-# own: taskset execs it) in WRK_PID.
+# own: taskset execs it) in LOAD_PID.
 start_wrk() {
 	"${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$2" --latency \
 		"http://127.0.0.1:${PORT_OF[$1]}/" >"$3" 2>&1 &
-	WRK_PID=$!
+	LOAD_PID=$!
 }
 
 # parse_wrk FILE: "req/s p50_ms p99_ms errors requests", or exit 1.
@@ -614,25 +538,16 @@ parse_wrk() {
 	/Non-2xx or 3xx responses:/ { err += $NF }
 	/Socket errors:/ { for (i = 3; i <= NF; i++) { x = $i; gsub(/,/, "", x); if (x ~ /^[0-9]+$/) err += x } }
 	END {
-		if (rps == "" || p50 == "" || p99 == "" || p50 < 0 || p99 < 0) exit 1
+		if (rps == "" || p50 == "" || p99 == "" || reqs == "" || p50 < 0 || p99 < 0) exit 1
 		printf "%.2f %.3f %.3f %d %d\n", rps, p50, p99, err, reqs
 	}' "$1"
-}
-
-# other_pct M0 M1 O0 O1: % of the machine's CPU used by others between two
-# samples of machine_ticks (M) and our_ticks (O).
-other_pct() {
-	awk -v m0="$1" -v m1="$2" -v o0="$3" -v o1="$4" 'BEGIN {
-		split(m0, a, " "); split(m1, b, " "); tot = b[2] - a[2]
-		x = (tot > 0) ? 100 * ((b[1] - a[1]) - (o1 - o0)) / tot : 0
-		printf "%.1f", (x < 0) ? 0 : x }'
 }
 
 # How busy is the machine before we start? (The load average would also
 # count the benchmark's own previous runs.)
 m0=$(machine_ticks)
 o0=$(our_ticks "$$")
-sleep 2
+nap 2
 OTHER_START=$(other_pct "$m0" "$(machine_ticks)" "$o0" "$(our_ticks "$$")")
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v x="$OTHER_START" -v l="$OTHER_LIMIT" 'BEGIN {exit !(x > l)}'; then
@@ -640,42 +555,49 @@ if awk -v x="$OTHER_START" -v l="$OTHER_LIMIT" 'BEGIN {exit !(x > l)}'; then
 else
 	log "machine is quiet: other processes used $OTHER_START% of the CPU over the last 2 s"
 fi
-log "targets: ${WANT[*]}; $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d$DURATION, warm-up $WARMUP, PIN=$PIN"
+log "targets: ${WANT[*]}; $ROUNDS rounds of wrk -t$THREADS -c$CONNS -d$DURATION, warm-up $WARMUP, PIN=$PIN, ACCESS_LOG=$ACCESS_LOG, UPSTREAM_IDLE=$UPSTREAM_IDLE"
 if [[ $WARMUP != 0 ]]; then
 	for t in "${WANT[@]}"; do
 		log "warm-up $t ($WARMUP)"
 		start_wrk "$t" "$WARMUP" "$WORK/logs/warmup-$t.txt"
-		wait "$WRK_PID" || log "warm-up of $t failed (see next runs)"
-		WRK_PID=""
+		wait "$LOAD_PID" || log "warm-up of $t failed (see next runs)"
+		LOAD_PID=""
 	done
 fi
 
 # measure TARGET ROUND ATTEMPT: one wrk run. Sets MEASURED to the result
-# line "round req/s p50 p99 rss_kib errors requests other%" or returns 1.
+# line "round req/s p50 p99 rss_kib errors requests other% cpu_us conns" or
+# returns 1: cpu_us is the CPU time (user + system) the target's processes
+# used during the run per request wrk completed, conns the TCP connections
+# the backends accepted during the run.
 # wrk runs in the background and the shell waits for it with `wait`, which a
 # signal interrupts at once (a foreground child would delay the traps until
 # it ends); cleanup stops it.
-WRK_PID=""
 MEASURED=""
 measure() {
-	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 rss other line
+	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 c0 c1 n0 n1 rss other line cpu
 	f="$WORK/logs/wrk-$t-$r-$a.txt"
 	MEASURED=""
+	n0=$(backend_conns "${STATS_PORTS[@]}")
 	m0=$(machine_ticks)
 	o0=$(our_ticks "$$")
+	c0=$(ticks_of "${PID_OF[$t]}")
 	start_wrk "$t" "$DURATION" "$f"
-	wait "$WRK_PID" || rc=$?
-	WRK_PID=""
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=""
+	c1=$(ticks_of "${PID_OF[$t]}")
 	o1=$(our_ticks "$$")
 	m1=$(machine_ticks)
-	rss=$(rss_kib "$t")
+	n1=$(backend_conns "${STATS_PORTS[@]}")
+	rss=$(rss_kib_of "${PID_OF[$t]}")
 	other=$(other_pct "$m0" "$m1" "$o0" "$o1")
 	if ((rc != 0)) || ! line=$(parse_wrk "$f"); then
 		log "wrk against $t failed (exit $rc):"
 		show_log "$f"
 		return 1
 	fi
-	MEASURED=$(echo "$r $line $rss $other" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8}')
+	cpu=$(us_per $((c1 - c0)) "$(awk '{print $5}' <<<"$line")")
+	MEASURED=$(echo "$r $line $rss $other ${cpu:-0} $((n1 - n0))" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8, $9, $10}')
 }
 
 FAILED_RUNS=()
@@ -687,15 +609,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for t in "${order[@]}"; do
 		best=""
 		for ((a = 0; a <= BUSY_RETRIES; a++)); do
-			sleep "$PAUSE"
+			nap "$PAUSE"
 			if ! measure "$t" "$r" "$a"; then
 				best=""
 				break
 			fi
 			line=$MEASURED
-			read -r _ rps p50 p99 rss errs _ other <<<"$line"
-			log "$(printf '  %-18s %10s req/s  p50 %8s ms  p99 %8s ms  rss %6.1f MiB  errors %s  other CPU %s%%' \
-				"$t" "$rps" "$p50" "$p99" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$errs" "$other")"
+			read -r _ rps p50 p99 rss errs _ other cpu conns <<<"$line"
+			log "$(printf '  %-18s %10s req/s  p50 %8s ms  p99 %8s ms  CPU %6s µs/req  rss %6.1f MiB  upstream conns %s  errors %s  other CPU %s%%' \
+				"$t" "$rps" "$p50" "$p99" "$cpu" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$conns" "$errs" "$other")"
 			# keep the attempt least disturbed by other processes
 			if [[ -z $best ]] || awk -v x="$other" -v y="$(awk '{print $8}' <<<"$best")" 'BEGIN {exit !(x < y)}'; then
 				best=$line
@@ -715,15 +637,44 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
+# ---------------------------------------------------------------- after the rounds
+
+# Access logs: how many lines each target wrote, as a check that logging
+# was on (warm-up and check requests included).
+ALOG_COUNTS=()
+for t in "${WANT[@]}"; do
+	f=$(access_log_file "$t")
+	if [[ -f $f ]]; then
+		ALOG_COUNTS+=("$t $(wc -l <"$f") lines ($(du -h "$f" | cut -f1))")
+	elif [[ $t != direct ]] && { ((ACCESS_LOG == 1)) || [[ $t == holdfast-log ]]; }; then
+		ALOG_COUNTS+=("$t: no access log file")
+	fi
+done
+
+# Profiles: stop each profiled holdfast now with SIGTERM, so that it writes
+# its profile, and check that it did.
+PROFILES=()
+if [[ -n $PROFILE_DIR ]]; then
+	for t in holdfast holdfast-nometrics holdfast-log; do
+		[[ -n ${PID_OF[$t]-} ]] || continue
+		log "stopping $t (SIGTERM) so that it writes $PROFILE_DIR/$t.pprof"
+		stop_proc "${PID_OF[$t]}" "$t" 30
+		forget_proc "${PID_OF[$t]}"
+		if [[ -s $PROFILE_DIR/$t.pprof ]]; then
+			PROFILES+=("$t: $PROFILE_DIR/$t.pprof ($(du -h "$PROFILE_DIR/$t.pprof" | cut -f1))")
+		else
+			PROFILES+=("$t: no profile written to $PROFILE_DIR/$t.pprof (does this binary read HOLDFAST_CPUPROFILE?)")
+			log "WARNING: $t wrote no profile to $PROFILE_DIR/$t.pprof; its log:"
+			show_log "$WORK/logs/$t.log"
+		fi
+	done
+fi
+
 # ---------------------------------------------------------------- report
 
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$2" '{print $c}' "$1"; }
-ratio() { # a b -> a/b with 2 decimals, or n/a
-	if [[ -z $1 || -z $2 ]]; then echo "n/a"; else awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; fi
-}
 
-declare -A RPS P50 P99 RSS ERRS RUNS OTHER OTHER_MAX
+declare -A RPS P50 P99 RSS ERRS RUNS OTHER OTHER_MAX CPU UPCONNS
 for t in "${WANT[@]}"; do
 	f="$WORK/results/$t"
 	[[ -s $f ]] || continue
@@ -734,8 +685,17 @@ for t in "${WANT[@]}"; do
 	ERRS[$t]=$(col "$f" 6 | awk '{s += $1} END {print s + 0}')
 	OTHER[$t]=$(col "$f" 8 | median)
 	OTHER_MAX[$t]=$(col "$f" 8 | sort -g | tail -n 1)
+	CPU[$t]=$(col "$f" 9 | median)
+	UPCONNS[$t]=$(col "$f" 10 | sort -g | tail -n 1)
 	RUNS[$t]=$(wc -l <"$f")
 done
+
+# same_round_ratios A B COLUMN: A ÷ B of COLUMN, round by round (the two ran
+# in the same round, close in time, so the spread of these is the noise).
+same_round_ratios() {
+	awk -v c="$3" 'NR == FNR {on[$1] = $c; next} ($1 in on) && $c > 0 {printf "%s%.2f", sep, on[$1] / $c; sep = ", "}' \
+		"$WORK/results/$1" "$WORK/results/$2"
+}
 
 report() {
 	local t
@@ -744,25 +704,30 @@ report() {
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $NPROC CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)."
 	echo
 	echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved round(s) (order rotated each round), warm-up $WARMUP per target;" \
-		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN${WRK_PIN[*]:+ (wrk: ${WRK_PIN[*]}}${SERVER_PIN[*]:+, servers: ${SERVER_PIN[*]}}${WRK_PIN[*]:+)};" \
-		"servers see $SERVER_NPROC CPU(s): nginx worker_processes and haproxy nbthread $SERVER_NPROC."
+		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN ($PIN_DESC);" \
+		"proxies see $SERVER_NPROC CPU(s): nginx worker_processes and haproxy nbthread $SERVER_NPROC;" \
+		"access logs $( ((ACCESS_LOG == 1)) && echo "on, to files (ACCESS_LOG=1)" || echo "off (ACCESS_LOG=0)");" \
+		"upstream idle timeout $UPSTREAM_IDLE (UPSTREAM_IDLE)."
 	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run;" \
+		"CPU µs/req is the user + system CPU time of the target's processes (of the backend for direct) during a run, divided by the requests wrk completed;" \
+		"upstream conns is the max over rounds of the TCP connections the backends accepted during a measured run (for direct: wrk's own);" \
 		"other CPU % is the median share of the machine's CPU used during a run by processes this script did not start."
 	echo
-	echo "| target | req/s | p50 ms | p99 ms | max RSS MiB | req/s vs nginx | req/s vs direct | p99 vs nginx | errors | other CPU % | version |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | max RSS MiB | req/s vs nginx | req/s vs direct | p99 vs nginx | CPU vs nginx | upstream conns | errors | other CPU % | version |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for t in "${WANT[@]}"; do
 		if [[ -z ${RPS[$t]-} ]]; then
-			echo "| $t | - | - | - | - | - | - | - | all runs failed | - | $(version_of "$t") |"
+			echo "| $t | - | - | - | - | - | - | - | - | - | - | all runs failed | - | $(version_of "$t") |"
 			continue
 		fi
-		printf '| %s | %.0f | %.3f | %.3f | %.1f | %s | %s | %s | %s | %s | %s |\n' \
-			"$t" "${RPS[$t]}" "${P50[$t]}" "${P99[$t]}" "$(awk -v k="${RSS[$t]}" 'BEGIN {print k / 1024}')" \
+		printf '| %s | %.0f | %.3f | %.3f | %.1f | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+			"$t" "${RPS[$t]}" "${P50[$t]}" "${P99[$t]}" "${CPU[$t]}" "$(awk -v k="${RSS[$t]}" 'BEGIN {print k / 1024}')" \
 			"$(ratio "${RPS[$t]}" "${RPS[nginx]-}")" "$(ratio "${RPS[$t]}" "${RPS[direct]-}")" \
-			"$(ratio "${P99[$t]}" "${P99[nginx]-}")" "${ERRS[$t]}" "$(printf '%.1f' "${OTHER[$t]}")" "$(version_of "$t")"
+			"$(ratio "${P99[$t]}" "${P99[nginx]-}")" "$(ratio "${CPU[$t]}" "${CPU[nginx]-}")" "${UPCONNS[$t]}" \
+			"${ERRS[$t]}" "$(printf '%.1f' "${OTHER[$t]}")" "$(version_of "$t")"
 	done
 	for s in "${SKIPPED[@]}"; do
-		echo "| ${s%%:*} | - | - | - | - | - | - | - | not measured | - | ${s#*: } |"
+		echo "| ${s%%:*} | - | - | - | - | - | - | - | - | - | - | not measured | - | ${s#*: } |"
 	done
 	echo
 	local notes=("${NOTES[@]}")
@@ -775,23 +740,27 @@ report() {
 		fi
 	done
 	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-nometrics]-} ]]; then
-		# per round: holdfast and holdfast-nometrics ran in the same round,
-		# close in time, so the spread of these ratios is the noise
-		local per_round
-		per_round=$(awk 'NR == FNR {on[$1] = $2; next} ($1 in on) && $2 > 0 {printf "%s%.2f", sep, on[$1] / $2; sep = ", "}' \
-			"$WORK/results/holdfast" "$WORK/results/holdfast-nometrics")
-		notes+=("cost of the request metrics: holdfast ÷ holdfast-nometrics = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-nometrics]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-nometrics]}") in median p99; req/s ratio round by round: ${per_round:-n/a}.")
+		notes+=("cost of the request metrics: holdfast ÷ holdfast-nometrics = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-nometrics]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-nometrics]}") in median p99, $(ratio "${CPU[holdfast]}" "${CPU[holdfast-nometrics]}") in median CPU µs/req; req/s ratio round by round: $(same_round_ratios holdfast holdfast-nometrics 2 | sed 's/^$/n\/a/').")
+	fi
+	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-log]-} ]]; then
+		local both=""
+		((ACCESS_LOG == 0)) || both=" (with ACCESS_LOG=1 holdfast logs too, to its own file: both rows pay for a log)"
+		notes+=("cost of the access log: holdfast ÷ holdfast-log = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-log]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-log]}") in median p99, $(ratio "${CPU[holdfast]}" "${CPU[holdfast-log]}") in median CPU µs/req ($(awk -v a="${CPU[holdfast-log]}" -v b="${CPU[holdfast]}" 'BEGIN {printf "%+.1f", a - b}') µs per request with the log); req/s ratio round by round: $(same_round_ratios holdfast holdfast-log 2 | sed 's/^$/n\/a/')$both.")
+	fi
+	((${#ALOG_COUNTS[@]} == 0)) || notes+=("access log files (warm-up and check requests included): $(printf '%s; ' "${ALOG_COUNTS[@]}" | sed 's/; $//').")
+	if ((${#PROFILES[@]} > 0)); then
+		notes+=("CPU profiles (HOLDFAST_CPUPROFILE, warm-up and all rounds; profiling itself costs holdfast some CPU): $(printf '%s; ' "${PROFILES[@]}" | sed 's/; $//').")
 	fi
 	((BUSY == 0)) || notes+=("WARNING: other processes used more than $OTHER_LIMIT% of the machine's CPU during some kept runs, even after up to $BUSY_RETRIES retries (column 'other CPU %', per run below; others used $OTHER_START% just before the start; 1-min load average $LOAD_START at the start, $(cut -d' ' -f1 /proc/loadavg) at the end): these numbers measure the neighbours as much as the proxies. Rerun on a quiet machine.")
 	for s in "${notes[@]}"; do echo "- $s"; done
 	((${#notes[@]} == 0)) || echo
 	echo "<details><summary>every run</summary>"
 	echo
-	echo "| target | round | req/s | p50 ms | p99 ms | RSS MiB | errors | other CPU % |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| target | round | req/s | p50 ms | p99 ms | CPU µs/req | RSS MiB | upstream conns | errors | other CPU % |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for t in "${WANT[@]}"; do
 		[[ -s $WORK/results/$t ]] || continue
-		awk -v t="$t" '{printf "| %s | %d | %.0f | %.3f | %.3f | %.1f | %d | %.1f |\n", t, $1, $2, $3, $4, $5 / 1024, $6, $8}' "$WORK/results/$t"
+		awk -v t="$t" '{printf "| %s | %d | %.0f | %.3f | %.3f | %.1f | %.1f | %d | %d | %.1f |\n", t, $1, $2, $3, $4, $9, $5 / 1024, $10, $6, $8}' "$WORK/results/$t"
 	done
 	echo
 	echo "</details>"

@@ -61,8 +61,8 @@ func newAccessLog(out io.Writer) *accessLog {
 	return &accessLog{out: out, kept: make(map[string]*AccessLine)}
 }
 
-// Write implements io.Writer. log/slog writes one line a call, but a line
-// split across calls is put back together all the same.
+// Write implements io.Writer. The access log writes one line a call, but
+// a line split across calls is put back together all the same.
 func (a *accessLog) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

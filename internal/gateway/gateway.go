@@ -70,7 +70,7 @@ type Gateway struct {
 	mu        sync.Mutex // serialises Listen, Reload, rebuilds and Shutdown
 	listeners map[string]*listener
 	admin     *adminListener
-	access    *slog.Logger // the access log in force
+	access    *proxy.AccessLog // the access log in force
 	logFile   *os.File
 	serveErr  chan error
 	closed    bool
@@ -180,7 +180,7 @@ func (g *Gateway) primeDiscovery(cfg *config.Config) {
 
 // build compiles cfg into a handler, with the servers discovery last found
 // for the pools that discover theirs.
-func (g *Gateway) build(cfg *config.Config, access *slog.Logger, rl *ratelimit.Limiter) (*proxy.Handler, error) {
+func (g *Gateway) build(cfg *config.Config, access *proxy.AccessLog, rl *ratelimit.Limiter) (*proxy.Handler, error) {
 	var m *metrics.Registry
 	if requestMetrics {
 		m = g.metrics
@@ -367,7 +367,7 @@ func (g *Gateway) swapLogFile(f *os.File) {
 	g.logFile = f
 }
 
-func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, error) {
+func (g *Gateway) accessLogger(cfg *config.Config) (*proxy.AccessLog, *os.File, error) {
 	var w io.Writer
 	var f *os.File
 	switch p := cfg.AccessLog.Path; {
@@ -387,7 +387,7 @@ func (g *Gateway) accessLogger(cfg *config.Config) (*slog.Logger, *os.File, erro
 		}
 		w = f
 	}
-	return slog.New(slog.NewJSONHandler(w, nil)), f, nil
+	return proxy.NewAccessLog(w), f, nil
 }
 
 // ServeHTTP serves a request with the configuration in force when it

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -43,6 +44,7 @@ var (
 	errTE10         = badRequest("HTTP/1.0 request has a Transfer-Encoding (request smuggling shape)")
 	errUnsupportedV = &parseError{status: http.StatusHTTPVersionNotSupported, reason: "HTTP version not supported"}
 	errUnknownTE    = &parseError{status: http.StatusNotImplemented, reason: "Transfer-Encoding other than chunked"}
+	errTrailerName  = badRequest("Trailer names a field that cannot be a trailer (Content-Length, Transfer-Encoding, Trailer)")
 	errExpect       = &parseError{status: http.StatusExpectationFailed, reason: "Expect other than 100-continue"}
 	errHeadTooLarge = &parseError{status: http.StatusRequestHeaderFieldsTooLarge, reason: "request header section over the limit"}
 	errURITooLong   = &parseError{status: http.StatusRequestURITooLong, reason: "request line over the limit"}
@@ -103,6 +105,7 @@ type head struct {
 	expect100             bool
 	trailerDeclared       bool
 	lineOK                bool // the request line parsed
+	trailerBad            bool // Trailer announces a framing field
 }
 
 // parseHead parses a request head: the request line and the header section,
@@ -182,11 +185,16 @@ func (h *head) parse(s string) *parseError {
 		case "Connection":
 			h.connectionTokens(value)
 		case "Expect":
-			if !strings.EqualFold(value, "100-continue") {
+			if !asciiEqualFold(value, "100-continue") {
 				return errExpect
 			}
-			h.expect100 = true
+			// An HTTP/1.0 client does not know 100 Continue: RFC 9110
+			// section 10.1.1 has the expectation ignored.
+			h.expect100 = h.minor >= 1
 		case "Trailer":
+			if !trailerNamesOK(value) {
+				h.trailerBad = true
+			}
 			h.trailerDeclared = true
 		}
 		if old, ok := h.header[key]; ok {
@@ -211,10 +219,14 @@ func (h *head) parse(s string) *parseError {
 		// Only "chunked", alone and once, is understood: a list such as
 		// "gzip, chunked" or a second field could be read differently by
 		// another server on the path.
-		if tes > 1 || len(te) != len("chunked") || !strings.EqualFold(te, "chunked") {
+		if tes > 1 || !asciiEqualFold(te, "chunked") {
 			return errUnknownTE
 		}
 		h.chunked = true
+		if h.trailerBad {
+			// Trailers come only with chunked coding, and never frame.
+			return errTrailerName
+		}
 	}
 	if len(cls) > 0 {
 		n, ok := parseContentLength(cls[0])
@@ -233,6 +245,9 @@ func (h *head) parse(s string) *parseError {
 	}
 	if h.hosts > 1 {
 		return errManyHosts
+	}
+	if h.hosts == 1 && !httpguts.ValidHostHeader(h.host) {
+		return errBadHost
 	}
 	if h.hosts == 0 && h.minor >= 1 {
 		return errNoHost
@@ -312,12 +327,48 @@ func (h *head) connectionTokens(v string) {
 		tok, v, _ = strings.Cut(v, ",")
 		tok = trimOWS(tok)
 		switch {
-		case strings.EqualFold(tok, "close"):
+		case asciiEqualFold(tok, "close"):
 			h.closeConn = true
-		case strings.EqualFold(tok, "keep-alive"):
+		case asciiEqualFold(tok, "keep-alive"):
 			h.keepAlive = true
 		}
 	}
+}
+
+// trailerNamesOK reports whether a Trailer field announces only fields that
+// may be trailers: never the ones that frame the message.
+func trailerNamesOK(v string) bool {
+	for v != "" {
+		var name string
+		name, v, _ = strings.Cut(v, ",")
+		name = trimOWS(name)
+		if asciiEqualFold(name, "Content-Length") || asciiEqualFold(name, "Transfer-Encoding") || asciiEqualFold(name, "Trailer") {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: protocol elements
+// are ASCII, and Unicode folding would read "chun\u212Aed" (with a Kelvin
+// sign) as "chunked", as no other server on the path would.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // parseContentLength reads 1*DIGIT, without sign or spaces, refusing what

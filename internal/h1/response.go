@@ -80,8 +80,25 @@ func (w *response) WriteHeader(code int) {
 	if code == http.StatusNoContent || code == http.StatusNotModified || code < 200 || w.headReq {
 		w.noBody = true
 	}
-	if len(w.hdr["Trailer"]) > 0 && !w.http10 && !w.noBody {
+	w.checkTrailers()
+}
+
+// checkTrailers notes whether the handler has trailers: announced in a
+// Trailer field, or set with http.TrailerPrefix. They need chunked coding,
+// which HTTP/1.0 lacks.
+func (w *response) checkTrailers() {
+	if w.trailers || w.http10 || w.noBody {
+		return
+	}
+	if len(w.hdr["Trailer"]) > 0 {
 		w.trailers = true
+		return
+	}
+	for k := range w.hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.trailers = true
+			return
+		}
 	}
 }
 
@@ -161,6 +178,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 // it.
 func (w *response) sendHead(final bool) error {
 	w.headSent = true
+	w.checkTrailers()
 	bw := w.c.writer()
 	switch {
 	case w.noBody:
@@ -175,7 +193,7 @@ func (w *response) sendHead(final bool) error {
 		// An HTTP/1.0 client: the body ends when the connection does.
 		w.closeAfter = true
 	}
-	if w.c.srv.inShutdown.Load() {
+	if w.c.srv.inShutdown.Load() || w.c.bodyWillClose() {
 		w.closeAfter = true
 	}
 	if v, ok := w.hdr["Connection"]; ok && hasToken(v, "close") {
@@ -264,6 +282,7 @@ func (w *response) finish() bool {
 	bw := c.bw
 	if w.chunked {
 		bw.WriteString("0\r\n")
+		w.checkTrailers() // set with http.TrailerPrefix after the head went
 		if w.trailers {
 			w.writeTrailers(bw)
 		}
@@ -288,13 +307,16 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 			var k string
 			k, list, _ = strings.Cut(list, ",")
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if !isToken(k) {
+				continue
+			}
 			for _, v := range w.hdr[k] {
 				writeField(bw, k, v)
 			}
 		}
 	}
 	for k, vs := range w.hdr {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && isToken(name) {
 			for _, v := range vs {
 				writeField(bw, name, v)
 			}
@@ -313,8 +335,16 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.finished {
 		return nil, nil, errAfterHandler
 	}
-	if w.headSent {
-		return nil, nil, errors.New("h1: hijack after the response head was sent")
+	if w.wroteHeader && !w.headSent {
+		// The status set before the hijack goes first, as with net/http.
+		if err := w.sendHead(false); err != nil {
+			return nil, nil, err
+		}
+	}
+	if c.bw != nil {
+		if err := c.bw.Flush(); err != nil {
+			return nil, nil, err
+		}
 	}
 	c.stopBG()
 	c.hijacked = true
@@ -399,7 +429,7 @@ func hasToken(vs []string, tok string) bool {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trimOWS(t), tok) {
+			if asciiEqualFold(trimOWS(t), tok) {
 				return true
 			}
 		}

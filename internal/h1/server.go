@@ -120,8 +120,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.inShutdown.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+			if isTemporary(err) {
 				delay = max(5*time.Millisecond, min(2*delay, time.Second))
 				time.Sleep(delay)
 				continue
@@ -139,9 +138,38 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// errTemporary stands for the accept errors worth retrying (too many open
-// files and the like), which net reports as Temporary.
-var errTemporary = errors.New("temporary accept error")
+// isTemporary reports the accept errors worth retrying after a pause, as
+// net/http does: running out of file descriptors or memory, a connection
+// aborted before it was accepted. A client opening many connections must
+// not stop the listener for good.
+func isTemporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyWillClose reports, before the response head is written, that the
+// connection must close after it because the request body will not be
+// read to its end: 100 Continue was never sent (the client may never send
+// the body), or more of it is left than is worth discarding.
+func (c *conn) bodyWillClose() bool {
+	b := c.reqBody
+	if b == nil || b.done {
+		return false
+	}
+	return b.err != nil || b.expect || !b.chunked && b.left > discardMax
+}
+
+// discardMax is the most of an unread request body discarded to keep the
+// connection.
+const discardMax = 256 << 10
 
 func (s *Server) track(ln *net.Listener, add bool) bool {
 	s.mu.Lock()
@@ -495,8 +523,14 @@ func (c *conn) serve() {
 	}
 	first := c.served == 0
 	for {
-		if !first && c.srv.ReadHeaderTimeout > 0 && !c.headBuffered() {
-			c.nc.SetReadDeadline(time.Now().Add(c.srv.ReadHeaderTimeout))
+		if !first && !c.headBuffered() {
+			// The head's first bytes are here: the idle timeout ends,
+			// the head's own begins.
+			if d := c.srv.ReadHeaderTimeout; d > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(d))
+			} else {
+				c.nc.SetReadDeadline(time.Time{})
+			}
 		}
 		first = false
 		raw, perr := c.readHead()
@@ -828,8 +862,8 @@ func (c *conn) discard(b *body) bool {
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	defer c.nc.SetReadDeadline(time.Time{})
 	b.closed = false
-	n, err := io.CopyN(io.Discard, b, 256<<10+1)
-	return err == io.EOF && n <= 256<<10
+	n, err := io.CopyN(io.Discard, b, discardMax+1)
+	return err == io.EOF && n <= discardMax
 }
 
 // lingerClose closes a connection whose client may still be sending:

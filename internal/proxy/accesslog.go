@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -12,8 +10,8 @@ import (
 )
 
 // logRequest writes the request's access-log line: one JSON object with the
-// route, status, cause, timing, sizes, request id and the attempt ledger, and
-// tells the observer.
+// route, status, cause, timing, sizes, request id and the attempt ledger
+// (encoded in accesslog_json.go), and tells the observer.
 func (h *Handler) logRequest(r *http.Request, x *exchange) {
 	d := h.now().Sub(x.start)
 	if x.status == 0 {
@@ -27,46 +25,9 @@ func (h *Handler) logRequest(r *http.Request, x *exchange) {
 		h.events.Request(routeName, x.status, x.cause, len(x.attempts), d)
 	}
 	h.count(r, x, d)
-	if h.access == nil || !h.access.Enabled(context.Background(), slog.LevelInfo) {
-		return
+	if h.access != nil {
+		h.access.write(r, x, routeName, poolName, d)
 	}
-	attrs := make([]slog.Attr, 0, 22)
-	attrs = append(attrs,
-		slog.String("request_id", x.reqID),
-		slog.String("client", r.RemoteAddr),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
-		slog.String("query", r.URL.RawQuery),
-		slog.String("proto", r.Proto),
-		slog.String("tls", tlsVersion(r)),
-		slog.String("user_agent", r.Header.Get("User-Agent")),
-		slog.String("referer", r.Header.Get("Referer")),
-		slog.String("route", routeName),
-		slog.String("upstream", poolName),
-		slog.Int("status", x.status),
-		slog.Float64("duration_ms", ms(d)),
-		slog.Int64("bytes_in", x.bytesIn),
-		slog.Int64("bytes_out", x.bytesOut),
-		slog.Int("attempts", len(x.attempts)),
-	)
-	if x.cause != cause.None {
-		attrs = append(attrs, slog.String("cause", x.cause.String()))
-		if x.detail != "" {
-			attrs = append(attrs, slog.String("detail", x.detail))
-		}
-	}
-	if x.cache.result != "" {
-		attrs = append(attrs, slog.String("cache", x.cache.result))
-	}
-	if x.retrySkipped != "" && x.cause != cause.None {
-		attrs = append(attrs, slog.String("retry_skipped", x.retrySkipped))
-	}
-	if len(x.attempts) > 0 {
-		// A copy: the ledger's backing array goes back to the pool.
-		attrs = append(attrs, slog.Any("ledger", append([]attemptRecord(nil), x.attempts...)))
-	}
-	h.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }
 
 // count adds the request to the metrics: its route's counters, the

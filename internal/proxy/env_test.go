@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 
@@ -81,7 +80,7 @@ func newEnv(t *testing.T, yaml string, opts ...func(*Options)) *env {
 	o := Options{
 		Transports: new(Transports),
 		Registry:   new(upstream.Registry),
-		AccessLog:  slog.New(slog.NewJSONHandler(e.logBuf, nil)),
+		AccessLog:  NewAccessLog(e.logBuf),
 		Events:     e.events,
 	}
 	for _, f := range opts {

@@ -46,7 +46,7 @@ type Options struct {
 	// Logger receives events (ejections, skipped retries). nil discards.
 	Logger *slog.Logger
 	// AccessLog receives one line per request. nil turns it off.
-	AccessLog *slog.Logger
+	AccessLog *AccessLog
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
 	// Events, when set, is called for every attempt and every finished
@@ -84,7 +84,7 @@ type Handler struct {
 	bodyTO, sendTO time.Duration
 
 	log        *slog.Logger
-	access     *slog.Logger
+	access     *AccessLog
 	now        func() time.Time
 	events     Observer
 	routes     []*route      // in file order

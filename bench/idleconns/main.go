@@ -1,0 +1,245 @@
+// Command idleconns opens many HTTP/1.1 keep-alive connections to one server
+// and holds them idle, for bench/idle.sh, which measures what idle client
+// connections cost a proxy in memory.
+//
+//	idleconns -addr 127.0.0.1:PORT [-n 10000] [-sources 0] [-concurrency 64]
+//
+// It raises its own RLIMIT_NOFILE as far as it needs and may, then opens -n
+// connections, -concurrency at a time. On each it sends one
+// "GET -path HTTP/1.1" request and reads the whole response, which must be a
+// 2xx that leaves the connection open (no "Connection: close"), so that every
+// connection has served a request and sits idle in keep-alive on the server.
+// Any failure stops the program with exit status 1: the count it reports is
+// exact or there is none.
+//
+// The connections come from -sources loopback source addresses, 127.0.0.1,
+// 127.0.0.2 and so on, used in turn (0: as many as needed for about 20,000
+// connections per address, as each source address has one ephemeral port
+// range of its own).
+//
+// Progress goes to stderr. On stdout it prints, one a line:
+//
+//	ready N          every connection is open and has been answered
+//	open M of N      when told to stop: how many the server had kept open
+//	closed N         all connections closed; the program then exits
+//
+// It holds the connections until its standard input reaches end of file or
+// it gets SIGINT or SIGTERM. It then checks each connection without
+// blocking (a connection the server closed reads end of file at once), and
+// closes them all.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "", "host:port of the server (required)")
+	n := flag.Int("n", 10000, "connections to open and hold")
+	sources := flag.Int("sources", 0, "loopback source addresses to use, 127.0.0.1 upwards (0: enough for about 20000 connections each)")
+	concurrency := flag.Int("concurrency", 64, "connections being opened at once")
+	path := flag.String("path", "/", "request path")
+	timeout := flag.Duration("timeout", 10*time.Second, "bound on connecting and on each request")
+	flag.Parse()
+	if *addr == "" || *n < 1 || *concurrency < 1 || *sources < 0 || *sources > 254 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if *sources == 0 {
+		*sources = (*n + perSource - 1) / perSource
+	}
+	if *sources > 254 {
+		fatalf("-n %d needs more than 254 source addresses", *n)
+	}
+
+	if err := raiseNoFile(uint64(*n) + 64); err != nil {
+		fatalf("%v", err)
+	}
+
+	conns := make([]net.Conn, *n)
+	var next, done atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	var failed atomic.Bool
+
+	req := []byte("GET " + *path + " HTTP/1.1\r\nHost: " + *addr + "\r\nUser-Agent: idleconns\r\n\r\n")
+	dialers := make([]*net.Dialer, *sources)
+	for i := range dialers {
+		dialers[i] = &net.Dialer{
+			Timeout:   *timeout,
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))},
+			// No TCP keep-alive probes: they would wake the server's
+			// side of an idle connection.
+			KeepAlive: -1,
+		}
+	}
+
+	start := time.Now()
+	stopProgress := progress(&done, *n)
+	var wg sync.WaitGroup
+	for range min(*concurrency, *n) {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= *n {
+					return
+				}
+				c, err := openOne(dialers[i%len(dialers)], *addr, req, *timeout)
+				if err != nil {
+					failed.Store(true)
+					fail(fmt.Errorf("connection %d (from %s): %w", i+1, dialers[i%len(dialers)].LocalAddr, err))
+					return
+				}
+				conns[i] = c
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	stopProgress()
+	if firstErr != nil {
+		closeAll(conns)
+		fatalf("%v", firstErr)
+	}
+	fmt.Fprintf(os.Stderr, "idleconns: %d connections open and answered in %.1fs, from %d source address(es)\n",
+		*n, time.Since(start).Seconds(), *sources)
+	fmt.Printf("ready %d\n", *n)
+
+	// Hold until stdin closes or a signal comes.
+	stop := make(chan string, 2)
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stop <- "end of standard input"
+	}()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() { stop <- (<-sigs).String() }()
+	why := <-stop
+	fmt.Fprintf(os.Stderr, "idleconns: %s: checking and closing the connections\n", why)
+
+	fmt.Printf("open %d of %d\n", countOpen(conns), *n)
+	closeAll(conns)
+	fmt.Printf("closed %d\n", *n)
+}
+
+// perSource is how many connections one source address takes at most when
+// -sources is 0: comfortably below the 28,232 ports of Linux's default
+// ephemeral range (32768-60999), some of which other sockets may hold.
+const perSource = 20000
+
+// openOne connects, sends req and reads the whole response. The connection
+// is returned open, with no deadline, once the response has been read.
+func openOne(d *net.Dialer, addr string, req []byte, timeout time.Duration) (net.Conn, error) {
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(req); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("writing the request: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reading the response: %w", err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("reading the response body: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		c.Close()
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	if resp.Close {
+		c.Close()
+		return nil, errors.New("the server closes the connection after the response (Connection: close)")
+	}
+	if br.Buffered() > 0 {
+		c.Close()
+		return nil, fmt.Errorf("%d unexpected bytes after the response", br.Buffered())
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// countOpen reports how many connections are still open. Each is read
+// with a short deadline, all at once: the read returns end of file (or a
+// reset) at once on a connection the server closed, and times out on an
+// open, silent one. (A deadline already past would not do: Go then fails
+// the read without looking at the socket.)
+func countOpen(conns []net.Conn) int {
+	var open atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		wg.Go(func() {
+			c.SetReadDeadline(deadline)
+			var b [1]byte
+			_, err := c.Read(b[:])
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				open.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(open.Load())
+}
+
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// progress prints how many connections are ready, once a second, until the
+// returned function is called.
+func progress(done *atomic.Int64, n int) func() {
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				fmt.Fprintf(os.Stderr, "idleconns: %d of %d open\n", done.Load(), n)
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "idleconns: "+format+"\n", args...)
+	os.Exit(1)
+}
