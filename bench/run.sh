@@ -66,6 +66,10 @@
 #   INSTALL   [1]     0 = never run apt-get; fail if a tool is missing
 #   HOLDFAST_BIN []   use this holdfast binary instead of building
 #                     ./cmd/holdfast from the tree (holdfast, holdfast-log)
+#   HOLDFAST_BASE_BIN []
+#                     the holdfast binary of the holdfast-base target: an
+#                     earlier build to compare with, in the same rounds
+#                     (required when TARGETS has holdfast-base)
 #   HOLDFAST_NOMETRICS_BIN []
 #                     the same for holdfast-nometrics, instead of building
 #                     ./cmd/holdfast with -tags nometrics
@@ -94,6 +98,7 @@ OUT=${OUT:-}
 INSTALL=${INSTALL:-1}
 HOLDFAST_BIN=${HOLDFAST_BIN:-}
 HOLDFAST_NOMETRICS_BIN=${HOLDFAST_NOMETRICS_BIN:-}
+HOLDFAST_BASE_BIN=${HOLDFAST_BASE_BIN:-}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -119,8 +124,8 @@ if [[ -n $PROFILE_DIR && $PROFILE_DIR != /* ]]; then PROFILE_DIR="$PWD/$PROFILE_
 	die "UPSTREAM_IDLE must be whole seconds like 60s, or default, got '$UPSTREAM_IDLE'"
 case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split or proxy, got '$PIN'" ;; esac
 
-KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log"
-PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log"
+KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
+PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
 WANT=()
 for t in $TARGETS; do
 	[[ " $KNOWN " == *" $t "* ]] || die "unknown target '$t' in TARGETS (known: $KNOWN)"
@@ -238,6 +243,10 @@ elif wants holdfast-nometrics; then
 	if ! build_go "$WORK/holdfast-nometrics" ./cmd/holdfast -tags nometrics; then
 		skip_target holdfast-nometrics "go build -tags nometrics ./cmd/holdfast failed (build log shown on stderr)"
 	fi
+fi
+if wants holdfast-base; then
+	[[ -x $HOLDFAST_BASE_BIN ]] || die "TARGETS has holdfast-base: HOLDFAST_BASE_BIN must name an executable holdfast binary (got '$HOLDFAST_BASE_BIN')"
+	cp "$HOLDFAST_BASE_BIN" "$WORK/holdfast-base"
 fi
 if [[ -n $PROFILE_DIR ]]; then
 	mkdir -p "$PROFILE_DIR" || die "cannot create PROFILE_DIR $PROFILE_DIR"
@@ -440,6 +449,7 @@ routes:
 upstreams:
   bench:
     balance: round_robin
+    health: {path: /, interval: 2s}
     $timeouts
     servers:
       - {url: "http://127.0.0.1:$B1"}
@@ -460,6 +470,7 @@ holdfast_log_path() { # TARGET
 start_holdfast() { run_holdfast holdfast "$WORK/holdfast" "$(holdfast_log_path holdfast)"; }
 start_holdfast_nometrics() { run_holdfast holdfast-nometrics "$WORK/holdfast-nometrics" "$(holdfast_log_path holdfast-nometrics)"; }
 start_holdfast_log() { run_holdfast holdfast-log "$WORK/holdfast" "$(holdfast_log_path holdfast-log)"; }
+start_holdfast_base() { run_holdfast holdfast-base "$WORK/holdfast-base" "$(holdfast_log_path holdfast-base)"; }
 
 # check_balance NAME PORT: both backends answer through the proxy (each
 # backend names itself in X-Backend). A warning only: the numbers of a proxy
@@ -507,6 +518,7 @@ version_of() {
 	holdfast) echo "holdfast (${HOLDFAST_BIN:-built from this tree})" ;;
 	holdfast-nometrics) echo "holdfast (metrics off, -tags nometrics; ${HOLDFAST_NOMETRICS_BIN:-built from this tree})" ;;
 	holdfast-log) echo "holdfast (access log to a file; ${HOLDFAST_BIN:-built from this tree})" ;;
+	holdfast-base) echo "holdfast, earlier build ($HOLDFAST_BASE_BIN)" ;;
 	esac
 }
 
@@ -741,6 +753,9 @@ report() {
 	done
 	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-nometrics]-} ]]; then
 		notes+=("cost of the request metrics: holdfast ÷ holdfast-nometrics = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-nometrics]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-nometrics]}") in median p99, $(ratio "${CPU[holdfast]}" "${CPU[holdfast-nometrics]}") in median CPU µs/req; req/s ratio round by round: $(same_round_ratios holdfast holdfast-nometrics 2 | sed 's/^$/n\/a/').")
+	fi
+	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-base]-} ]]; then
+		notes+=("against the earlier build: holdfast ÷ holdfast-base = $(ratio "${RPS[holdfast]}" "${RPS[holdfast-base]}") in median req/s, $(ratio "${P99[holdfast]}" "${P99[holdfast-base]}") in median p99, $(ratio "${CPU[holdfast]}" "${CPU[holdfast-base]}") in median CPU µs/req; req/s ratio round by round: $(same_round_ratios holdfast holdfast-base 2 | sed 's/^$/n\/a/').")
 	fi
 	if [[ -n ${RPS[holdfast]-} && -n ${RPS[holdfast-log]-} ]]; then
 		local both=""

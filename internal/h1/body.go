@@ -15,6 +15,7 @@ var (
 	errTrailer      = errors.New("invalid trailer section")
 	errTrailerLarge = errors.New("trailer section over the limit")
 	errBodyClosed   = errors.New("h1: read on a closed request body")
+	errChunkExcess  = errors.New("chunked body carries too much framing for its data")
 )
 
 // maxChunkLine bounds a chunk-size line with its extensions.
@@ -34,7 +35,14 @@ type body struct {
 	closed   bool  // the handler closed it
 	expect   bool  // 100 Continue is owed before the first read
 	trailers int   // bytes of trailer section read so far
+	excess   int64 // chunked: framing bytes beyond an allowance per chunk
 }
+
+// excessMax bounds the chunked framing (size lines, extensions, CRLFs)
+// a body may carry beyond 16 bytes plus twice its data per chunk, so that a
+// client cannot make the server read framing without end: tiny chunks with
+// long extensions are refused, as net/http refuses them.
+const excessMax = 16 << 10
 
 func (b *body) Read(p []byte) (int, error) {
 	if b.closed {
@@ -112,6 +120,13 @@ func (b *body) readChunked(p []byte) (int, error) {
 		size, ok := parseChunkSize(line)
 		if !ok {
 			return 0, errChunkSize
+		}
+		b.excess += int64(len(line)) + 2 - 16 - 2*min(size, 1<<20)
+		if b.excess < 0 {
+			b.excess = 0
+		}
+		if b.excess > excessMax {
+			return 0, errChunkExcess
 		}
 		if size == 0 {
 			if err := b.readTrailers(); err != nil {

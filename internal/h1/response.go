@@ -110,7 +110,7 @@ func (w *response) writeInformational(code int) {
 	}
 	bw := w.c.writer()
 	writeStatusLine(bw, code)
-	writeFields(bw, w.hdr, false)
+	writeFields(bw, w.hdr) // no framing fields: a 1xx has no body
 	bw.WriteString("\r\n")
 	bw.Flush()
 }
@@ -200,7 +200,7 @@ func (w *response) sendHead(final bool) error {
 		w.closeAfter = true
 	}
 	writeStatusLine(bw, w.status)
-	writeFields(bw, w.hdr, true)
+	writeFields(bw, w.hdr)
 	if _, ok := w.hdr["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
@@ -384,18 +384,13 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 // writeFields writes the handler's header fields. The fields that frame
 // the message (Content-Length, Transfer-Encoding, Connection, Keep-Alive)
 // are the server's to write; trailer fields wait for the end.
-func writeFields(bw *bufio.Writer, h http.Header, final bool) {
+func writeFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
-		if final {
-			switch k {
-			case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive":
-				continue
-			}
-			if strings.HasPrefix(k, http.TrailerPrefix) {
-				continue
-			}
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive":
+			continue
 		}
-		if !isToken(k) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !isToken(k) {
 			continue
 		}
 		for _, v := range vs {
