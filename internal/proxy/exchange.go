@@ -45,6 +45,7 @@ type exchange struct {
 	send         stall         // client.send_timeout, on writes of the response
 	trip         trip          // what the attempts share (serve.go)
 	cache        cacheState    // what the cache step learnt (cache.go)
+	out          outRequest    // the request of the attempt in progress, for holdfast's own client
 }
 
 func (x *exchange) reset() {
@@ -436,7 +437,23 @@ func (b *requestBody) replayable() bool {
 
 func noCancel(error) {}
 
-// outgoing builds the request for one attempt at server s.
+// outRequest is the request of one attempt with what it points to,
+// allocated as one.
+type outRequest struct {
+	req  http.Request
+	url  url.URL
+	body bytesBody
+}
+
+// bytesBody is a buffered request body for holdfast's own client, which
+// rewinds it for another attempt (rewind, h1.go) with no GetBody closure.
+type bytesBody struct{ bytes.Reader }
+
+func (*bytesBody) Close() error { return nil }
+
+// outgoing builds the request for one attempt at server s. Only a request
+// for net/http's Transport carries ctx: holdfast's own client takes the
+// attempt's context as an argument, which saves a copy of the request.
 func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s *upstream.Server, hdr http.Header, body *requestBody) *http.Request {
 	path, rawPath := r.URL.Path, r.URL.RawPath
 	if x.route.strip && x.route.prefix != "/" {
@@ -445,10 +462,18 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s 
 			rawPath = stripPrefix(rawPath, x.route.prefix)
 		}
 	}
-	u := &url.URL{Scheme: s.URL.Scheme, Host: s.URL.Host, Path: path, RawPath: rawPath, RawQuery: r.URL.RawQuery}
-	out := &http.Request{
+	o := &x.out
+	if body.viaStd {
+		// net/http's Transport may use the request after the exchange has
+		// gone back to the pool; holdfast's own client is done with it
+		// once the response is (the next attempt's request takes its
+		// place only after that).
+		o = &outRequest{}
+	}
+	o.url = url.URL{Scheme: s.URL.Scheme, Host: s.URL.Host, Path: path, RawPath: rawPath, RawQuery: r.URL.RawQuery}
+	o.req = http.Request{
 		Method:     r.Method,
-		URL:        u,
+		URL:        &o.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -456,10 +481,18 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s 
 		Host:       r.Host,
 		Trailer:    r.Trailer,
 	}
+	out := &o.req
 	switch {
+	case body.buffered && !body.viaStd:
+		b := x.body.Bytes()
+		out.ContentLength = int64(len(b))
+		if len(b) > 0 {
+			o.body.Reset(b)
+			out.Body = &o.body
+		}
 	case body.buffered:
 		b := x.body.Bytes()
-		if body.viaStd && len(b) > 0 {
+		if len(b) > 0 {
 			// net/http's Transport writes a body on a goroutine of its own,
 			// which may still be reading after the response came back and
 			// the exchange, with its buffer, went to the next request.
@@ -474,7 +507,10 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, x *exchange, s 
 		out.ContentLength = body.length
 		out.Body = body.stream
 	}
-	return out.WithContext(ctx)
+	if body.viaStd {
+		return out.WithContext(ctx)
+	}
+	return out
 }
 
 func stripPrefix(p, prefix string) string {
@@ -497,9 +533,11 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 		// socket deadlines, which saves a context and a timer per attempt.
 		actx, cancel = r.Context(), noCancel
 	} else {
-		actx, cancel = context.WithCancelCause(r.Context())
+		var cancelStd context.CancelCauseFunc // captured only here, so on the heap only here
+		actx, cancelStd = context.WithCancelCause(r.Context())
+		cancel = cancelStd
 		if !deadline.IsZero() {
-			headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancel(errTotalTimeout) })
+			headerTimer = time.AfterFunc(deadline.Sub(h.now()), func() { cancelStd(errTotalTimeout) })
 		}
 	}
 	start := h.now()

@@ -57,6 +57,8 @@ type h1Conn struct {
 	probe    idleProbe // looks at the socket before reuse
 	ip       string    // the address dialled
 	gen      uint64    // the generation of the server's DNS answer it was dialled from
+	kill     func()    // uc.kill, made once: a method value allocates each time it is taken
+	head     []byte    // scratch for response heads (h1wire_response.go)
 }
 
 // errHeaderTooLarge reports response headers over the limit.
@@ -325,7 +327,7 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 	}
 	uc := &upConn{Conn: c, send: p.t.Send, state: p.server.State, now: p.now}
 	uc.lastRead.Store(p.now().UnixNano())
-	pc := &h1Conn{uc: uc, c: uc, gen: gen}
+	pc := &h1Conn{uc: uc, c: uc, gen: gen, kill: uc.kill}
 	if ra, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		pc.ip = ra.IP.String()
 	}
@@ -349,7 +351,10 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 // timeout between reads, and gives the connection back to the pool when it
 // is read to the end. ctx ending aborts any blocked read or write.
 func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTrace) (*http.Response, error) {
-	if err := checkOutgoing(req); err != nil {
+	// The head is checked before any connection is taken: a request that
+	// cannot be written dials nothing (h1wire_request.go).
+	var head reqHead
+	if err := head.prepare(req); err != nil {
 		return nil, err
 	}
 	for {
@@ -364,10 +369,10 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		}
 		tr.gotConn(pc.uc, reused, idle)
 		pc.uc.until = tr.until
-		stop := context.AfterFunc(ctx, pc.uc.kill)
+		stop := context.AfterFunc(ctx, pc.kill)
 		start := pc.uc.Written()
 
-		err := req.Write(pc.bw)
+		err := head.write(pc.bw, req)
 		if err == nil {
 			err = pc.bw.Flush()
 		}
@@ -379,12 +384,11 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 				// one to pass on.
 				pc.uc.setReadDeadline(p.now().Add(earlyResponseGrace))
 				pc.uc.readLimit.Store(maxResponseHeader)
-				resp, rerr := readResponse(pc.br, req)
+				r, rerr := readResponse(pc.br, req, &pc.head)
 				pc.uc.readLimit.Store(0)
 				if rerr == nil {
-					resp.Close = true // the connection is not reusable
-					resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
-					return resp, nil
+					r.resp.Close = true // the connection is not reusable
+					return r.bind(pc, p, stop, req), nil
 				}
 			}
 			stop()
@@ -402,7 +406,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			pc.uc.setReadDeadline(d)
 		}
 		pc.uc.readLimit.Store(maxResponseHeader)
-		resp, err := readResponse(pc.br, req)
+		r, err := readResponse(pc.br, req, &pc.head)
 		pc.uc.readLimit.Store(0)
 		pc.uc.until = time.Time{} // the total deadline ends with the header
 		if err != nil {
@@ -414,9 +418,17 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			return nil, err
 		}
 		pc.uc.setReadDeadline(time.Time{})
-		resp.Body = &h1Body{rc: resp.Body, pc: pc, pool: p, stop: stop, resp: resp, req: req}
-		return resp, nil
+		return r.bind(pc, p, stop, req), nil
 	}
+}
+
+// bind makes the response's body the connection's: reading it to the end
+// gives the connection back to the pool.
+func (r *h1Response) bind(pc *h1Conn, p *h1Pool, stop func() bool, req *http.Request) *http.Response {
+	b := &r.body
+	b.pc, b.pool, b.stop, b.req = pc, p, stop, req
+	r.resp.Body = b
+	return &r.resp
 }
 
 // earlyResponseGrace is how long a request whose write failed part way
@@ -430,6 +442,10 @@ func rewind(req *http.Request) bool {
 	if req.Body == nil || req.Body == http.NoBody {
 		return true
 	}
+	if b, ok := req.Body.(*bytesBody); ok {
+		b.Seek(0, io.SeekStart)
+		return true
+	}
 	if req.GetBody == nil {
 		return false
 	}
@@ -441,23 +457,9 @@ func rewind(req *http.Request) bool {
 	return true
 }
 
-// readResponse reads the final response, skipping informational ones (a
-// 101 is final: the connection changes protocol).
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	for {
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode < 100 {
-			return resp, nil
-		}
-	}
-}
-
 // h1Body is a response body on a pooled connection.
 type h1Body struct {
-	rc   io.ReadCloser
+	wb   wireBody // reads the body as it is delimited
 	pc   *h1Conn
 	pool *h1Pool
 	stop func() bool
@@ -473,7 +475,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.pool.t.Read > 0 {
 		b.pc.uc.setReadDeadline(b.pool.now().Add(b.pool.t.Read))
 	}
-	n, err := b.rc.Read(p)
+	n, err := b.wb.Read(p)
 	if err == io.EOF {
 		b.finish(true)
 	} else if err != nil {
