@@ -49,6 +49,11 @@
 #   ACCESS_LOG [0]    1 = every proxy writes an access log line per request
 #                     to a file in the work dir (haproxy: to its standard
 #                     output, which is such a file)
+#   ACCESS_LOG_BUFFER [0]
+#                     KiB of access-log lines nginx and holdfast collect
+#                     before writing them together (nginx buffer=, holdfast
+#                     access_log.buffer; both flush within 1s); 0 = one
+#                     write per line
 #   UPSTREAM_IDLE [60s] how long every proxy keeps an idle upstream
 #                     connection (nginx keepalive_timeout, haproxy
 #                     pool-purge-delay, caddy keepalive, holdfast
@@ -89,6 +94,7 @@ SIZE=${SIZE:-1024}
 TARGETS=${TARGETS:-"direct nginx haproxy caddy holdfast"}
 PIN=${PIN:-split}
 ACCESS_LOG=${ACCESS_LOG:-0}
+ACCESS_LOG_BUFFER=${ACCESS_LOG_BUFFER:-0}
 UPSTREAM_IDLE=${UPSTREAM_IDLE:-60s}
 PROFILE_DIR=${PROFILE_DIR:-}
 PAUSE=${PAUSE:-1}
@@ -120,6 +126,7 @@ if [[ -n $PROFILE_DIR && $PROFILE_DIR != /* ]]; then PROFILE_DIR="$PWD/$PROFILE_
 [[ $BUSY_RETRIES =~ ^[0-9]+$ ]] || die "BUSY_RETRIES must be a whole number, got '$BUSY_RETRIES'"
 [[ $OTHER_LIMIT =~ ^[0-9]+$ ]] || die "OTHER_LIMIT must be a whole percentage, got '$OTHER_LIMIT'"
 [[ $ACCESS_LOG == 0 || $ACCESS_LOG == 1 ]] || die "ACCESS_LOG must be 0 or 1, got '$ACCESS_LOG'"
+[[ $ACCESS_LOG_BUFFER =~ ^[0-9]+$ ]] || die "ACCESS_LOG_BUFFER must be a number of KiB, got '$ACCESS_LOG_BUFFER'"
 [[ $UPSTREAM_IDLE == default || $UPSTREAM_IDLE =~ ^[1-9][0-9]*s$ ]] ||
 	die "UPSTREAM_IDLE must be whole seconds like 60s, or default, got '$UPSTREAM_IDLE'"
 case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split or proxy, got '$PIN'" ;; esac
@@ -304,7 +311,10 @@ start_nginx() {
 	# As root nginx would switch its workers to "nobody", who cannot enter
 	# the private work dir: keep them as the current user instead.
 	((EUID == 0)) && user="user root;"
-	((ACCESS_LOG == 1)) && alog="access_log $(access_log_file nginx);"
+	if ((ACCESS_LOG == 1)); then
+		alog="access_log $(access_log_file nginx);"
+		((ACCESS_LOG_BUFFER == 0)) || alog="access_log $(access_log_file nginx) combined buffer=${ACCESS_LOG_BUFFER}k flush=1s;"
+	fi
 	[[ $UPSTREAM_IDLE == default ]] || idle="keepalive_timeout $UPSTREAM_IDLE;"
 	cat >"$d/nginx.conf" <<EOF
 $user
@@ -442,7 +452,7 @@ run_holdfast() {
 	cat >"$d/holdfast.yaml" <<EOF
 listen:
   - addr: "127.0.0.1:$port"
-access_log: {path: "$alog"}
+access_log: {path: "$alog", buffer: $((ACCESS_LOG_BUFFER * 1024)), flush: 1s}
 routes:
   - match: {path_prefix: /}
     upstream: bench

@@ -47,7 +47,7 @@ const (
 // here.
 func unitOf(key string) unit {
 	switch key {
-	case "body_buffer", "max_header_bytes", "max_body_bytes", "max_size", "max_object":
+	case "body_buffer", "max_header_bytes", "max_body_bytes", "max_size", "max_object", "buffer":
 		return unitSize
 	case "budget", "max_ejected_percent", "error_percent":
 		return unitPercent

@@ -28,7 +28,7 @@ func newConfig(file string) *Config {
 			SendTimeout:       60 * time.Second,
 			MaxConnections:    10000,
 		},
-		AccessLog: AccessLog{Path: "stdout"},
+		AccessLog: AccessLog{Path: "stdout", Flush: time.Second},
 		Alerts:    Alerts{Format: "json", Interval: 10 * time.Second, ErrorPercent: 1},
 		Cache:     CacheStore{MaxSize: 256 * mib, MaxObject: 8 * mib},
 		Shutdown:  Shutdown{DrainTimeout: 30 * time.Second},

@@ -370,7 +370,7 @@ routes: [{upstream: api}]
 upstreams: {api: {servers: [{url: "http://a:1"}]}}
 trusted_proxies: [10.0.0.0/33, fe80::1%eth0, 10.0.0.1]
 client: {max_header_bytes: 0, max_body_bytes: -1, read_header_timeout: 0}
-access_log: {path: ""}
+access_log: {path: "", buffer: 32MiB, flush: 0s}
 shutdown: {drain_timeout: 0}
 `,
 			want: []wantErr{
@@ -382,6 +382,8 @@ shutdown: {drain_timeout: 0}
 				{6, 47, "client.max_body_bytes", "size -1 is negative"},
 				{6, 72, "client.read_header_timeout", "must be more than 0"},
 				{7, 20, "access_log.path", "want stdout, stderr, off or a file path"},
+				{7, 32, "access_log.buffer", "want a size from 0 (no buffer) to 16MiB, got 33554432 bytes"},
+				{7, 46, "access_log.flush", "must be more than 0"},
 				{8, 27, "shutdown.drain_timeout", "must be more than 0"},
 			},
 		},

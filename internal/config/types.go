@@ -511,6 +511,14 @@ type AccessLog struct {
 	// Path is "stdout" (default), "stderr", "off" or a file path (appended),
 	// relative to the config file; after Load a file path is absolute.
 	Path string `yaml:"path"`
+	// Buffer, when more than 0, collects lines in memory and writes them
+	// together once this many bytes are waiting, or Flush after the first
+	// of them, as nginx's "access_log ... buffer=" does: one write for
+	// many requests instead of one each. A crash loses what waits. Default
+	// 0: each line is written as its request ends. At most 16MiB.
+	Buffer int64 `yaml:"buffer"`
+	// Flush bounds how long a line waits in the buffer. Default 1s.
+	Flush time.Duration `yaml:"flush"`
 }
 
 // Shutdown configures graceful shutdown on SIGTERM.

@@ -145,6 +145,10 @@ func (d *decoder) validate(c *Config) {
 			d.invalid("access_log.path", err, "the directory of %s does not exist", c.AccessLog.Path)
 		}
 	}
+	if b := c.AccessLog.Buffer; b < 0 || b > 16<<20 {
+		d.invalid("access_log.buffer", nil, "want a size from 0 (no buffer) to 16MiB, got %d bytes", b)
+	}
+	d.positive("access_log.flush", int64(c.AccessLog.Flush))
 	d.positive("shutdown.drain_timeout", int64(c.Shutdown.DrainTimeout))
 }
 

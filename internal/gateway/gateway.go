@@ -367,6 +367,16 @@ func (g *Gateway) swapLogFile(f *os.File) {
 	g.logFile = f
 }
 
+// swapAccessLog makes a the access log in force. The previous one writes
+// what waits in its buffer now and from then on writes each line at once,
+// for the requests still in flight on the old handler.
+func (g *Gateway) swapAccessLog(a *proxy.AccessLog) {
+	if old := g.access; old != nil && old != a {
+		old.Close()
+	}
+	g.access = a
+}
+
 func (g *Gateway) accessLogger(cfg *config.Config) (*proxy.AccessLog, *os.File, error) {
 	var w io.Writer
 	var f *os.File
@@ -387,7 +397,7 @@ func (g *Gateway) accessLogger(cfg *config.Config) (*proxy.AccessLog, *os.File, 
 		}
 		w = f
 	}
-	return proxy.NewAccessLog(w), f, nil
+	return proxy.NewBufferedAccessLog(w, int(cfg.AccessLog.Buffer), cfg.AccessLog.Flush), f, nil
 }
 
 // ServeHTTP serves a request with the configuration in force when it
@@ -674,7 +684,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	g.alerts.Update(cfg.Alerts)
 	g.cfg.Store(cfg)
 	g.conns.setMax(cfg.Client.MaxConnections)
-	g.access = access
+	g.swapAccessLog(access)
 	g.swapLogFile(f)
 	g.commit(h)
 	return nil
@@ -723,6 +733,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.draining.Wait()
 	g.transports.CloseIdle()
 	g.mu.Lock()
+	if g.access != nil {
+		g.access.Close()
+	}
 	if g.logFile != nil {
 		g.logFile.Close()
 		g.logFile = nil

@@ -27,11 +27,57 @@ import (
 type AccessLog struct {
 	mu sync.Mutex // one Write at a time, as slog's handler did
 	w  io.Writer
+
+	// With a buffer (NewBufferedAccessLog), lines wait in buf until size
+	// bytes are waiting or every seconds after the first of them.
+	buf    []byte
+	size   int
+	every  time.Duration
+	timer  *time.Timer // armed while lines wait
+	closed bool
 }
 
-// NewAccessLog returns an access log writing to w. w need not be safe for
-// concurrent use.
+// NewAccessLog returns an access log writing to w, one Write per line. w
+// need not be safe for concurrent use.
 func NewAccessLog(w io.Writer) *AccessLog { return &AccessLog{w: w} }
+
+// NewBufferedAccessLog returns an access log that collects lines and writes
+// them to w together, once size bytes wait or every after the first of
+// them: one write for many requests. Close (or Flush) writes what waits.
+// size 0 is NewAccessLog.
+func NewBufferedAccessLog(w io.Writer, size int, every time.Duration) *AccessLog {
+	l := &AccessLog{w: w, size: size, every: every}
+	if size > 0 {
+		l.buf = make([]byte, 0, size)
+	}
+	return l
+}
+
+// Flush writes the lines waiting in the buffer.
+func (l *AccessLog) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+// Close writes what waits; later lines are written one by one, so that a
+// request still in flight on an old configuration loses none.
+func (l *AccessLog) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+}
+
+func (l *AccessLog) flushLocked() {
+	if len(l.buf) > 0 {
+		_, _ = l.w.Write(l.buf)
+		l.buf = l.buf[:0]
+	}
+}
 
 // maxPooledLine bounds the buffers kept for reuse: a line with a huge URL
 // or header should not pin its buffer for the life of the process.
@@ -47,7 +93,25 @@ func (l *AccessLog) write(r *http.Request, x *exchange, routeName, poolName stri
 	bp := linePool.Get().(*[]byte)
 	b := appendAccessLine((*bp)[:0], time.Now(), r, x, routeName, poolName, d)
 	l.mu.Lock()
-	_, _ = l.w.Write(b) // like slog's Logger, nowhere to report a failed log write
+	switch {
+	case l.size == 0 || l.closed:
+		_, _ = l.w.Write(b) // like slog's Logger, nowhere to report a failed log write
+	default:
+		if len(l.buf)+len(b) > l.size {
+			l.flushLocked()
+		}
+		if len(b) > l.size {
+			_, _ = l.w.Write(b)
+			break
+		}
+		l.buf = append(l.buf, b...)
+		if l.timer == nil {
+			l.timer = time.AfterFunc(l.every, l.Flush)
+		} else if len(l.buf) == len(b) {
+			// The first line waiting: its wait starts now.
+			l.timer.Reset(l.every)
+		}
+	}
 	l.mu.Unlock()
 	if cap(b) <= maxPooledLine {
 		*bp = b

@@ -440,3 +440,73 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		})
 	}
 }
+
+// countingWriter counts the writes it gets and keeps what they held.
+type countingWriter struct {
+	mu     sync.Mutex
+	writes int
+	buf    bytes.Buffer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	return w.buf.Write(p)
+}
+
+func (w *countingWriter) state() (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, w.buf.String()
+}
+
+// TestBufferedAccessLog: with a buffer, lines are written together once
+// the buffer is full or the flush interval has passed since the first of
+// them, whole and in order; Close writes what waits, and lines logged after
+// it go out one by one.
+func TestBufferedAccessLog(t *testing.T) {
+	w := new(countingWriter)
+	l := NewBufferedAccessLog(w, 4096, 100*time.Millisecond)
+	logLine := func(i int) {
+		r := logReq("GET")
+		x := &exchange{reqID: fmt.Sprintf("req-%04d", i), status: 200}
+		l.write(r, x, "route", "pool", time.Millisecond)
+	}
+	for i := range 3 {
+		logLine(i)
+	}
+	if n, _ := w.state(); n != 0 {
+		t.Fatalf("%d writes before the buffer filled or the interval passed, want 0", n)
+	}
+	time.Sleep(300 * time.Millisecond)
+	n, out := w.state()
+	if n != 1 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("after the flush interval: %d writes holding %d lines, want 1 holding 3", n, strings.Count(out, "\n"))
+	}
+	// Enough lines to fill the buffer several times: each write holds
+	// whole lines and at most the buffer's size.
+	for i := 3; i < 200; i++ {
+		logLine(i)
+	}
+	l.Close()
+	n, out = w.state()
+	if n < 2 || n > 200/4 {
+		t.Errorf("%d writes for 200 lines with a 4 KiB buffer", n)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 200 {
+		t.Fatalf("%d lines written, want 200", len(lines))
+	}
+	for i, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil || m["request_id"] != fmt.Sprintf("req-%04d", i) {
+			t.Fatalf("line %d: %v %.120s", i, err, line)
+		}
+	}
+	before, _ := w.state()
+	logLine(200)
+	if after, _ := w.state(); after != before+1 {
+		t.Errorf("a line after Close took %d writes, want 1 at once", after-before)
+	}
+}

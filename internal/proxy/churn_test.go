@@ -57,11 +57,12 @@ func TestPoolNoChurnUnderSteadyLoad(t *testing.T) {
 		t.Skip("a few seconds of load")
 	}
 	const (
-		idle    = time.Second
-		warmup  = 1500 * time.Millisecond
-		measure = 4 * time.Second
-		workers = 256
-		low     = 200
+		idle      = time.Second
+		warmup    = 1500 * time.Millisecond
+		maxWarmup = 6 * time.Second
+		measure   = 4 * time.Second
+		workers   = 256
+		low       = 200
 	)
 	var conns connCounter
 	u1 := churnBackend(t, &conns)
@@ -112,7 +113,19 @@ func TestPoolNoChurnUnderSteadyLoad(t *testing.T) {
 		}
 	})
 
-	time.Sleep(warmup)
+	// The warm-up lasts until the pool has stopped growing for half a
+	// second (at least warmup, at most maxWarmup): on a loaded machine the
+	// peaks take longer to be reached.
+	start, last, lastAt := time.Now(), conns.opened.Load(), time.Now()
+	for time.Since(start) < maxWarmup {
+		time.Sleep(50 * time.Millisecond)
+		if n := conns.opened.Load(); n != last {
+			last, lastAt = n, time.Now()
+		}
+		if time.Since(start) >= warmup && time.Since(lastAt) >= 500*time.Millisecond {
+			break
+		}
+	}
 	opened0, closed0 := conns.opened.Load(), conns.closed.Load()
 	time.Sleep(measure)
 	opened, closed := conns.opened.Load()-opened0, conns.closed.Load()-closed0
