@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 )
 
@@ -71,4 +72,55 @@ func BenchmarkServeNetHTTP(b *testing.B) {
 		go s.Serve(ln)
 		return func() { s.Close() }
 	})
+}
+
+// BenchmarkIdleConnMemory opens keep-alive connections that have each
+// served one request and then wait, and reports what one costs the
+// server: heap (buffers, structures) and goroutine stack, from
+// runtime.MemStats. The client's side is in the same process; its
+// connections are plain sockets read through one shared buffer, so
+// nearly all of the heap counted is the server's and the netpoller's.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const n = 2000
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Length"] = []string{"2"}
+		w.Write([]byte("ok"))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Server{Handler: h}
+	go s.Serve(ln)
+	defer s.Close()
+	buf := make([]byte, 4096)
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+			c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+			total := 0
+			for !bytes.HasSuffix(buf[:total], []byte("ok")) {
+				m, err := c.Read(buf[total:])
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += m
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/conn")
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-B/conn")
+		for _, c := range conns {
+			c.Close()
+		}
+	}
 }
