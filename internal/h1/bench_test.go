@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // benchServe measures one keep-alive request and response through serve
@@ -77,7 +78,8 @@ func BenchmarkServeNetHTTP(b *testing.B) {
 // BenchmarkIdleConnMemory opens keep-alive connections that have each
 // served one request and then wait, and reports what one costs the
 // server: heap (buffers, structures) and goroutine stack, from
-// runtime.MemStats. The client's side is in the same process; its
+// runtime.MemStats, once the idle ones beyond keepGoroutineUpTo are parked
+// (H1_PARK_ALL=1: all of them). The client's side is in the same process; its
 // connections are plain sockets read through one shared buffer, so
 // nearly all of the heap counted is the server's and the netpoller's.
 func BenchmarkIdleConnMemory(b *testing.B) {
@@ -115,6 +117,9 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				total += m
 			}
 		}
+		// Beyond keepGoroutineUpTo connections, the idle ones are parked
+		// after parkAfter, without a goroutine.
+		time.Sleep(parkAfter + 500*time.Millisecond)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/conn")

@@ -18,7 +18,13 @@ import (
 
 // TestMain fails the package when a connection or server goroutine of the
 // package outlives the tests: every test must leave nothing running.
+//
+// H1_PARK_ALL=1 runs every test with all idle connections parked (see
+// parker), as a server with more than keepGoroutineUpTo connections does.
 func TestMain(m *testing.M) {
+	if os.Getenv("H1_PARK_ALL") == "1" {
+		keepGoroutineUpTo = -1
+	}
 	code := m.Run()
 	if code == 0 {
 		if leaked := waitForPackageGoroutines(5 * time.Second); leaked != "" {

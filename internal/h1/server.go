@@ -66,6 +66,7 @@ type Server struct {
 	// could be built, handler panics) at debug level. nil: discarded.
 	Log *slog.Logger
 
+	park       parker // idle connections without a goroutine (Linux)
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
@@ -78,7 +79,11 @@ type Server struct {
 // Beyond it, the goroutine ends and a new one, with a small stack, serves
 // the next request: many idle connections then cost little memory, and few
 // busy ones no stack growth per request.
-const keepGoroutineUpTo = 512
+//
+// On Linux, beyond it, an idle connection has no goroutine at all: it is
+// parked in an epoll set of the server's own (parker_linux.go) until bytes
+// arrive. (A variable, so that tests can park every connection.)
+var keepGoroutineUpTo int64 = 512
 
 // bufSize is the size of a connection's read buffer and response writer.
 // A head longer than the read buffer grows it, up to the head limit, for
@@ -246,25 +251,42 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // whether none is left.
 func (s *Server) closeIdle() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			if s.park.unpark(c) {
+				// Parked: no goroutine will finish it.
+				delete(s.conns, c)
+				s.nconns.Add(-1)
+			}
 			c.nc.Close()
 		}
 	}
-	return len(s.conns) == 0
+	empty := len(s.conns) == 0
+	s.mu.Unlock()
+	if empty {
+		// Outside s.mu: the parker's loop may be closing a connection,
+		// which untracks it under s.mu.
+		s.park.close()
+	}
+	return empty
 }
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
 	s.inShutdown.Store(true)
+	defer s.park.close() // after s.mu is released (see closeIdle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.closeListeners()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
+		if s.park.unpark(c) {
+			delete(s.conns, c)
+			s.nconns.Add(-1)
+		}
 		c.nc.Close()
 	}
+	s.park.close()
 	return err
 }
 
@@ -319,7 +341,13 @@ type conn struct {
 	cancel  context.CancelFunc // the request in flight, canceled if the client goes
 	gone    bool               // the client closed while a request was in flight
 
-	head     head          // the request in flight's, parsed
+	head head // the request in flight's, parsed
+	// Where the connection is parked (see parker): its descriptor and
+	// the end of its idle timeout (zero: none).
+	parkedFD    int
+	parkedUntil time.Time
+	idleUntil   time.Time // the end of the idle timeout of the wait in progress
+
 	req      *http.Request // in flight
 	resp     *response     // in flight
 	reqBody  *body         // nil: none
@@ -330,7 +358,7 @@ type conn struct {
 // background read whose goroutine then serves it.
 func (c *conn) start() {
 	c.remote = c.nc.RemoteAddr().String()
-	if sc, ok := c.nc.(syscall.Conn); ok {
+	if sc, ok := c.nc.(syscall.Conn); ok && rawReadSupported {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.readFn = c.readOnce
@@ -374,7 +402,7 @@ func (c *conn) bgRead() {
 func (c *conn) readOnce(fd uintptr) bool {
 	b := getBuf()
 	for {
-		n, err := syscall.Read(int(fd), b)
+		n, err := sysRead(fd, b)
 		switch err {
 		case syscall.EINTR:
 			continue
@@ -518,6 +546,9 @@ func (c *conn) serve() {
 	err := c.takeBG()
 	c.mu.Unlock()
 	if err != nil && c.r == c.w {
+		if isTimeout(err) && c.parkLater() {
+			return
+		}
 		c.close()
 		return
 	}
@@ -553,8 +584,21 @@ func (c *conn) serve() {
 		// Wait for the next request in the background read, started when
 		// the body ended; this goroutine, with its grown stack, ends.
 		c.releaseWriter()
+		c.idleUntil = time.Time{}
 		if d := c.idleTimeout(); d > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(d))
+			c.idleUntil = time.Now().Add(d)
+		}
+		many := c.srv.nconns.Load() > keepGoroutineUpTo
+		dl := c.idleUntil
+		if many && parkSupported && c.rc != nil {
+			// The read that waits for the next request gives up after
+			// parkAfter, and the connection is parked (see parkLater).
+			if p := time.Now().Add(parkAfter); dl.IsZero() || p.Before(dl) {
+				dl = p
+			}
+		}
+		if !dl.IsZero() {
+			c.nc.SetReadDeadline(dl)
 		}
 		c.mu.Lock()
 		switch c.bg {
@@ -564,7 +608,7 @@ func (c *conn) serve() {
 			return
 		case bgReading:
 			c.state.Store(stateIdle)
-			if c.srv.nconns.Load() <= keepGoroutineUpTo {
+			if !many {
 				// Wait here: the next request runs on this goroutine,
 				// whose stack has already grown to what a request needs.
 				c.waiting = true
@@ -601,6 +645,51 @@ func (c *conn) serve() {
 			}
 		}
 	}
+}
+
+// parkAfter is how long a kept-alive connection waits for its next request
+// in a goroutine, when there are more than keepGoroutineUpTo connections,
+// before it is parked. Connections in steady use never wait that long:
+// parking costs system calls and a new goroutine per request, which only
+// idle connections should pay.
+const parkAfter = time.Second
+
+// parkLater parks a kept-alive connection whose wait for its next request
+// reached parkAfter (a read deadline), unless its idle timeout has passed
+// or the server is shutting down. It reports false when the caller must
+// close the connection instead.
+func (c *conn) parkLater() bool {
+	if !parkSupported || c.rc == nil || c.served == 0 || c.srv.inShutdown.Load() {
+		return false
+	}
+	if !c.idleUntil.IsZero() && !time.Now().Before(c.idleUntil) {
+		return false // the idle timeout itself
+	}
+	c.releaseBuf()
+	c.state.Store(stateIdle)
+	c.nc.SetReadDeadline(time.Time{})
+	if c.srv.park.park(c.srv, c, c.idleUntil) {
+		return true
+	}
+	// It could not be parked (the connection was closed meanwhile, or
+	// epoll failed): wait in a goroutine as before.
+	if !c.idleUntil.IsZero() {
+		c.nc.SetReadDeadline(c.idleUntil)
+	}
+	c.startBGHandoff()
+	return true
+}
+
+// resumeParked serves a parked connection whose socket became readable.
+func (c *conn) resumeParked() {
+	if !c.parkedUntil.IsZero() {
+		c.nc.SetReadDeadline(c.parkedUntil)
+	}
+	c.mu.Lock()
+	c.bg = bgReading
+	c.handoff = true
+	c.mu.Unlock()
+	c.bgRead()
 }
 
 // startBGHandoff starts the wait for the next request when no background

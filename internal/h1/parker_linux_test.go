@@ -1,0 +1,130 @@
+package h1
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// parkedCount reports how many connections wait in the server's epoll set.
+func parkedCount(s *Server) int {
+	s.park.mu.Lock()
+	defer s.park.mu.Unlock()
+	return len(s.park.conns)
+}
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestParkedConnections: beyond keepGoroutineUpTo connections, an idle
+// keep-alive connection waits in the server's epoll set with no goroutine
+// of its own; its next request is served as before, a client that closes
+// it is forgotten, the idle timeout closes it, and Shutdown closes the
+// parked ones at once.
+func TestParkedConnections(t *testing.T) {
+	old := keepGoroutineUpTo
+	keepGoroutineUpTo = -1 // park every idle connection
+	t.Cleanup(func() { keepGoroutineUpTo = old })
+
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	})
+	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	const n = 40
+	conns := make([]*rawConn, n)
+	before := runtime.NumGoroutine()
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		conns[i].write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := conns[i].response("GET"); resp.StatusCode != 200 || body != "hello /first" {
+			t.Fatalf("first request: %d %q", resp.StatusCode, body)
+		}
+	}
+	waitUntil(t, "not every idle connection parked", 5*time.Second, func() bool { return parkedCount(srv) == n })
+	if grown := runtime.NumGoroutine() - before; grown > 5 {
+		t.Errorf("%d more goroutines with %d parked connections, want about none", grown, n)
+	}
+
+	// Every parked connection serves its next request, pipelined ones too.
+	for i, c := range conns {
+		if i%2 == 0 {
+			c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+		} else {
+			c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\nGET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+	}
+	for i, c := range conns {
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /second" {
+			t.Fatalf("conn %d, second request: %d %q", i, resp.StatusCode, body)
+		}
+		if i%2 == 1 {
+			if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /third" {
+				t.Fatalf("conn %d, third request: %d %q", i, resp.StatusCode, body)
+			}
+		}
+	}
+	waitUntil(t, "the connections did not park again", 5*time.Second, func() bool { return parkedCount(srv) == n })
+
+	// A client that closes a parked connection: the server forgets it.
+	for _, c := range conns[:10] {
+		c.Close()
+	}
+	waitUntil(t, "closed connections still tracked", 5*time.Second, func() bool {
+		return connCount(srv) == n-10 && parkedCount(srv) == n-10
+	})
+
+	// Shutdown closes the parked connections at once and returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v with only parked connections", d)
+	}
+	for _, c := range conns[10:] {
+		c.expectClosed(2 * time.Second)
+	}
+	if connCount(srv) != 0 || parkedCount(srv) != 0 {
+		t.Errorf("after Shutdown: %d tracked, %d parked", connCount(srv), parkedCount(srv))
+	}
+}
+
+// TestParkedIdleTimeout: a connection idle for parkAfter is parked, and
+// the idle timeout then closes it (within the parker's one-second sweep).
+func TestParkedIdleTimeout(t *testing.T) {
+	old := keepGoroutineUpTo
+	keepGoroutineUpTo = -1
+	t.Cleanup(func() { keepGoroutineUpTo = old })
+	const idle = 1500 * time.Millisecond
+	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		func(s *Server) { s.IdleTimeout = idle })
+	c := dial(t, addr)
+	c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	answered := time.Now()
+	waitUntil(t, "the connection did not park", 3*time.Second, func() bool { return parkedCount(srv) == 1 })
+	if d := time.Since(answered); d < parkAfter-100*time.Millisecond {
+		t.Errorf("parked %v after its answer, want after parkAfter (%v)", d, parkAfter)
+	}
+	c.expectClosed(4 * time.Second)
+	if d := time.Since(answered); d < idle-100*time.Millisecond || d > idle+1500*time.Millisecond {
+		t.Errorf("closed %v after its answer, want the idle timeout (%v) plus at most the one-second sweep", d, idle)
+	}
+	waitUntil(t, "the timed-out connection is still tracked", 2*time.Second, func() bool {
+		return connCount(srv) == 0 && parkedCount(srv) == 0
+	})
+}
