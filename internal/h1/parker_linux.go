@@ -164,9 +164,10 @@ func (p *parker) loop(s *Server) {
 			go c.resumeParked()
 		}
 		for _, c := range expired {
-			if c.state.CompareAndSwap(stateIdle, stateClosed) {
-				c.close()
-			}
+			// Unparked above, it has no goroutine: close it whatever its
+			// state (Shutdown may have marked it closed meanwhile, and
+			// then left the untracking to its owner, this loop).
+			c.close()
 		}
 	}
 }
