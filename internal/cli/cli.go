@@ -439,8 +439,9 @@ var helpCommand = &command{
 }
 
 // cpuProfile starts a CPU profile written to path until the returned stop
-// is called, when path is set (HOLDFAST_CPUPROFILE): profiles of the running
-// binary under load are what the benchmark's default.pgo is made of.
+// is called, when path is set (HOLDFAST_CPUPROFILE): a profile of the
+// running binary under real load, as bench/run.sh takes with PROFILE_DIR,
+// and the input profile-guided optimisation would use.
 func cpuProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
