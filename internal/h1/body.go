@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Body errors. Any of them leaves the connection's framing unknown, so the
@@ -25,17 +28,25 @@ const maxChunkLine = 4096
 // from the connection's buffer and socket. It never reads past the body's
 // end, so the next request on the connection starts where it should.
 type body struct {
+	// mu is held through every read. A handler may hand the body to a
+	// goroutine that outlives it (net/http's Transport writes a request
+	// body on a goroutine of its own); once the handler returns, or
+	// hijacks the connection, the server takes the body back (detach), and
+	// reads by anyone else fail from then on.
+	mu       sync.Mutex
+	detached bool
+
 	c        *conn
 	req      *http.Request
 	chunked  bool
-	left     int64 // bytes left: of the body (Content-Length) or of the chunk
-	started  bool  // chunked: the first chunk-size line was read
-	done     bool  // the end was read (EOF returned)
-	err      error // a framing or I/O error, returned from then on
-	closed   bool  // the handler closed it
-	expect   bool  // 100 Continue is owed before the first read
-	trailers int   // bytes of trailer section read so far
-	excess   int64 // chunked: framing bytes beyond an allowance per chunk
+	left     int64       // bytes left: of the body (Content-Length) or of the chunk
+	started  bool        // chunked: the first chunk-size line was read
+	done     bool        // the end was read (EOF returned)
+	err      error       // a framing or I/O error, returned from then on
+	closed   atomic.Bool // the handler closed it (without waiting for a read in flight)
+	expect   bool        // 100 Continue is owed before the first read
+	trailers int         // bytes of trailer section read so far
+	excess   int64       // chunked: framing bytes beyond an allowance per chunk
 }
 
 // excessMax bounds the chunked framing (size lines, extensions, CRLFs)
@@ -45,9 +56,16 @@ type body struct {
 const excessMax = 16 << 10
 
 func (b *body) Read(p []byte) (int, error) {
-	if b.closed {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() || b.detached {
 		return 0, errBodyClosed
 	}
+	return b.read(p)
+}
+
+// read is Read without the checks of the handler's side; b.mu is held.
+func (b *body) read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -233,8 +251,44 @@ func (b *body) finish() {
 }
 
 func (b *body) Close() error {
-	b.closed = true
+	b.closed.Store(true)
 	return nil
+}
+
+// detach takes the body back from the handler's side, for good: a read in
+// flight on another goroutine is cut short by a past read deadline (then
+// the deadline is cleared), and every later Read fails. The server alone
+// reads what is left (drain), or closes the connection.
+func (b *body) detach() {
+	if !b.mu.TryLock() {
+		if !b.done {
+			b.c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+		b.mu.Lock()
+		b.c.nc.SetReadDeadline(time.Time{})
+	}
+	b.detached = true
+	b.mu.Unlock()
+}
+
+// drain reads and drops what is left of a detached body, up to max bytes,
+// and reports whether it ended within them.
+func (b *body) drain(max int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var scratch [4096]byte
+	var n int64
+	for n <= max {
+		m, err := b.read(scratch[:])
+		n += int64(m)
+		if err == io.EOF {
+			return n <= max
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // complete reports whether the body was read to its end without error.

@@ -268,7 +268,7 @@ func readHeadFrom(s string, step int, srv *Server) (string, string, error) {
 	}
 	mc := newMemConn(s, step)
 	c := &conn{srv: srv, nc: mc, buf: make([]byte, bufSize)}
-	head, err := c.readHead()
+	head, err := c.readHead(false)
 	rest := string(c.buf[c.r:c.w])
 	tail, _ := io.ReadAll(mc.r)
 	return head, rest + string(tail), err

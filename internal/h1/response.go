@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,6 +20,9 @@ type response struct {
 	c   *conn
 	req *http.Request
 	hdr http.Header
+	// head, when trailers were announced by WriteHeader, is the header as
+	// it was then: what the head carries.
+	head http.Header
 
 	status      int
 	wroteHeader bool  // the final status is set
@@ -49,6 +53,9 @@ func (c *conn) newResponse(req *http.Request, h *head) *response {
 	}
 	c.resp = w
 	c.pend = c.pend[:0]
+	c.wmu.Lock()
+	c.headGone = false
+	c.wmu.Unlock()
 	return w
 }
 
@@ -81,6 +88,11 @@ func (w *response) WriteHeader(code int) {
 		w.noBody = true
 	}
 	w.checkTrailers()
+	if len(w.hdr["Trailer"]) > 0 {
+		// The head is what the header held now, as with net/http: a
+		// trailer set later must not be sent in the head as well.
+		w.head = w.hdr.Clone()
+	}
 }
 
 // checkTrailers notes whether the handler has trailers: announced in a
@@ -108,6 +120,8 @@ func (w *response) writeInformational(code int) {
 	if code == http.StatusContinue || w.http10 {
 		return
 	}
+	w.c.wmu.Lock() // not while a 100 Continue is being written
+	defer w.c.wmu.Unlock()
 	bw := w.c.writer()
 	writeStatusLine(bw, code)
 	writeFields(bw, w.hdr) // no framing fields: a 1xx has no body
@@ -178,6 +192,9 @@ func (w *response) writeBody(p []byte) (int, error) {
 // it.
 func (w *response) sendHead(final bool) error {
 	w.headSent = true
+	w.c.wmu.Lock()
+	w.c.headGone = true
+	w.c.wmu.Unlock()
 	w.checkTrailers()
 	bw := w.c.writer()
 	switch {
@@ -200,7 +217,11 @@ func (w *response) sendHead(final bool) error {
 		w.closeAfter = true
 	}
 	writeStatusLine(bw, w.status)
-	writeFields(bw, w.hdr)
+	if w.head != nil {
+		writeFields(bw, w.head)
+	} else {
+		writeFields(bw, w.hdr)
+	}
 	if _, ok := w.hdr["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
@@ -346,14 +367,24 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	if b := c.reqBody; b != nil {
+		// A body still being read (by net/http's Transport, for an
+		// upgrade) must not read the hijacker's bytes.
+		b.detach()
+	}
 	c.stopBG()
 	c.hijacked = true
+	// The connection is the hijacker's: Shutdown no longer waits for it
+	// (nor for its handler), as with net/http.
+	c.srv.trackConn(c, false)
 	var left []byte
 	if c.buf != nil {
 		left = append(left, c.buf[c.r:c.w]...)
 	}
 	c.releaseBuf()
-	br := bufio.NewReaderSize(bytes.NewReader(left), max(len(left), 16))
+	// The reader holds those bytes buffered, then reads the connection,
+	// as net/http's does.
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(left), c.nc), max(len(left), bufSize))
 	if len(left) > 0 {
 		br.Peek(len(left))
 	}
@@ -367,7 +398,10 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
 
 // SetWriteDeadline bounds writes to the connection.
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.writeDeadline = true // cleared once the response is done
+	return w.c.nc.SetWriteDeadline(t)
+}
 
 func writeStatusLine(bw *bufio.Writer, code int) {
 	bw.WriteString("HTTP/1.1 ")

@@ -166,7 +166,16 @@ func isTemporary(err error) bool {
 // the body), or more of it is left than is worth discarding.
 func (c *conn) bodyWillClose() bool {
 	b := c.reqBody
-	if b == nil || b.done {
+	if b == nil {
+		return false
+	}
+	if !b.mu.TryLock() {
+		// Another goroutine is reading it right now (see body.mu): it
+		// cannot be counted on to end, so the connection closes.
+		return true
+	}
+	defer b.mu.Unlock()
+	if b.done {
 		return false
 	}
 	return b.err != nil || b.expect || !b.chunked && b.left > discardMax
@@ -286,7 +295,6 @@ func (s *Server) Close() error {
 		}
 		c.nc.Close()
 	}
-	s.park.close()
 	return err
 }
 
@@ -342,6 +350,13 @@ type conn struct {
 	gone    bool               // the client closed while a request was in flight
 
 	head head // the request in flight's, parsed
+	// wmu orders a 100 Continue, written by whoever reads the body, with
+	// the response; headGone: the final head has begun.
+	wmu      sync.Mutex
+	headGone bool
+	// writeDeadline: the handler set a write deadline, which must not
+	// outlive its response.
+	writeDeadline bool
 	// Where the connection is parked (see parker): its descriptor and
 	// the end of its idle timeout (zero: none).
 	parkedFD    int
@@ -533,6 +548,9 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 // bodyDone is called once the request body has been read to its end. The
 // read deadlines the handler set for the body no longer apply.
 func (c *conn) bodyDone() {
+	if c.hijacked {
+		return // the connection is the hijacker's
+	}
 	c.nc.SetReadDeadline(time.Time{})
 	c.startBG()
 }
@@ -552,19 +570,8 @@ func (c *conn) serve() {
 		c.close()
 		return
 	}
-	first := c.served == 0
 	for {
-		if !first && !c.headBuffered() {
-			// The head's first bytes are here: the idle timeout ends,
-			// the head's own begins.
-			if d := c.srv.ReadHeaderTimeout; d > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(d))
-			} else {
-				c.nc.SetReadDeadline(time.Time{})
-			}
-		}
-		first = false
-		raw, perr := c.readHead()
+		raw, perr := c.readHead(c.served > 0)
 		if perr != nil {
 			if pe, ok := perr.(*parseError); ok {
 				c.refuse(nil, pe)
@@ -714,15 +721,15 @@ func (c *conn) idleTimeout() time.Duration {
 	return c.srv.ReadHeaderTimeout
 }
 
-// headBuffered reports whether a whole head is already in the buffer.
-func (c *conn) headBuffered() bool {
-	return c.buf != nil && bytes.Contains(c.buf[c.r:c.w], []byte("\r\n\r\n"))
-}
-
 // readHead reads up to the end of a request head and returns it as one
 // string, from its request line through the empty line. Empty lines (CRLF)
 // before the request line are skipped, as RFC 9112 section 2.2 allows.
-func (c *conn) readHead() (string, error) {
+//
+// When the head is not whole in the buffer and more must be read, the
+// head's own timeout starts with that read (kept: on a connection's first
+// request, whose timeout runs from the connection's start): until then the
+// deadline in force is the idle timeout, or none.
+func (c *conn) readHead(kept bool) (string, error) {
 	c.ensureBuf()
 	limit := c.srv.maxHead()
 	scan, lineStart := c.r, c.r
@@ -758,6 +765,14 @@ func (c *conn) readHead() (string, error) {
 		}
 		if c.w == len(c.buf) {
 			c.makeRoom(limit, &scan, &lineStart)
+		}
+		if kept {
+			kept = false
+			if d := c.srv.ReadHeaderTimeout; d > 0 {
+				c.nc.SetReadDeadline(time.Now().Add(d))
+			} else {
+				c.nc.SetReadDeadline(time.Time{})
+			}
 		}
 		n, err := c.nc.Read(c.buf[c.w:])
 		c.w += n
@@ -897,7 +912,16 @@ func (c *conn) serveOne(raw string) bool {
 		c.srv.trackConn(c, false)
 		return false
 	}
+	if b := c.reqBody; b != nil {
+		// The handler is done: whatever it handed the body to reads no
+		// more of it.
+		b.detach()
+	}
 	keep := w.finish()
+	if c.writeDeadline {
+		c.writeDeadline = false
+		c.nc.SetWriteDeadline(time.Time{})
+	}
 	c.mu.Lock()
 	c.cancel = nil
 	gone := c.gone
@@ -950,9 +974,7 @@ func (c *conn) discard(b *body) bool {
 	}
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	defer c.nc.SetReadDeadline(time.Time{})
-	b.closed = false
-	n, err := io.CopyN(io.Discard, b, discardMax+1)
-	return err == io.EOF && n <= discardMax
+	return b.drain(discardMax)
 }
 
 // lingerClose closes a connection whose client may still be sending:
@@ -1004,13 +1026,19 @@ var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, buf
 
 // writeContinue sends "100 Continue" before the first read of a body
 // whose client asked for it, unless the final answer went first.
+//
+// It may run on a goroutine other than the handler's (net/http's Transport
+// reads a body on its own): it writes to the socket itself, under wmu, and
+// not once the final head has begun (headGone), so a 100 never lands in a
+// response.
 func (c *conn) writeContinue() error {
-	if w := c.resp; w != nil && w.headSent {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.headGone {
 		return nil
 	}
-	bw := c.writer()
-	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	return bw.Flush()
+	_, err := io.WriteString(c.nc, "HTTP/1.1 100 Continue\r\n\r\n")
+	return err
 }
 
 // refuse answers a head that cannot be served, and closes the connection.
