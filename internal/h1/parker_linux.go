@@ -134,6 +134,21 @@ func (p *parker) loop(s *Server) {
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, 1000)
 		if err != nil && err != syscall.EINTR {
+			// The set is unusable: park no more, and hand every parked
+			// connection back to a goroutine of its own.
+			p.mu.Lock()
+			p.stop = true
+			var all []*conn
+			for _, c := range p.conns {
+				all = append(all, c)
+			}
+			for _, c := range all {
+				p.unparkLocked(c)
+			}
+			p.mu.Unlock()
+			for _, c := range all {
+				go c.resumeParked()
+			}
 			return
 		}
 		p.mu.Lock()

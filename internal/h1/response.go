@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"golang.org/x/net/http/httpguts"
 	"io"
 	"net"
 	"net/http"
@@ -321,14 +322,17 @@ func (w *response) finish() bool {
 }
 
 // writeTrailers writes the trailer fields: those the Trailer header
-// announced, and those set with http.TrailerPrefix.
+// announced, and those set with http.TrailerPrefix; never a field that
+// frames, routes or authorises the message (Content-Length,
+// Transfer-Encoding, Host and the others httpguts.ValidTrailerHeader
+// refuses), which a recipient merging trailers could act on.
 func (w *response) writeTrailers(bw *bufio.Writer) {
 	for _, list := range w.hdr["Trailer"] {
 		for list != "" {
 			var k string
 			k, list, _ = strings.Cut(list, ",")
 			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
-			if !isToken(k) {
+			if !isToken(k) || !httpguts.ValidTrailerHeader(k) {
 				continue
 			}
 			for _, v := range w.hdr[k] {
@@ -337,7 +341,7 @@ func (w *response) writeTrailers(bw *bufio.Writer) {
 		}
 	}
 	for k, vs := range w.hdr {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && isToken(name) {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && isToken(name) && httpguts.ValidTrailerHeader(name) {
 			for _, v := range vs {
 				writeField(bw, name, v)
 			}
@@ -427,9 +431,32 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 		if strings.HasPrefix(k, http.TrailerPrefix) || !isToken(k) {
 			continue
 		}
+		if k == "Trailer" {
+			writeTrailerField(bw, vs)
+			continue
+		}
 		for _, v := range vs {
 			writeField(bw, k, v)
 		}
+	}
+}
+
+// writeTrailerField announces the trailers that may be sent (see
+// writeTrailers), and no other.
+func writeTrailerField(bw *bufio.Writer, vs []string) {
+	var names []string
+	for _, list := range vs {
+		for list != "" {
+			var k string
+			k, list, _ = strings.Cut(list, ",")
+			k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+			if isToken(k) && httpguts.ValidTrailerHeader(k) {
+				names = append(names, k)
+			}
+		}
+	}
+	if len(names) > 0 {
+		writeField(bw, "Trailer", strings.Join(names, ", "))
 	}
 }
 
