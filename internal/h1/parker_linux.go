@@ -56,6 +56,15 @@ func (p *parker) start(s *Server) error {
 			return
 		}
 		p.mu.Lock()
+		if p.stop {
+			// close ran meanwhile: release what was made, start nothing.
+			p.mu.Unlock()
+			syscall.Close(p.epfd)
+			syscall.Close(p.wake[0])
+			syscall.Close(p.wake[1])
+			p.err = ErrServerClosed
+			return
+		}
 		p.conns = make(map[int]*conn)
 		p.done = make(chan struct{})
 		p.mu.Unlock()
@@ -84,6 +93,12 @@ func (p *parker) park(s *Server, c *conn, until time.Time) bool {
 			ok = true
 		}
 	})
+	if err == nil && ok && c.state.Load() == stateClosed {
+		// Shutdown marked it closed before it was in the set (and so
+		// could not unpark it): take it out again; the caller closes it.
+		p.unparkLocked(c)
+		return false
+	}
 	return err == nil && ok
 }
 
