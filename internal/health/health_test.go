@@ -258,16 +258,18 @@ func TestConcurrencyBound(t *testing.T) {
 	var inFlight testutil.InFlight
 	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer inFlight.Enter()()
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 	}))
 	urls, dns := names(t, b, 12)
-	// The timeout (the interval) is well above the 30ms a check takes: a
-	// check abandoned at its timeout would leave its request running at
-	// the backend while the next one starts.
+	// Twelve checks of 150ms each due every 300ms want six in flight on
+	// average, so an unbounded runner would exceed 3 and a bounded one
+	// reaches it. The timeout (the interval) stays above the 150ms a check
+	// takes: a check abandoned at its timeout would leave its request
+	// running at the backend while the next one starts.
 	p := pool(t, nil, "p", 300*time.Millisecond, urls...)
 	r := newRunner(t, Options{MaxConcurrent: 3, Resolver: dns.Resolver()})
 	r.Sync([]*upstream.Pool{p})
-	waitFor(t, 3*time.Second, "checks did not run", func() bool { return b.Requests.Load() >= 24 })
+	waitFor(t, 5*time.Second, "checks did not run", func() bool { return b.Requests.Load() >= 24 })
 	if got := inFlight.Peak(); got != 3 {
 		t.Errorf("peak checks in flight = %d, want 3 (12 servers due, at most 3 at once)", got)
 	}
