@@ -87,7 +87,7 @@ func convert(e env, args []string, lang string, opts codegen.Options) int {
 			return 2
 		}
 		outs[i] = out
-		warnings = append(warnings, codegen.Warnings(r, opts)...)
+		warnings = append(warnings, codegen.Warnings(lang, r, opts)...)
 	}
 	for _, w := range curl.SortWarnings(warnings) {
 		fmt.Fprintf(stderr, "holdfast convert: warning: %s\n", w)

@@ -31,6 +31,16 @@ var ErrUnknownLanguage = errors.New("unknown language")
 
 type generator func(r *curl.Request, p policy) string
 
+// limits returns what one language's program sends differently from curl
+// for r, for the languages that cannot do all of it: each warning names
+// the option concerned.
+type limits func(r *curl.Request) []curl.Warning
+
+// languageLimits holds the limits of the languages that have some.
+func languageLimits() map[string]limits {
+	return map[string]limits{}
+}
+
 func generators() map[string]generator {
 	return map[string]generator{
 		"go":          genGo,
@@ -85,15 +95,18 @@ func Generate(lang string, r *curl.Request, opts Options) (string, error) {
 	return g(r, newPolicy(r, opts)), nil
 }
 
-// Warnings returns what the program that Generate writes for r does
-// differently from what the command asks, and that its user should hear
-// when converting, not only from a comment in the generated file. They
-// follow from the policy that every language shares, so they are the same
-// whatever the language: a caller says them once per request, beside the
-// parser's warnings.
-func Warnings(r *curl.Request, opts Options) []curl.Warning {
+// Warnings returns what the program that Generate writes in lang for r
+// does differently from what the command asks, and that its user should
+// hear when converting, not only from a comment in the generated file:
+// those that follow from the policy every language shares, then those of
+// lang itself. A caller says them once per request, beside the parser's
+// warnings. An unknown lang has only the shared ones.
+func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 	p := newPolicy(r, opts)
 	var out []curl.Warning
+	if l := languageLimits()[canonical(lang)]; l != nil {
+		out = append(out, l(r)...)
+	}
 	if p.dropsRetry(r) {
 		out = append(out, curl.Warning{
 			Pos:    r.Retry.Pos,

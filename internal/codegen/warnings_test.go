@@ -33,7 +33,7 @@ func TestWarnings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ws := Warnings(s.Requests[0], tt.opts)
+		ws := Warnings("go", s.Requests[0], tt.opts)
 		switch {
 		case tt.want == "" && len(ws) != 0:
 			t.Errorf("%s: warnings %v, want none", tt.cmd, ws)
@@ -58,7 +58,7 @@ func TestWarningsMatchGeneratedPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := s.Requests[0]
-		warned := len(Warnings(r, Options{})) > 0
+		warned := len(Warnings("go", r, Options{})) > 0
 		sh, _ := Generate("shell", r, Options{})
 		if dropped := !strings.Contains(sh, "--retry 3"); dropped != warned {
 			t.Errorf("%s: shell drops --retry %v, warning given %v", cmd, dropped, warned)
