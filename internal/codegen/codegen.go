@@ -38,7 +38,7 @@ type limits func(r *curl.Request) []curl.Warning
 
 // languageLimits holds the limits of the languages that have some.
 func languageLimits() map[string]limits {
-	return map[string]limits{}
+	return map[string]limits{"go": goLimits, "go-holdfast": goLimits}
 }
 
 func generators() map[string]generator {

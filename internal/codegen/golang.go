@@ -150,12 +150,7 @@ func genGo(r *curl.Request, p policy) string {
 		w("\tresp, err := send()\n")
 	}
 	w("\tif err != nil {\n\t\treturn err\n\t}\n\tdefer resp.Body.Close()\n\n")
-	if r.Output != "" {
-		w("\tout, err := os.Create(%s)\n\tif err != nil {\n\t\treturn err\n\t}\n\tdefer out.Close()\n", strconv.Quote(r.Output))
-		w("\tif _, err := io.Copy(out, resp.Body); err != nil {\n\t\treturn err\n\t}\n")
-	} else {
-		w("\tif _, err := io.Copy(os.Stdout, resp.Body); err != nil {\n\t\treturn err\n\t}\n")
-	}
+	goWriteBody(w, r, imports)
 	w("\tif resp.StatusCode >= 400 {\n\t\treturn fmt.Errorf(\"%s %%s: %%s\", url, resp.Status)\n\t}\n\treturn nil\n}\n", r.Method)
 
 	if p.Retry {
@@ -169,8 +164,11 @@ func genGo(r *curl.Request, p policy) string {
 	if imports["net/textproto"] {
 		b.WriteString(goMultipartHelper)
 	}
+	if imports["compress/gzip"] {
+		b.WriteString(goDecodeHelper)
+	}
 	var imps []string
-	for _, i := range []string{"bytes", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "os", "path/filepath", "strconv", "strings", "syscall", "time"} {
+	for _, i := range []string{"bytes", "compress/gzip", "compress/zlib", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "os", "path/filepath", "strconv", "strings", "syscall", "time"} {
 		if imports[i] {
 			imps = append(imps, strconv.Quote(i))
 		}
@@ -315,6 +313,72 @@ func retryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
+`
+
+// goWriteBody writes the code that copies the response body to standard
+// output or the -o file. A command that sets Accept-Encoding itself gets
+// the body decoded by the program: net/http decodes only what it asked
+// for, and curl --compressed decodes what the command asked for.
+func goWriteBody(w func(string, ...any), r *curl.Request, imports map[string]bool) {
+	src := "resp.Body"
+	if _, ok := r.Header("Accept-Encoding"); ok && r.Method != "HEAD" {
+		imports["compress/gzip"], imports["compress/zlib"], imports["strings"] = true, true, true
+		w("\t// The command asks for compressed responses itself: decode them here.\n")
+		w("\tdecodedBody, err := decoded(resp)\n\tif err != nil {\n\t\treturn err\n\t}\n")
+		src = "decodedBody"
+	}
+	dst := "os.Stdout"
+	if r.Output != "" {
+		w("\tout, err := os.Create(%s)\n\tif err != nil {\n\t\treturn err\n\t}\n\tdefer out.Close()\n", strconv.Quote(r.Output))
+		dst = "out"
+	}
+	w("\tif _, err := io.Copy(%s, %s); err != nil {\n\t\treturn err\n\t}\n", dst, src)
+}
+
+// goLimits warns that Go's standard library cannot decode every coding
+// a command's own Accept-Encoding may ask for.
+func goLimits(r *curl.Request) []curl.Warning {
+	v, ok := r.Header("Accept-Encoding")
+	if !ok || r.Method == "HEAD" {
+		return nil
+	}
+	var out []curl.Warning
+	for _, c := range strings.Split(strings.ToLower(v.String()), ",") {
+		c, _, _ = strings.Cut(strings.TrimSpace(c), ";")
+		switch c {
+		case "", "gzip", "x-gzip", "deflate", "identity", "*":
+		default:
+			out = append(out, curl.Warning{Pos: r.Pos, Option: "-H", Msg: fmt.Sprintf(
+				"Accept-Encoding asks for %s, which Go's standard library cannot decode: the program fails on such a response (it decodes gzip and deflate)", c)})
+		}
+	}
+	return out
+}
+
+// goDecodeHelper decodes a response body by its Content-Encoding.
+const goDecodeHelper = `
+// decoded returns the response body decoded by its Content-Encoding.
+func decoded(resp *http.Response) (io.Reader, error) {
+	var (
+		r   io.Reader
+		err error
+	)
+	switch coding := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); coding {
+	case "", "identity":
+		return resp.Body, nil
+	case "gzip", "x-gzip":
+		r, err = gzip.NewReader(resp.Body)
+	case "deflate":
+		// HTTP's deflate is the zlib format (RFC 9110, section 8.4.1.2).
+		r, err = zlib.NewReader(resp.Body)
+	default:
+		return nil, fmt.Errorf("cannot decode a response with Content-Encoding %q", coding)
+	}
+	if err == io.EOF {
+		return strings.NewReader(""), nil // an empty body: nothing to decode
+	}
+	return r, err
+}
 `
 
 const goMultipartHelper = `

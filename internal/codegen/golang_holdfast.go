@@ -141,15 +141,13 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 		w("\treq.SetBasicAuth(%s, %s)\n", goStr(r.Auth.User), goStr(r.Auth.Password))
 	}
 	w("\n\tresp, err := hc.Do(req)\n\tif err != nil {\n\t\treturn err\n\t}\n\tdefer resp.Body.Close()\n\n")
-	if r.Output != "" {
-		w("\tout, err := os.Create(%s)\n\tif err != nil {\n\t\treturn err\n\t}\n\tdefer out.Close()\n", strconv.Quote(r.Output))
-		w("\tif _, err := io.Copy(out, resp.Body); err != nil {\n\t\treturn err\n\t}\n")
-	} else {
-		w("\tif _, err := io.Copy(os.Stdout, resp.Body); err != nil {\n\t\treturn err\n\t}\n")
-	}
+	goWriteBody(w, r, imports)
 	w("\tif resp.StatusCode >= 400 {\n\t\treturn fmt.Errorf(\"%s %%s: %%s\", url, resp.Status)\n\t}\n\treturn nil\n}\n", r.Method)
 	if imports["net/textproto"] {
 		b.WriteString(goMultipartHelper)
+	}
+	if imports["compress/gzip"] {
+		b.WriteString(goDecodeHelper)
 	}
 
 	var std, ext []string

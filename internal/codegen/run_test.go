@@ -127,6 +127,56 @@ type runner struct {
 	// or parsed, if not run.
 	checkTool string
 	check     func(t *testing.T, dir, file string)
+	// buildAll, when set, builds many programs at once, each file in a
+	// folder of its own under root, and returns the command that runs
+	// each: one compiler run instead of one per program.
+	buildAll func(t *testing.T, root string, files []string) [][]string
+}
+
+// goBuildAll builds every program under root, a module of its own (with
+// the holdfast module replaced by this repository when holdfast is set),
+// with one go build.
+func goBuildAll(holdfast bool) func(t *testing.T, root string, files []string) [][]string {
+	return func(t *testing.T, root string, files []string) [][]string {
+		env := append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+		if holdfast {
+			env = goHoldfastModule(t, root)
+		} else if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module progs\n\ngo 1.26\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(root, "bin")
+		cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./...")
+		cmd.Dir, cmd.Env = root, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		argvs := make([][]string, len(files))
+		for i, f := range files {
+			argvs[i] = []string{filepath.Join(bin, filepath.Base(filepath.Dir(f)))}
+		}
+		return argvs
+	}
+}
+
+// goHoldfastModule makes dir a module that requires holdfast from this
+// repository, and returns the environment to build it in: the
+// repository's go.sum holds every checksum the client's dependencies
+// need, GOFLAGS=-mod=mod lets go complete go.mod, and no proxy is asked.
+func goHoldfastModule(t *testing.T, dir string) []string {
+	t.Helper()
+	root := repoRoot(t)
+	mod := "module holdfastconvert\n\ngo 1.26\n\nrequire github.com/holdfast/holdfast v0.0.0\n\nreplace github.com/holdfast/holdfast => " + root + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
 }
 
 func (rn runner) fileName() string {
@@ -138,7 +188,7 @@ func (rn runner) fileName() string {
 
 func runners() []runner {
 	return []runner{
-		{lang: "go", ext: "go", tool: "go", build: func(t *testing.T, dir, file string) []string {
+		{lang: "go", ext: "go", tool: "go", buildAll: goBuildAll(false), build: func(t *testing.T, dir, file string) []string {
 			bin := filepath.Join(dir, "prog")
 			cmd := exec.Command("go", "build", "-o", bin, file)
 			cmd.Dir = dir
@@ -155,23 +205,9 @@ func runners() []runner {
 		// github.com/holdfast/holdfast at this repository with a replace
 		// directive: the program is built against the client package as it
 		// is in the working tree, and no proxy is asked for anything.
-		{lang: "go-holdfast", ext: "go", tool: "go", build: func(t *testing.T, dir, file string) []string {
-			root := repoRoot(t)
-			mod := "module holdfastconvert\n\ngo 1.26\n\nrequire github.com/holdfast/holdfast v0.0.0\n\nreplace github.com/holdfast/holdfast => " + root + "\n"
-			if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			// The repository's go.sum holds every checksum the client's
-			// dependencies need; GOFLAGS=-mod=mod lets go complete go.mod.
-			sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
-				t.Fatal(err)
-			}
+		{lang: "go-holdfast", ext: "go", tool: "go", buildAll: goBuildAll(true), build: func(t *testing.T, dir, file string) []string {
+			env := goHoldfastModule(t, dir)
 			bin := filepath.Join(dir, "prog")
-			env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
 			for _, args := range [][]string{{"build", "-o", bin, "."}, {"vet", "."}} {
 				cmd := exec.Command("go", args...)
 				cmd.Dir, cmd.Env = dir, env

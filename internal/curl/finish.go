@@ -70,6 +70,7 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 			body = stdinBody(in)
 		} else {
 			body = Body{Kind: BodyFile, File: g.upload.text}
+			r.URL = g.uploadURL(r.URL, warn)
 		}
 	}
 
@@ -295,6 +296,66 @@ func cutFragment(u Text) Text {
 }
 
 // withScheme adds http:// to a URL without a scheme, as curl does.
+// uploadURL is the URL -T FILE sends to: when the URL names no file (no
+// path, or a path ending in '/'), curl appends the local file's base name,
+// percent-encoded, to the path.
+func (g *group) uploadURL(u Text, warn func(arg, string, string, ...any)) Text {
+	if len(u) == 0 || u[0].Env != "" {
+		return u
+	}
+	first := u[0].Lit
+	i := strings.Index(first, "://")
+	if i < 0 {
+		return u
+	}
+	// The path starts at the first '/' after the authority and ends at
+	// '?' or '#'; without a '/', it is empty.
+	hostEnd := i + 3 + strings.IndexAny(first[i+3:]+"/", "/?#")
+	if hostEnd >= len(first) && len(u) > 1 {
+		return u // the authority runs into a variable
+	}
+	pathEnd := hostEnd + strings.IndexAny(first[hostEnd:]+"?", "?#")
+	if pathEnd >= len(first) && len(u) > 1 {
+		return u // the path runs into a variable: whether it names a file is known only when the program runs
+	}
+	path := first[hostEnd:pathEnd]
+	if path != "" && !strings.HasSuffix(path, "/") {
+		return u
+	}
+	if !g.upload.text.IsLiteral() {
+		warn(*g.upload, "-T", "curl appends the uploaded file's name to a URL that names no file; the name comes from a variable here, so the request goes to %q as written", u.String())
+		return u
+	}
+	name := g.upload.text.String()
+	if j := strings.LastIndexAny(name, `/\`); j >= 0 {
+		name = name[j+1:]
+	}
+	if path == "" {
+		name = "/" + name
+	}
+	out := append(Text{{Lit: first[:pathEnd] + escapeAll(name[:1]) + escapeAll(name[1:]) + first[pathEnd:]}}, u[1:]...)
+	if path == "" {
+		// The leading '/' is the path's own, not part of the name.
+		out[0].Lit = first[:pathEnd] + "/" + escapeAll(name[1:]) + first[pathEnd:]
+	}
+	return out.norm()
+}
+
+// escapeAll percent-encodes every byte but RFC 3986's unreserved ones, as
+// curl_easy_escape does.
+func escapeAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
 func withScheme(u Text) Text {
 	if len(u) == 0 || u[0].Env != "" {
 		return u

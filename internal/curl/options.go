@@ -548,12 +548,48 @@ func formPart(g *group, v arg, opt string, plain bool) FormPart {
 		file, attrs := splitFormAttrs(rest)
 		p.File = unquoteFormValue(file)
 		p.ContentType, p.Filename = attrs["type"], attrs["filename"]
+		if !p.FileAsValue && p.ContentType == "" {
+			p.ContentType = g.guessFormType(v, opt, p)
+		}
 	default:
 		value, attrs := splitFormAttrs(val)
 		p.Value = unquoteFormValue(value)
 		p.ContentType = attrs["type"]
 	}
 	return p
+}
+
+// formTypes is curl's own table of the Content-Type it gives an uploaded
+// form file by its extension (case-insensitive); other files are
+// application/octet-stream.
+var formTypes = map[string]string{
+	".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+	".svg": "image/svg+xml", ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
+	".pdf": "application/pdf", ".xml": "application/xml",
+}
+
+// guessFormType is the Content-Type curl sends for the upload p (-F
+// name=@file without ;type=): from the extension of the part's file name
+// (;filename= or the file's base name), else from the local file's, else
+// application/octet-stream.
+func (g *group) guessFormType(v arg, opt string, p FormPart) string {
+	byExt := func(name string) string {
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			return formTypes[strings.ToLower(name[i:])]
+		}
+		return ""
+	}
+	if t := byExt(p.Filename); t != "" {
+		return t
+	}
+	if !p.File.IsLiteral() {
+		g.warn(v, opt, "curl gives the part %q a Content-Type from its file's extension, which comes from a variable here: application/octet-stream is sent (add ;type= to choose)", p.Name)
+		return "application/octet-stream"
+	}
+	if t := byExt(p.File.String()); t != "" {
+		return t
+	}
+	return "application/octet-stream"
 }
 
 // splitFormAttrs cuts ";type=..." and ";filename=..." off a form value, as

@@ -66,7 +66,8 @@ func TestParseShell(t *testing.T) {
 		{"user agent referer cookie", `curl -A ua -e ref -b 'a=1' -b b=2 http://h`, "GET", "http://h", [2]string{"Cookie", "a=1; b=2"}, ""},
 		{"explicit method keeps case of odd ones", `curl -X wHat http://h`, "wHat", "http://h", [2]string{}, ""},
 		{"lower case standard method kept verbatim", `curl -X post http://h`, "post", "http://h", [2]string{}, ""},
-		{"upload", `curl -T f.txt http://h`, "PUT", "http://h", [2]string{}, ""},
+		{"upload", `curl -T f.txt http://h`, "PUT", "http://h/f.txt", [2]string{}, ""},
+		{"upload names the file", `curl -T f.txt http://h/x`, "PUT", "http://h/x", [2]string{}, ""},
 		{"stdin data from redirect", `curl --data-binary @- http://h < in.json`, "POST", "http://h", [2]string{}, ""},
 		{"here string", `curl --data-binary @- http://h <<< 'x=1'`, "POST", "http://h", [2]string{}, "x=1\n"},
 	}

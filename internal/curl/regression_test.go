@@ -332,3 +332,62 @@ func TestMaxRedirsZeroAndUnlimitedWarn(t *testing.T) {
 		}
 	}
 }
+
+// curl -T FILE appends the file's base name, percent-encoded, to a URL
+// that names no file: no path, or a path ending in '/'. Standard input
+// (-T -) has no name to append.
+func TestUploadAppendsFileName(t *testing.T) {
+	tests := []struct{ src, url string }{
+		{`curl -T report.txt http://h`, "http://h/report.txt"},
+		{`curl -T report.txt http://h/`, "http://h/report.txt"},
+		{`curl -T report.txt http://h/up/`, "http://h/up/report.txt"},
+		{`curl -T report.txt 'http://h/up/?a=1'`, "http://h/up/report.txt?a=1"},
+		{`curl -T report.txt 'http://h?a=1'`, "http://h/report.txt?a=1"},
+		{`curl -T 'dir/a b+c.txt' http://h/d/`, "http://h/d/a%20b%2Bc.txt"},
+		{`curl -T report.txt http://h/up/name`, "http://h/up/name"},
+		{`curl -T - http://h/`, "http://h/"},
+		{`curl -T report.txt http://h:8080`, "http://h:8080/report.txt"},
+		{`curl -T report.txt h/`, "http://h/report.txt"},
+		{`curl -T report.txt "$BASE/"`, "${BASE}/"},
+		{`curl -T report.txt "http://h/$DIR"`, "http://h/${DIR}"},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if got := r.URL.String(); got != tt.url {
+			t.Errorf("%s: URL = %q, want %q", tt.src, got, tt.url)
+		}
+	}
+	r := parseOne(t, `curl -T "$F" http://h/`)
+	if !hasWarning(r.Warnings, "variable") {
+		t.Errorf("-T from a variable to a URL without a file name: warnings %v, want one", r.Warnings)
+	}
+}
+
+// curl gives an uploaded form file a Content-Type from its own small table
+// of extensions: from ;filename= first, then the local file's name, else
+// application/octet-stream. A field read with '<' has none.
+func TestFormFileContentType(t *testing.T) {
+	tests := []struct{ arg, want string }{
+		{"f=@photo.jpg", "image/jpeg"},
+		{"f=@PHOTO.JPEG", "image/jpeg"},
+		{"f=@dir/notes.txt", "text/plain"},
+		{"f=@page.html", "text/html"},
+		{"f=@song.mp3", "application/octet-stream"},
+		{"f=@data", "application/octet-stream"},
+		{"f=@notes.txt;filename=x.png", "image/png"},
+		{"f=@notes.txt;filename=noext", "text/plain"},
+		{"f=@notes.txt;type=text/csv", "text/csv"},
+		{"f=<notes.txt", ""},
+		{"f=value", ""},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, "curl -F '"+tt.arg+"' http://h")
+		if got := r.Body.Parts[0].ContentType; got != tt.want {
+			t.Errorf("-F %s: Content-Type %q, want %q", tt.arg, got, tt.want)
+		}
+	}
+	r := parseOne(t, `curl -F "f=@$FILE" http://h`)
+	if got := r.Body.Parts[0].ContentType; got != "application/octet-stream" || !hasWarning(r.Warnings, "variable") {
+		t.Errorf("-F f=@$FILE: Content-Type %q, warnings %v; want application/octet-stream and a warning", got, r.Warnings)
+	}
+}

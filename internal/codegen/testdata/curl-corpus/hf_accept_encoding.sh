@@ -1,0 +1,1 @@
+curl -H 'Accept-Encoding: gzip, deflate' http://localhost:28139/

@@ -1,0 +1,1 @@
+curl --compressed -H 'Host: example.test' http://localhost:28139/

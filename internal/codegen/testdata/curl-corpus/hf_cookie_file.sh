@@ -1,0 +1,1 @@
+curl -b cookies.txt -c jar.txt http://localhost:28139/

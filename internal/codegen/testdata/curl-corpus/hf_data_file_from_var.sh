@@ -1,0 +1,1 @@
+curl -d @"$DATA_FILE" http://localhost:28139/data

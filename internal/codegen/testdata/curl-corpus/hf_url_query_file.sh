@@ -1,0 +1,1 @@
+curl --url-query @query.txt --url-query 'b=2' http://localhost:28139/q
