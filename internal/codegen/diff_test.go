@@ -131,7 +131,7 @@ type corpusCase struct {
 // (the converter warns that it leaves them out), created so that curl
 // itself finds them.
 var extraFiles = map[string][]string{
-	"redirect_command_data.sh":            {"myfile.jg"},
+	"redirect_command_data.sh":             {"myfile.jg"},
 	"redirect_variable_and_string_data.sh": {"startval_FILENAMEend"},
 }
 
