@@ -35,6 +35,8 @@ func TestConvertCmd(t *testing.T) {
 		{"java", []string{"--lang", "java", "--", "curl", "--retry-all-errors", "http://h/"}, "", 0, "return status >= 400;", ""},
 		{"php", []string{"--lang", "php", "--", "curl", "-d", "a=1", "http://h/"}, "", 0, "curl_exec($ch)", ""},
 		{"ruby", []string{"--lang", "rb", "--", "curl", "http://h/"}, "", 0, "require 'net/http'", ""},
+		{"c", []string{"--lang", "libcurl", "--", "curl", "-d", "a=1", "http://h/"}, "", 0, "curl_easy_perform(curl)", ""},
+		{"several c", []string{"--lang", "c"}, "curl http://a\ncurl http://b", 0, "// request 2 of 2: GET http://b", ""},
 		{"go-holdfast", []string{"--lang", "go-holdfast", "--", "curl", "--retry", "2", "http://h/"}, "", 0, "client.WithMaxAttempts(3)", ""},
 		{"several ruby", []string{"--lang", "ruby"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
 		{"several", []string{"--lang", "shell"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},

@@ -50,13 +50,14 @@ func generators() map[string]generator {
 		"java":        genJava,
 		"php":         genPHP,
 		"ruby":        genRuby,
+		"c":           genC,
 		"shell":       genShell,
 	}
 }
 
 // Languages returns the names Generate accepts, in the documented order.
 func Languages() []string {
-	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "shell"}
+	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "c", "shell"}
 	g := generators()
 	var out []string
 	for _, l := range order {
@@ -82,6 +83,8 @@ func canonical(lang string) string {
 		return "shell"
 	case "rb":
 		return "ruby"
+	case "libcurl":
+		return "c"
 	}
 	return strings.ToLower(lang)
 }

@@ -259,6 +259,18 @@ func runners() []runner {
 				rubyCheck(t, dir, file)
 				return []string{"ruby", file}
 			}},
+		// C compiles with the warnings a careful C programmer turns on, as
+		// errors: a generated program must build cleanly, not only build.
+		{lang: "c", ext: "c", tool: "cc", build: func(t *testing.T, dir, file string) []string {
+			requireCurlHeaders(t)
+			bin := filepath.Join(dir, "prog")
+			cmd := exec.Command("cc", "-Wall", "-Wextra", "-Werror", "-o", bin, file, "-lcurl")
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("cc: %v\n%s", err, out)
+			}
+			return []string{bin}
+		}},
 	}
 }
 
@@ -267,6 +279,17 @@ func javacCheck(t *testing.T, dir, file string) {
 	cmd := exec.Command("javac", "-Xlint:all", "-Werror", "-d", filepath.Join(dir, "classes"), file)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
+	}
+}
+
+// requireCurlHeaders skips the test, or fails it in full mode, when cc
+// cannot find libcurl's curl/curl.h.
+func requireCurlHeaders(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command("cc", "-E", "-x", "c", "-o", os.DevNull, "-")
+	cmd.Stdin = strings.NewReader("#include <curl/curl.h>\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		skipOrFail(t, "libcurl's headers, curl/curl.h (Debian: libcurl4-openssl-dev): "+string(out))
 	}
 }
 
