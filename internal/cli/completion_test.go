@@ -147,8 +147,8 @@ func TestCompletionFish(t *testing.T) {
 	if got := strings.Join(complete("holdfast "), " "); got != "check completion convert demo drain enable help probe reload serve status version" {
 		t.Errorf("commands = %q", got)
 	}
-	if got := strings.Join(complete("holdfast convert --lang py"), " "); got != "python" {
-		t.Errorf("--lang py completes to %q, want python", got)
+	if got := strings.Join(complete("holdfast convert --lang py"), " "); got != "python python-httpx" {
+		t.Errorf("--lang py completes to %q, want python python-httpx", got)
 	}
 	if got := complete("holdfast convert --"); !strings.Contains(strings.Join(got, " "), "--no-retry") {
 		t.Errorf("convert -- completes to %q, want its flags", got)

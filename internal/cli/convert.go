@@ -18,8 +18,8 @@ var convertCommand = &command{
 	name:    "convert",
 	summary: "turn a curl command into resilient code in another language",
 	synopsis: []string{
-		"convert [--lang LANG] [--no-retry] -- curl ...",
-		"convert [--lang LANG] [--no-retry] < command.sh",
+		"convert [--lang LANG] [--no-retry] [--async] -- curl ...",
+		"convert [--lang LANG] [--no-retry] [--async] < command.sh",
 	},
 	about: `Turns a curl command into a program that makes the same request and handles failure well:
 502, 503, 504 and network errors retried with capped exponential backoff and
@@ -27,7 +27,8 @@ full jitter, Retry-After honoured, a POST or PATCH retried only when it carries
 an Idempotency-Key header, and the final status checked.
 Without a command after --, the command is read from standard input and parsed
 as bash would parse it. What is not converted is said in a warning on standard
-error; a command that cannot be parsed exits 2 with its position.`,
+error; a command that cannot be parsed exits 2 with its position.
+--async (python-httpx only) writes an asyncio program around httpx.AsyncClient.`,
 	examples: []string{
 		`holdfast convert --lang python -- curl -X POST https://api.example.com/orders -H 'Idempotency-Key: 4f1c9a' --json '{"sku": 42}' --retry 3`,
 	},
@@ -44,13 +45,19 @@ const stdinHint = "holdfast convert: reading a curl command from standard input 
 func defineConvert(fs *flag.FlagSet, e env) func([]string) int {
 	lang := fs.String("lang", "go", "target `language`: "+strings.Join(codegen.Languages(), ", "))
 	noRetry := fs.Bool("no-retry", false, "plain translation: one attempt, no retry loop")
+	async := fs.Bool("async", false, "an asyncio program (python-httpx only)")
 	return func(args []string) int {
-		return convert(e, args, *lang, codegen.Options{NoRetry: *noRetry})
+		return convert(e, args, *lang, codegen.Options{NoRetry: *noRetry, Async: *async})
 	}
 }
 
 func convert(e env, args []string, lang string, opts codegen.Options) int {
 	stdout, stderr := e.stdout, e.stderr
+	if opts.Async && !codegen.SupportsAsync(lang) {
+		// Said before the command is read, so that a mistaken flag does
+		// not wait for standard input first.
+		return e.usage(fmt.Sprintf("--async is for %s only, not %s", strings.Join(codegen.AsyncLanguages(), ", "), lang))
+	}
 	var script *curl.Script
 	var err error
 	if len(args) > 0 {
@@ -122,7 +129,7 @@ func isTerminalReader(r io.Reader) bool {
 
 func commentPrefix(lang string) string {
 	switch strings.ToLower(lang) {
-	case "python", "py", "python3", "shell", "sh", "bash", "curl", "ruby", "rb":
+	case "python", "py", "python3", "python-httpx", "httpx", "shell", "sh", "bash", "curl", "ruby", "rb":
 		return "#"
 	}
 	return "//"

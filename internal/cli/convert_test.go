@@ -38,6 +38,10 @@ func TestConvertCmd(t *testing.T) {
 		{"c", []string{"--lang", "libcurl", "--", "curl", "-d", "a=1", "http://h/"}, "", 0, "curl_easy_perform(curl)", ""},
 		{"several c", []string{"--lang", "c"}, "curl http://a\ncurl http://b", 0, "// request 2 of 2: GET http://b", ""},
 		{"go-holdfast", []string{"--lang", "go-holdfast", "--", "curl", "--retry", "2", "http://h/"}, "", 0, "client.WithMaxAttempts(3)", ""},
+		{"httpx", []string{"--lang", "httpx", "--", "curl", "http://h/"}, "", 0, "with httpx.Client(", ""},
+		{"httpx async", []string{"--lang", "python-httpx", "--async", "--", "curl", "http://h/"}, "", 0, "asyncio.run(main())", ""},
+		{"async elsewhere", []string{"--lang", "ruby", "--async", "--", "curl", "http://h/"}, "", 2, "", "--async is for python-httpx only, not ruby"},
+		{"several httpx", []string{"--lang", "httpx"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
 		{"several ruby", []string{"--lang", "ruby"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
 		{"several", []string{"--lang", "shell"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
 	}

@@ -119,7 +119,7 @@ func TestCProgramsSendWhatCurlSends(t *testing.T) {
 			if len(want) != 1 || len(got) != 1 {
 				t.Fatalf("curl made %d requests, the program %d; want 1 each", len(want), len(got))
 			}
-			compareRequests(t, got[0], want[0])
+			compareExactly(t, got[0], want[0])
 
 			retried := runIn(t, dir, newFlaky(t, "502"), bin)
 			if len(retried) != 2 {
@@ -150,9 +150,9 @@ func runIn(t *testing.T, dir string, srv *flaky, argv ...string) []recorded {
 	return srv.requests()
 }
 
-// compareRequests checks method, URI, body and every header; a multipart
+// compareExactly checks method, URI, body and every header; a multipart
 // boundary, chosen at random by each, is replaced by BOUNDARY first.
-func compareRequests(t *testing.T, got, want recorded) {
+func compareExactly(t *testing.T, got, want recorded) {
 	t.Helper()
 	norm := func(r recorded) recorded {
 		_, params, err := mime.ParseMediaType(r.header.Get("Content-Type"))

@@ -11,6 +11,7 @@ package codegen
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,41 +24,65 @@ type Options struct {
 	// NoRetry generates the plain translation: one attempt, status still
 	// checked.
 	NoRetry bool
+	// Async generates an asyncio program (httpx.AsyncClient, asyncio.run)
+	// instead of a synchronous one. Only python-httpx has both; Generate
+	// refuses Async for any other language. False: synchronous.
+	Async bool
 }
 
 // ErrUnknownLanguage is returned by Generate for a language it has no
 // generator for.
 var ErrUnknownLanguage = errors.New("unknown language")
 
+// ErrNoAsync is returned by Generate for Options.Async with a language
+// that has no asynchronous variant.
+var ErrNoAsync = errors.New("no asynchronous variant")
+
+// asyncLanguages are the languages whose generator writes an asynchronous
+// program when policy.Async is set.
+var asyncLanguages = []string{"python-httpx"}
+
+// AsyncLanguages returns the languages that accept Options.Async.
+func AsyncLanguages() []string { return slices.Clone(asyncLanguages) }
+
+// SupportsAsync reports whether lang, or the language it is an alias of,
+// accepts Options.Async.
+func SupportsAsync(lang string) bool { return slices.Contains(asyncLanguages, canonical(lang)) }
+
 type generator func(r *curl.Request, p policy) string
 
-// limits returns what one language's program sends differently from curl
-// for r, for the languages that cannot do all of it: each warning names
-// the option concerned.
-type limits func(r *curl.Request) []curl.Warning
+// limits returns what one language's program, written under policy p,
+// sends or does differently from curl for r, for the languages that cannot
+// do all of it: each warning names the option concerned.
+type limits func(r *curl.Request, p policy) []curl.Warning
 
 // languageLimits holds the limits of the languages that have some.
 func languageLimits() map[string]limits {
-	return map[string]limits{"go": goLimits, "go-holdfast": goLimits}
+	return map[string]limits{
+		"go":           goLimits,
+		"go-holdfast":  goLimits,
+		"python-httpx": httpxLimits,
+	}
 }
 
 func generators() map[string]generator {
 	return map[string]generator{
-		"go":          genGo,
-		"go-holdfast": genGoHoldfast,
-		"python":      genPython,
-		"javascript":  genJS,
-		"java":        genJava,
-		"php":         genPHP,
-		"ruby":        genRuby,
-		"c":           genC,
-		"shell":       genShell,
+		"go":           genGo,
+		"go-holdfast":  genGoHoldfast,
+		"python":       genPython,
+		"python-httpx": genHTTPX,
+		"javascript":   genJS,
+		"java":         genJava,
+		"php":          genPHP,
+		"ruby":         genRuby,
+		"c":            genC,
+		"shell":        genShell,
 	}
 }
 
 // Languages returns the names Generate accepts, in the documented order.
 func Languages() []string {
-	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "c", "shell"}
+	order := []string{"go", "go-holdfast", "python", "python-httpx", "javascript", "java", "php", "ruby", "c", "shell"}
 	g := generators()
 	var out []string
 	for _, l := range order {
@@ -77,6 +102,8 @@ func canonical(lang string) string {
 		return "go-holdfast"
 	case "py", "python3":
 		return "python"
+	case "httpx":
+		return "python-httpx"
 	case "js", "node", "nodejs":
 		return "javascript"
 	case "sh", "bash", "curl":
@@ -95,6 +122,9 @@ func Generate(lang string, r *curl.Request, opts Options) (string, error) {
 	if g == nil {
 		return "", fmt.Errorf("%w %q (supported: %s)", ErrUnknownLanguage, lang, strings.Join(Languages(), ", "))
 	}
+	if opts.Async && !SupportsAsync(lang) {
+		return "", fmt.Errorf("%w for %s (--async is for %s)", ErrNoAsync, canonical(lang), strings.Join(asyncLanguages, ", "))
+	}
 	return g(r, newPolicy(r, opts)), nil
 }
 
@@ -108,7 +138,7 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 	p := newPolicy(r, opts)
 	var out []curl.Warning
 	if l := languageLimits()[canonical(lang)]; l != nil {
-		out = append(out, l(r)...)
+		out = append(out, l(r, p)...)
 	}
 	if p.dropsRetry(r) {
 		out = append(out, curl.Warning{
@@ -155,6 +185,9 @@ type policy struct {
 	// retried too, not only 502, 503 and 504. Safe still decides whether
 	// the request may be resent at all.
 	AllErrors bool
+	// Async is Options.Async: the program awaits its requests and waits
+	// (python-httpx), which changes how it bounds an attempt.
+	Async bool
 }
 
 func newPolicy(r *curl.Request, opts Options) policy {
@@ -167,6 +200,7 @@ func newPolicy(r *curl.Request, opts Options) policy {
 		ConnectTimeout: r.ConnectTimeout,
 		HasKey:         r.HasIdempotencyKey(),
 		AllErrors:      r.Retry.AllErrors,
+		Async:          opts.Async,
 	}
 	p.Safe = r.Idempotent() || p.HasKey
 	if r.Retry.CountSet {

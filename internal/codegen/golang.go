@@ -337,7 +337,7 @@ func goWriteBody(w func(string, ...any), r *curl.Request, imports map[string]boo
 
 // goLimits warns that Go's standard library cannot decode every coding
 // a command's own Accept-Encoding may ask for.
-func goLimits(r *curl.Request) []curl.Warning {
+func goLimits(r *curl.Request, _ policy) []curl.Warning {
 	v, ok := r.Header("Accept-Encoding")
 	if !ok || r.Method == "HEAD" {
 		return nil

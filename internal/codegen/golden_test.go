@@ -1,9 +1,11 @@
 package codegen
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,39 +35,63 @@ var goldenCommands = []struct {
 	{"user_from_env", `curl -u "$CREDS" https://api.example.com/me`, Options{}},
 }
 
-var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb", "c": "c"}
+var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "python-httpx": "httpx.py",
+	"javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb", "c": "c"}
+
+// asyncGoldens are the golden commands also generated with Options.Async
+// for the languages that have an async variant, into
+// testdata/NAME.async.EXT.
+var asyncGoldens = []string{"get_timeouts", "post_json_idempotent", "post_location", "user_from_env"}
 
 func TestGolden(t *testing.T) {
 	for _, lang := range Languages() {
 		for _, gc := range goldenCommands {
 			t.Run(lang+"/"+gc.name, func(t *testing.T) {
-				s, err := curl.Parse(gc.cmd)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := Generate(lang, s.Requests[0], gc.opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				path := filepath.Join("testdata", gc.name+"."+extensions[lang])
-				if *update {
-					if err := os.MkdirAll("testdata", 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test -update)", err)
-				}
-				if got != string(want) {
-					t.Errorf("Generate(%s, %s) differs from %s (run go test -update and review the diff):\n%s", lang, gc.name, path, firstDiff(got, string(want)))
-				}
+				checkGolden(t, lang, gc.cmd, gc.opts, filepath.Join("testdata", gc.name+"."+extensions[lang]))
 			})
 		}
+	}
+	for _, lang := range asyncLanguages {
+		for _, gc := range goldenCommands {
+			if !slices.Contains(asyncGoldens, gc.name) {
+				continue
+			}
+			opts := gc.opts
+			opts.Async = true
+			t.Run(lang+"/async/"+gc.name, func(t *testing.T) {
+				checkGolden(t, lang, gc.cmd, opts, filepath.Join("testdata", gc.name+".async."+extensions[lang]))
+			})
+		}
+	}
+}
+
+// checkGolden compares Generate(lang) of cmd with the golden file at path,
+// or with -update writes it.
+func checkGolden(t *testing.T, lang, cmd string, opts Options, path string) {
+	t.Helper()
+	s, err := curl.Parse(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Generate(lang, s.Requests[0], opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("Generate(%s, %+v) differs from %s (run go test -update and review the diff):\n%s", lang, opts, path, firstDiff(got, string(want)))
 	}
 }
 
@@ -84,6 +110,24 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return ""
+}
+
+// TestGenerateAsync: Options.Async is refused for a language without an
+// async variant, and makes python-httpx an asyncio program.
+func TestGenerateAsync(t *testing.T) {
+	s, _ := curl.Parse("curl http://h")
+	if _, err := Generate("python", s.Requests[0], Options{Async: true}); !errors.Is(err, ErrNoAsync) {
+		t.Errorf("Generate(python, Async) error = %v, want ErrNoAsync", err)
+	}
+	src, err := Generate("httpx", s.Requests[0], Options{Async: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"httpx.AsyncClient(", "asyncio.run(main())", "await asyncio.sleep(wait)"} {
+		if !strings.Contains(src, want) {
+			t.Errorf("Generate(httpx, Async) has no %q", want)
+		}
+	}
 }
 
 func TestGenerateUnknownLanguage(t *testing.T) {

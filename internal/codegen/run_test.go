@@ -117,7 +117,9 @@ func (f *flaky) requests() []recorded {
 
 // runner builds and runs one language's programs.
 type runner struct {
+	name  string // the subtest's name; "" means lang
 	lang  string
+	opts  Options // how the programs are generated
 	ext   string
 	file  string                                        // the program's file name; "" means main.EXT
 	tool  string                                        // the executable that must be on PATH
@@ -179,6 +181,13 @@ func goHoldfastModule(t *testing.T, dir string) []string {
 	return append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
 }
 
+func (rn runner) testName() string {
+	if rn.name != "" {
+		return rn.name
+	}
+	return rn.lang
+}
+
 func (rn runner) fileName() string {
 	if rn.file != "" {
 		return rn.file
@@ -223,6 +232,10 @@ func runners() []runner {
 			}
 			return []string{"python3", file}
 		}},
+		// One generator, run twice: the sync program and, with --async, the
+		// asyncio one.
+		{lang: "python-httpx", ext: "py", tool: "python3", build: httpxBuild},
+		{name: "python-httpx-async", lang: "python-httpx", opts: Options{Async: true}, ext: "py", tool: "python3", build: httpxBuild},
 		{lang: "javascript", ext: "js", tool: "node", build: func(t *testing.T, dir, file string) []string {
 			if out, err := exec.Command("node", "--check", file).CombinedOutput(); err != nil {
 				t.Fatalf("node --check: %v\n%s", err, out)
@@ -272,6 +285,29 @@ func runners() []runner {
 			return []string{bin}
 		}},
 	}
+}
+
+// httpxBuild returns the command that runs an httpx program: python3 when
+// it can import httpx, else Debian's /usr/bin/python3, as python3 on PATH
+// may be another interpreter (a pyenv shim) without Debian's packages.
+func httpxBuild(t *testing.T, dir, file string) []string {
+	t.Helper()
+	var tried []string
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		out, err := exec.Command(py, "-c", "import httpx").CombinedOutput()
+		if err == nil {
+			return []string{py, file}
+		}
+		tried = append(tried, py+": "+strings.TrimSpace(lastLine(string(out))))
+	}
+	skipOrFail(t, "python3 httpx (Debian: python3-httpx): "+strings.Join(tried, "; "))
+	return nil
+}
+
+// lastLine is the last non-empty line of s: the message of a traceback.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 func javacCheck(t *testing.T, dir, file string) {
@@ -458,7 +494,7 @@ func TestGeneratedProgramsRun(t *testing.T) {
 		t.Skip("runs generated programs")
 	}
 	for _, rn := range runners() {
-		t.Run(rn.lang, func(t *testing.T) {
+		t.Run(rn.testName(), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			if _, err := exec.LookPath(rn.tool); err != nil {
@@ -565,7 +601,7 @@ func writeProgram(t *testing.T, rn runner, dir string, i int, cmd string) (strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := Generate(rn.lang, s.Requests[0], Options{})
+	src, err := Generate(rn.lang, s.Requests[0], rn.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,3 +74,31 @@ func TestWarningsMatchGeneratedPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPXLimits: the httpx program says what it does differently from
+// curl: a sync --max-time bounds each step, not the attempt.
+func TestHTTPXLimits(t *testing.T) {
+	tests := []struct {
+		cmd    string
+		opts   Options
+		option string // "" for no warning
+	}{
+		{`curl -m 3 https://h/`, Options{}, "--max-time"},
+		{`curl -m 3 https://h/`, Options{Async: true}, ""},
+		{`curl -F "f=@$FILE;type=text/plain" -F 'g=@a.txt' https://h/`, Options{}, ""},
+		{`curl https://h/`, Options{}, ""},
+	}
+	for _, tt := range tests {
+		s, err := curl.Parse(tt.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := Warnings("python-httpx", s.Requests[0], tt.opts)
+		switch {
+		case tt.option == "" && len(ws) != 0:
+			t.Errorf("%s (%+v): warnings %v, want none", tt.cmd, tt.opts, ws)
+		case tt.option != "" && (len(ws) != 1 || ws[0].Option != tt.option):
+			t.Errorf("%s (%+v): warnings %+v, want one for %s", tt.cmd, tt.opts, ws, tt.option)
+		}
+	}
+}
