@@ -338,7 +338,6 @@ func httpxLimits(r *curl.Request, p policy) []curl.Warning {
 	return out
 }
 
-
 func (g *httpxGen) helpers() string {
 	var b strings.Builder
 	r, p := g.r, g.p
