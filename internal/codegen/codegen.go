@@ -11,6 +11,7 @@ package codegen
 import (
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -38,7 +39,9 @@ type limits func(r *curl.Request) []curl.Warning
 
 // languageLimits holds the limits of the languages that have some.
 func languageLimits() map[string]limits {
-	return map[string]limits{}
+	return map[string]limits{
+		"rust": rustLimits,
+	}
 }
 
 func generators() map[string]generator {
@@ -50,13 +53,14 @@ func generators() map[string]generator {
 		"java":        genJava,
 		"php":         genPHP,
 		"ruby":        genRuby,
+		"rust":        genRust,
 		"shell":       genShell,
 	}
 }
 
 // Languages returns the names Generate accepts, in the documented order.
 func Languages() []string {
-	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "shell"}
+	order := []string{"go", "go-holdfast", "python", "javascript", "java", "php", "ruby", "rust", "shell"}
 	g := generators()
 	var out []string
 	for _, l := range order {
@@ -82,6 +86,8 @@ func canonical(lang string) string {
 		return "shell"
 	case "rb":
 		return "ruby"
+	case "rs", "reqwest":
+		return "rust"
 	}
 	return strings.ToLower(lang)
 }
@@ -272,6 +278,32 @@ func curlFormType(r *curl.Request, h curl.Header) bool {
 	return strings.EqualFold(h.Name, "Content-Type") && h.Value.IsLiteral() &&
 		h.Value.String() == "application/x-www-form-urlencoded" &&
 		(inlineBody(r) || r.Body.Kind == curl.BodyFile)
+}
+
+// formFileType returns the Content-Type curl sends with an -F file upload:
+// the part's type= when given, else the type curl's own short table gives
+// the file name's extension (lib/mime.c), else application/octet-stream. A
+// file name read from a variable is known only when the program runs: it
+// gets application/octet-stream.
+func formFileType(part curl.FormPart) string {
+	if part.ContentType != "" {
+		return part.ContentType
+	}
+	name := part.Filename
+	if name == "" && part.File.IsLiteral() {
+		name = part.File.String()
+	}
+	ext := strings.ToLower(path.Ext(name))
+	for _, t := range [][2]string{
+		{".gif", "image/gif"}, {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".png", "image/png"},
+		{".svg", "image/svg+xml"}, {".txt", "text/plain"}, {".htm", "text/html"}, {".html", "text/html"},
+		{".pdf", "application/pdf"}, {".xml", "application/xml"},
+	} {
+		if ext == t[0] {
+			return t[1]
+		}
+	}
+	return "application/octet-stream"
 }
 
 // authCredentials returns -u's value, user:password, as one Text: for

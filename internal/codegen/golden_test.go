@@ -33,7 +33,7 @@ var goldenCommands = []struct {
 	{"user_from_env", `curl -u "$CREDS" https://api.example.com/me`, Options{}},
 }
 
-var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb"}
+var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb", "rust": "rs"}
 
 func TestGolden(t *testing.T) {
 	for _, lang := range Languages() {
