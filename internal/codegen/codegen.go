@@ -62,6 +62,7 @@ func languageLimits() map[string]limits {
 		"go":           goLimits,
 		"go-holdfast":  goLimits,
 		"python-httpx": httpxLimits,
+		"rust":         rustLimits,
 	}
 }
 
@@ -76,13 +77,14 @@ func generators() map[string]generator {
 		"php":          genPHP,
 		"ruby":         genRuby,
 		"c":            genC,
+		"rust":         genRust,
 		"shell":        genShell,
 	}
 }
 
 // Languages returns the names Generate accepts, in the documented order.
 func Languages() []string {
-	order := []string{"go", "go-holdfast", "python", "python-httpx", "javascript", "java", "php", "ruby", "c", "shell"}
+	order := []string{"go", "go-holdfast", "python", "python-httpx", "javascript", "java", "php", "ruby", "c", "rust", "shell"}
 	g := generators()
 	var out []string
 	for _, l := range order {
@@ -112,6 +114,8 @@ func canonical(lang string) string {
 		return "ruby"
 	case "libcurl":
 		return "c"
+	case "rs", "reqwest":
+		return "rust"
 	}
 	return strings.ToLower(lang)
 }

@@ -36,7 +36,7 @@ var goldenCommands = []struct {
 }
 
 var extensions = map[string]string{"go": "go", "go-holdfast": "holdfast.go", "python": "py", "python-httpx": "httpx.py",
-	"javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb", "c": "c"}
+	"javascript": "js", "shell": "sh", "java": "java", "php": "php", "ruby": "rb", "c": "c", "rust": "rs"}
 
 // asyncGoldens are the golden commands also generated with Options.Async
 // for the languages that have an async variant, into

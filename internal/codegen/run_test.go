@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -131,7 +133,9 @@ type runner struct {
 	check     func(t *testing.T, dir, file string)
 	// buildAll, when set, builds many programs at once, each file in a
 	// folder of its own under root, and returns the command that runs
-	// each: one compiler run instead of one per program.
+	// each, in the order of files: one compiler run instead of one per
+	// program. A runner without build has only buildAll, for a language
+	// whose libraries are worth compiling once per run.
 	buildAll func(t *testing.T, root string, files []string) [][]string
 }
 
@@ -284,6 +288,7 @@ func runners() []runner {
 			}
 			return []string{bin}
 		}},
+		{lang: "rust", ext: "rs", tool: "cargo", buildAll: cargoBuildAll},
 	}
 }
 
@@ -341,6 +346,94 @@ func rubyCheck(t *testing.T, dir, file string) {
 	out, err := exec.Command("ruby", "-wc", file).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "warning") {
 		t.Fatalf("ruby -wc: %v\n%s", err, out)
+	}
+}
+
+// debianCrates is where Debian's librust-*-dev packages put the crates'
+// sources, a registry cargo reads as a directory source, offline.
+const debianCrates = "/usr/share/cargo/registry"
+
+// cargoBuildAll builds the Rust programs as the bins of one cargo package,
+// with one cargo invocation, against the crates Debian packages: reqwest
+// and its dependencies compile once per run, and not at all once they are
+// in the target folder, which is kept between runs under the user's cache
+// folder. Each run names its package and bins after the test process, so
+// that runs of two checkouts at once share the libraries but not the
+// programs, and removes what it built of its own when it ends.
+func cargoBuildAll(t *testing.T, dir string, files []string) [][]string {
+	t.Helper()
+	if found, _ := filepath.Glob(filepath.Join(debianCrates, "reqwest-0.11.*")); len(found) == 0 {
+		skipOrFail(t, "reqwest 0.11 in "+debianCrates+" (Debian: librust-reqwest-dev)")
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	if cache, err := os.UserCacheDir(); err == nil {
+		target = filepath.Join(cache, "holdfast-convert-rust")
+	}
+	pkg := fmt.Sprintf("holdfast-convert-%d", os.Getpid())
+	project := filepath.Join(dir, "cargo")
+	var manifest strings.Builder
+	fmt.Fprintf(&manifest, "[package]\nname = %q\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\nautobins = false\n\n", pkg)
+	// Every feature and crate a generated program may need, so that the
+	// libraries are built once for all of them.
+	manifest.WriteString("[dependencies]\n" + `reqwest = { version = "0.11", features = ["blocking", "multipart", "native-tls"] }` + "\n")
+	manifest.WriteString(`flate2 = "1"` + "\n" + `httpdate = "1"` + "\n\n")
+	// Without debug information the libraries build faster and the
+	// programs are a fraction of the size.
+	manifest.WriteString("[profile.dev]\ndebug = false\n")
+	var argvs [][]string
+	var bins []string
+	for i, file := range files {
+		bin := fmt.Sprintf("%s-%c", pkg, 'a'+i)
+		fmt.Fprintf(&manifest, "\n[[bin]]\nname = %q\npath = %q\n", bin, file)
+		bins = append(bins, bin)
+		argvs = append(argvs, []string{filepath.Join(target, "debug", bin)})
+	}
+	config := "[source.crates-io]\nreplace-with = \"debian\"\n\n[source.debian]\ndirectory = \"" + debianCrates + "\"\n"
+	for name, data := range map[string]string{"Cargo.toml": manifest.String(), ".cargo/config.toml": config} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(project, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(project, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { removeCargoOutputs(target, pkg, bins) })
+	cmd := exec.Command("cargo", "build", "--offline", "--bins")
+	cmd.Dir = project
+	// CARGO_INCREMENTAL=0 keeps the compiler's incremental state, useless
+	// for one-off programs, out of the shared folder. RUSTFLAGS is left
+	// alone: it is part of every library's fingerprint, so that setting
+	// it (-D warnings) here would rebuild them all for anyone who builds
+	// without it.
+	cmd.Env = append(os.Environ(), "CARGO_TARGET_DIR="+target, "CARGO_INCREMENTAL=0")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cargo build: %v\n%s", err, out)
+	}
+	// A generated program must build without warnings; cargo caps the
+	// libraries' lints, so that any warning counted is a program's.
+	if regexp.MustCompile(`\(bin "[^"]*"\) generated \d+ warnings?`).Match(out) {
+		t.Fatalf("cargo build: the programs have warnings:\n%s", out)
+	}
+	t.Logf("cargo build of %d programs: %v (target folder %s)", len(files), time.Since(start).Round(time.Second), target)
+	return argvs
+}
+
+// removeCargoOutputs removes what cargo built for package pkg and its bins
+// from the shared target folder, leaving the libraries for the next run.
+func removeCargoOutputs(target, pkg string, bins []string) {
+	debug := filepath.Join(target, "debug")
+	patterns := []string{filepath.Join(debug, ".fingerprint", pkg+"-*")}
+	for _, bin := range bins {
+		unit := strings.ReplaceAll(bin, "-", "_")
+		patterns = append(patterns, filepath.Join(debug, bin), filepath.Join(debug, bin+".d"), filepath.Join(debug, "deps", unit+"-*"))
+	}
+	for _, p := range patterns {
+		found, _ := filepath.Glob(p)
+		for _, f := range found {
+			os.RemoveAll(f)
+		}
 	}
 }
 
@@ -510,9 +603,20 @@ func TestGeneratedProgramsRun(t *testing.T) {
 				skipOrFail(t, rn.tool+checked)
 			}
 			progs := map[string][]string{}
-			for i, cmd := range commands {
-				sub, file := writeProgram(t, rn, dir, i, cmd)
-				progs[cmd] = rn.build(t, sub, file)
+			if rn.buildAll != nil {
+				var files []string
+				for i, cmd := range commands {
+					_, file := writeProgram(t, rn, dir, i, cmd)
+					files = append(files, file)
+				}
+				for i, argv := range rn.buildAll(t, dir, files) {
+					progs[commands[i]] = argv
+				}
+			} else {
+				for i, cmd := range commands {
+					sub, file := writeProgram(t, rn, dir, i, cmd)
+					progs[cmd] = rn.build(t, sub, file)
+				}
 			}
 			for _, sc := range scenarios(rn.lang) {
 				t.Run(sc.name, func(t *testing.T) {
