@@ -40,8 +40,8 @@ import (
 // compared instead. Accept-Encoding has a rule of its own (see
 // compareRequests).
 var libraryHeaders = []string{
-	"Accept", "Accept-Encoding", "Connection", "Content-Length", "Expect",
-	"Http2-Settings", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade", "User-Agent",
+	"Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Length", "Expect",
+	"Http2-Settings", "Keep-Alive", "Proxy-Connection", "Sec-Fetch-Mode", "Te", "Transfer-Encoding", "Upgrade", "User-Agent",
 }
 
 // recordedBody is what the recording server answers: the programs must
@@ -475,14 +475,14 @@ func TestDifferentialAgainstCurl(t *testing.T) {
 	matrix := map[string]map[string]outcome{} // lang -> command -> outcome
 	t.Run("targets", func(t *testing.T) {
 		for _, rn := range runners() {
-			t.Run(rn.lang, func(t *testing.T) {
+			t.Run(rn.testName(), func(t *testing.T) {
 				t.Parallel()
 				if _, err := exec.LookPath(rn.tool); err != nil {
 					skipOrFail(t, rn.tool)
 				}
 				results := diffTarget(t, rn, names, want)
 				mu.Lock()
-				matrix[rn.lang] = results
+				matrix[rn.testName()] = results
 				mu.Unlock()
 			})
 		}
@@ -508,7 +508,7 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 		recs[i] = newRecorder(t)
 		cases[i] = prepareCase(t, name, recs[i])
 		for j, r := range cases[i].script.Requests {
-			src, err := Generate(rn.lang, r, Options{})
+			src, err := Generate(rn.lang, r, rn.opts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -562,10 +562,10 @@ func classify(t *testing.T, c corpusCase, lang string, problems []string) outcom
 		return same
 	}
 	if ws := warningsFor(c, lang); len(ws) > 0 {
-		t.Logf("%s: differs from curl, warned (%d warnings): %s", c.name, len(ws), strings.Join(problems, "; "))
+		t.Logf("%s %s: differs from curl, warned (%d warnings): %s", lang, c.name, len(ws), strings.Join(problems, "; "))
 		return warned
 	}
-	t.Errorf("%s: sends what curl does not, with no warning:\n  %s", c.name, strings.Join(problems, "\n  "))
+	t.Errorf("%s %s: sends what curl does not, with no warning:\n  %s", lang, c.name, strings.Join(problems, "\n  "))
 	return different
 }
 
@@ -574,12 +574,12 @@ func classify(t *testing.T, c corpusCase, lang string, problems []string) outcom
 func checkFidelityDoc(t *testing.T, names []string, matrix map[string]map[string]outcome) {
 	t.Helper()
 	var langs []string
-	for _, l := range Languages() {
-		if matrix[l] != nil {
-			langs = append(langs, l)
+	for _, rn := range runners() {
+		if matrix[rn.testName()] != nil {
+			langs = append(langs, rn.testName())
 		}
 	}
-	if len(langs) != len(Languages()) && !*update {
+	if len(langs) != len(runners()) && !*update {
 		return // not every runtime here: nothing to compare the document with
 	}
 	var b strings.Builder

@@ -58,6 +58,11 @@ func genJS(r *curl.Request, p policy) string {
 		w("  const credentials = %s;\n", str(r.Auth.User))
 	}
 	hs := headers(r)
+	if _, ok := r.Header("Accept-Encoding"); r.Compressed && !ok && jsNeedsHTTP(r) {
+		// fetch asks for compressed responses by itself; node's http
+		// client, used here, asks as curl --compressed does.
+		hs = append(hs, curl.Header{Name: "Accept-Encoding", Value: curl.Lit("deflate, gzip, br")})
+	}
 	if len(hs) == 0 && r.Auth == nil {
 		w("  const headers = {};\n")
 	} else {
@@ -114,9 +119,10 @@ func genJS(r *curl.Request, p policy) string {
 		}
 		body = "body"
 	}
-	// fetch will not send a Host header: a command that sets one goes
-	// through node's own http client instead.
-	_, setsHost := r.Header("Host")
+	// fetch will not send a Host header, nor a body with GET or HEAD
+	// (curl does both): such a command goes through node's own http
+	// client instead.
+	setsHost := jsNeedsHTTP(r)
 	fetcher := "fetch"
 	if setsHost {
 		fetcher = "httpFetch"
@@ -220,9 +226,17 @@ async function follow(url, init) {
 }
 `
 
+// jsNeedsHTTP reports whether r needs node's http client rather than
+// fetch: fetch refuses to send a Host header, and a body with GET or HEAD.
+func jsNeedsHTTP(r *curl.Request) bool {
+	_, setsHost := r.Header("Host")
+	return setsHost || r.Body.Kind != curl.BodyNone && (r.Method == "GET" || r.Method == "HEAD")
+}
+
 const jsHTTPFetchHelper = `
-// httpFetch is fetch for a request that sets Host, a header fetch will not
-// send: node's own http client, answering with a fetch Response.
+// httpFetch is fetch for a request fetch will not send (a Host header, or
+// a body with GET or HEAD): node's own http client, answering with a fetch
+// Response, its body decoded as fetch would decode it.
 async function httpFetch(url, init) {
   const target = new URL(url);
   const headers = { ...init.headers };
@@ -246,8 +260,21 @@ async function httpFetch(url, init) {
       res.on('end', () => {
         const h = new Headers();
         for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
-        const empty = [101, 204, 205, 304].includes(res.statusCode);
-        resolve(new Response(empty ? null : Buffer.concat(chunks), { status: res.statusCode, statusText: res.statusMessage, headers: h }));
+        let data = Buffer.concat(chunks);
+        const zlib = require('node:zlib');
+        const decode = { gzip: zlib.gunzipSync, 'x-gzip': zlib.gunzipSync, deflate: zlib.inflateSync, br: zlib.brotliDecompressSync }[(h.get('content-encoding') || '').trim().toLowerCase()];
+        if (decode && data.length > 0 && init.method !== 'HEAD') {
+          try {
+            data = decode(data);
+          } catch (err) {
+            failed(err);
+            return;
+          }
+          h.delete('content-encoding');
+          h.delete('content-length');
+        }
+        const empty = [101, 204, 205, 304].includes(res.statusCode) || init.method === 'HEAD';
+        resolve(new Response(empty ? null : data, { status: res.statusCode, statusText: res.statusMessage, headers: h }));
       });
     });
     req.on('error', failed);

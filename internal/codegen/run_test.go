@@ -262,7 +262,8 @@ func runners() []runner {
 				}
 				javacCheck(t, dir, file)
 				return []string{"java", "-cp", filepath.Join(dir, "classes"), "Main"}
-			}},
+			},
+			buildAll: javacAll},
 		{lang: "php", ext: "php", tool: "php", checkTool: "php", check: phpCheck,
 			build: func(t *testing.T, dir, file string) []string {
 				phpCheck(t, dir, file)
@@ -313,6 +314,33 @@ func httpxBuild(t *testing.T, dir, file string) []string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// javacAll compiles every program with one javac: each Main class is put
+// in a package named after its folder, so that they share one class tree.
+func javacAll(t *testing.T, root string, files []string) [][]string {
+	t.Helper()
+	if _, err := exec.LookPath("javac"); err != nil {
+		skipOrFail(t, "javac (Debian: openjdk-17-jdk-headless)")
+	}
+	classes := filepath.Join(root, "classes")
+	argvs := make([][]string, len(files))
+	for i, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkg := filepath.Base(filepath.Dir(f))
+		if err := os.WriteFile(f, append([]byte("package "+pkg+";\n"), src...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		argvs[i] = []string{"java", "-cp", classes, pkg + ".Main"}
+	}
+	cmd := exec.Command("javac", append([]string{"-Xlint:all", "-Werror", "-d", classes}, files...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	return argvs
 }
 
 func javacCheck(t *testing.T, dir, file string) {
@@ -383,7 +411,7 @@ func cargoBuildAll(t *testing.T, dir string, files []string) [][]string {
 	var argvs [][]string
 	var bins []string
 	for i, file := range files {
-		bin := fmt.Sprintf("%s-%c", pkg, 'a'+i)
+		bin := fmt.Sprintf("%s-%03d", pkg, i)
 		fmt.Fprintf(&manifest, "\n[[bin]]\nname = %q\npath = %q\n", bin, file)
 		bins = append(bins, bin)
 		argvs = append(argvs, []string{filepath.Join(target, "debug", bin)})

@@ -90,6 +90,10 @@ func genShell(r *curl.Request, p policy) string {
 	switch {
 	case inlineBody(r):
 		arg("--data-binary", "@-") // the body comes from printf, below
+	case shellUpload(r):
+		// curl -T: no Content-Type, and the URL already ends with the
+		// file's name where curl would have appended it.
+		arg("--upload-file", word(r.Body.File))
 	case r.Body.Kind == curl.BodyFile:
 		opt := "--data-binary"
 		if r.Body.StripNewlines {
@@ -147,11 +151,19 @@ func defaultMethod(r *curl.Request) string {
 	case curl.BodyNone:
 		return "GET"
 	case curl.BodyFile:
-		if r.Method == "PUT" {
+		if shellUpload(r) {
 			return "PUT"
 		}
 	}
 	return "POST"
+}
+
+// shellUpload reports whether r's file body is an upload (-T), which
+// curl sends with PUT and no Content-Type, rather than data (-d @file,
+// --data-binary @file), which it sends with POST and a form Content-Type.
+func shellUpload(r *curl.Request) bool {
+	_, typed := r.Header("Content-Type")
+	return r.Body.Kind == curl.BodyFile && !r.Body.StripNewlines && !typed
 }
 
 func secs(d interface{ Seconds() float64 }) string {

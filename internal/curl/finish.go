@@ -120,6 +120,13 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 	if g.refSet {
 		add("Referer", g.referer)
 	}
+	if len(g.rng) > 0 {
+		if g.upload != nil {
+			warn(arg{pos: g.pos}, "--range", "--range with -T resumes an upload in curl (Content-Range), which is not converted: ignored")
+		} else {
+			add("Range", Concat(Lit("bytes="), g.rng))
+		}
+	}
 	if len(g.cookies) > 0 {
 		if c, ok := r.Header("Cookie"); ok {
 			warn(arg{pos: g.pos}, "-b", "both -b and a Cookie header are given: both are kept, in one header")

@@ -75,7 +75,7 @@ var longOpts = map[string]optSpec{
 	"write-out": {kind: unsupValue}, "dump-header": {kind: unsupValue}, "stderr": {kind: unsupValue},
 	"remote-name": {kind: unsupFlag}, "remote-name-all": {kind: unsupFlag}, "remote-header-name": {kind: unsupFlag},
 	"remote-time": {kind: unsupFlag}, "create-dirs": {kind: unsupFlag}, "output-dir": {kind: unsupValue},
-	"continue-at": {kind: unsupValue}, "range": {kind: unsupValue},
+	"continue-at": {kind: unsupValue}, "range": {kind: valueOpt},
 	"limit-rate": {kind: unsupValue}, "speed-limit": {kind: unsupValue}, "speed-time": {kind: unsupValue},
 	"keepalive-time": {kind: unsupValue}, "no-keepalive": {kind: unsupFlag},
 	"expect100-timeout": {kind: unsupValue}, "parallel": {kind: unsupFlag}, "parallel-max": {kind: unsupValue},
@@ -136,7 +136,20 @@ type group struct {
 	agentSet bool
 	referer  Text
 	refSet   bool
+	rng      Text // --range
 	req      Request // the plain settings: timeouts, retry, flags
+}
+
+// validRange reports whether s is a byte range set curl accepts for
+// --range: comma-separated ranges of digits around a '-'.
+func validRange(s string) bool {
+	for _, r := range strings.Split(s, ",") {
+		first, last, ok := strings.Cut(strings.TrimSpace(r), "-")
+		if !ok || first == "" && last == "" || strings.Trim(first+last, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // plainMethod reports whether m is a method name of letters, digits, '-',
@@ -418,6 +431,14 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 			return
 		}
 		g.warn(v, opt, "cookies read from the file %q are not supported: ignored (pass them as -b 'name=value')", v.raw)
+	case "range":
+		// curl sends -r 0-99 as Range: bytes=0-99, on a request of any
+		// method but an upload (which it resumes instead).
+		if hasCRLF(v.text) || v.text.IsLiteral() && !validRange(v.text.String()) {
+			g.warn(v, opt, "%s %q is not a byte range curl sends (like 0-99, 100-, -500 or 0-1,5-9): ignored", opt, v.text.String())
+			return
+		}
+		g.rng = v.text
 	case "user-agent":
 		if hasCRLF(v.text) {
 			g.warn(v, opt, "%s %q has a carriage return or line feed inside: ignored", opt, v.text.String())

@@ -391,3 +391,27 @@ func TestFormFileContentType(t *testing.T) {
 		t.Errorf("-F f=@$FILE: Content-Type %q, warnings %v; want application/octet-stream and a warning", got, r.Warnings)
 	}
 }
+
+// curl -r/--range sends a Range header of bytes; an explicit -H Range wins.
+func TestRange(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{`curl --range 0-99 http://h`, "bytes=0-99"},
+		{`curl -r 100- http://h`, "bytes=100-"},
+		{`curl -r -500 http://h`, "bytes=-500"},
+		{`curl -r 0-1,5-9 http://h`, "bytes=0-1,5-9"},
+		{`curl -r 0-9 -H 'Range: bytes=5-6' http://h`, "bytes=5-6"},
+		{`curl -r "$R" http://h`, "bytes=${R}"},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if v, ok := r.Header("Range"); !ok || v.String() != tt.want {
+			t.Errorf("%s: Range %q, want %q", tt.src, v.String(), tt.want)
+		}
+	}
+	for _, src := range []string{`curl -r abc http://h`, `curl -r - http://h`, `curl -r 0-9 -T f http://h/`} {
+		r := parseOne(t, src)
+		if _, ok := r.Header("Range"); ok || len(r.Warnings) == 0 {
+			t.Errorf("%s: headers %v, warnings %v; want no Range and a warning", src, r.Headers, r.Warnings)
+		}
+	}
+}

@@ -86,8 +86,9 @@ function describe(error) {
   return error.cause ? error.cause.code || error.cause.message : error.name;
 }
 
-// httpFetch is fetch for a request that sets Host, a header fetch will not
-// send: node's own http client, answering with a fetch Response.
+// httpFetch is fetch for a request fetch will not send (a Host header, or
+// a body with GET or HEAD): node's own http client, answering with a fetch
+// Response, its body decoded as fetch would decode it.
 async function httpFetch(url, init) {
   const target = new URL(url);
   const headers = { ...init.headers };
@@ -111,8 +112,21 @@ async function httpFetch(url, init) {
       res.on('end', () => {
         const h = new Headers();
         for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
-        const empty = [101, 204, 205, 304].includes(res.statusCode);
-        resolve(new Response(empty ? null : Buffer.concat(chunks), { status: res.statusCode, statusText: res.statusMessage, headers: h }));
+        let data = Buffer.concat(chunks);
+        const zlib = require('node:zlib');
+        const decode = { gzip: zlib.gunzipSync, 'x-gzip': zlib.gunzipSync, deflate: zlib.inflateSync, br: zlib.brotliDecompressSync }[(h.get('content-encoding') || '').trim().toLowerCase()];
+        if (decode && data.length > 0 && init.method !== 'HEAD') {
+          try {
+            data = decode(data);
+          } catch (err) {
+            failed(err);
+            return;
+          }
+          h.delete('content-encoding');
+          h.delete('content-length');
+        }
+        const empty = [101, 204, 205, 304].includes(res.statusCode) || init.method === 'HEAD';
+        resolve(new Response(empty ? null : data, { status: res.statusCode, statusText: res.statusMessage, headers: h }));
       });
     });
     req.on('error', failed);

@@ -11,6 +11,6 @@ set -eu
 exec curl --silent --show-error --fail-with-body \
   --retry 3 --retry-connrefused \
   --retry-max-time 60 \
-  --data-binary @data.bin \
+  --upload-file data.bin \
   --output out.txt \
   https://files.example.com/data.bin
