@@ -136,7 +136,7 @@ type group struct {
 	agentSet bool
 	referer  Text
 	refSet   bool
-	rng      Text // --range
+	rng      Text    // --range
 	req      Request // the plain settings: timeouts, retry, flags
 }
 
