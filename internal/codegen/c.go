@@ -324,8 +324,12 @@ func (g *cGen) main() string {
 		w("    // curl -k: neither the certificate nor the host name is verified.\n")
 		w("    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);\n    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);\n")
 	}
-	if r.Compressed {
+	switch {
+	case r.Compressed:
 		w("    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, \"\"); // curl --compressed: every encoding libcurl decodes\n")
+	case decodesResponse(r):
+		w("    // Decode what the command's Accept-Encoding asks for (its header is sent as given).\n")
+		w("    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, \"\");\n")
 	}
 	w("    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);\n")
 	w("    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);\n")

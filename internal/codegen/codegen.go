@@ -61,7 +61,9 @@ func languageLimits() map[string]limits {
 	return map[string]limits{
 		"go":           goLimits,
 		"go-holdfast":  goLimits,
+		"java":         javaLimits,
 		"python-httpx": httpxLimits,
+		"ruby":         rubyLimits,
 		"rust":         rustLimits,
 	}
 }
@@ -313,6 +315,36 @@ func curlFormType(r *curl.Request, h curl.Header) bool {
 	return strings.EqualFold(h.Name, "Content-Type") && h.Value.IsLiteral() &&
 		h.Value.String() == "application/x-www-form-urlencoded" &&
 		(inlineBody(r) || r.Body.Kind == curl.BodyFile)
+}
+
+// decodesResponse reports whether the program must decode a compressed
+// response: curl --compressed asks for one and decodes it, and so does a
+// command that sets Accept-Encoding itself (curl alone would print the
+// compressed bytes; the generated program prints what was asked for).
+func decodesResponse(r *curl.Request) bool {
+	_, asks := r.Header("Accept-Encoding")
+	return (r.Compressed || asks) && r.Method != "HEAD"
+}
+
+// undecodable warns, for a command that sets Accept-Encoding itself, of
+// each coding it asks for that lang's program cannot decode (it decodes
+// those in decodes).
+func undecodable(r *curl.Request, lang string, decodes ...string) []curl.Warning {
+	v, ok := r.Header("Accept-Encoding")
+	if !ok || r.Method == "HEAD" {
+		return nil
+	}
+	var out []curl.Warning
+	for _, c := range strings.Split(strings.ToLower(v.String()), ",") {
+		c, _, _ = strings.Cut(strings.TrimSpace(c), ";")
+		c = strings.TrimSpace(c)
+		if c == "" || c == "identity" || c == "*" || slices.Contains(decodes, c) {
+			continue
+		}
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-H", Msg: fmt.Sprintf(
+			"Accept-Encoding asks for %s, which the %s program cannot decode: a response in it fails (it decodes %s)", c, lang, strings.Join(decodes, " and "))})
+	}
+	return out
 }
 
 // authCredentials returns -u's value, user:password, as one Text: for

@@ -338,21 +338,7 @@ func goWriteBody(w func(string, ...any), r *curl.Request, imports map[string]boo
 // goLimits warns that Go's standard library cannot decode every coding
 // a command's own Accept-Encoding may ask for.
 func goLimits(r *curl.Request, _ policy) []curl.Warning {
-	v, ok := r.Header("Accept-Encoding")
-	if !ok || r.Method == "HEAD" {
-		return nil
-	}
-	var out []curl.Warning
-	for _, c := range strings.Split(strings.ToLower(v.String()), ",") {
-		c, _, _ = strings.Cut(strings.TrimSpace(c), ";")
-		switch c {
-		case "", "gzip", "x-gzip", "deflate", "identity", "*":
-		default:
-			out = append(out, curl.Warning{Pos: r.Pos, Option: "-H", Msg: fmt.Sprintf(
-				"Accept-Encoding asks for %s, which Go's standard library cannot decode: the program fails on such a response (it decodes gzip and deflate)", c)})
-		}
-	}
-	return out
+	return undecodable(r, "Go", "gzip", "x-gzip", "deflate")
 }
 
 // goDecodeHelper decodes a response body by its Content-Encoding.

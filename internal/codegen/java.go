@@ -182,11 +182,15 @@ func genJava(r *curl.Request, p policy) string {
 		m("        } catch (IOException e) {\n            fail(method + \" \" + url + \": \" + e);\n        }\n")
 	}
 	data := "response.body()"
-	if r.Compressed {
-		imports["java.util.zip.GZIPInputStream"], imports["java.io.ByteArrayInputStream"] = true, true
+	if decodesResponse(r) {
+		imports["java.util.zip.GZIPInputStream"], imports["java.util.zip.InflaterInputStream"], imports["java.io.ByteArrayInputStream"] = true, true, true
+		m("        // Decode the compressed response the request asked for.\n")
 		m("        byte[] data = response.body();\n")
-		m("        if (response.headers().firstValue(\"Content-Encoding\").orElse(\"\").equalsIgnoreCase(\"gzip\")) {\n")
-		m("            data = new GZIPInputStream(new ByteArrayInputStream(data)).readAllBytes();\n        }\n")
+		m("        String coding = response.headers().firstValue(\"Content-Encoding\").orElse(\"\").trim();\n")
+		m("        if (data.length > 0 && (coding.equalsIgnoreCase(\"gzip\") || coding.equalsIgnoreCase(\"x-gzip\"))) {\n")
+		m("            data = new GZIPInputStream(new ByteArrayInputStream(data)).readAllBytes();\n")
+		m("        } else if (data.length > 0 && coding.equalsIgnoreCase(\"deflate\")) {\n")
+		m("            data = new InflaterInputStream(new ByteArrayInputStream(data)).readAllBytes();\n        }\n")
 		data = "data"
 	}
 	if r.Output != "" {
@@ -433,3 +437,9 @@ const javaMultipartHelper = `
         }
     }
 `
+
+// javaLimits warns of the codings a command's own Accept-Encoding asks for
+// that the Java program cannot decode.
+func javaLimits(r *curl.Request, _ policy) []curl.Warning {
+	return undecodable(r, "Java", "gzip", "x-gzip", "deflate")
+}

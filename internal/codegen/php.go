@@ -42,6 +42,11 @@ func genPHP(r *curl.Request, p policy) string {
 			hs = append(hs, h)
 		}
 	}
+	if _, typed := r.Header("Content-Type"); r.Body.Kind == curl.BodyFile && !typed {
+		// curl -T sends no Content-Type; libcurl would add the form one
+		// to POSTFIELDS, and an empty header removes it.
+		hs = append(hs, curl.Header{Name: "Content-Type"})
+	}
 	if len(hs) > 0 {
 		w("$headers = [\n")
 		for _, h := range hs {
@@ -141,8 +146,11 @@ func genPHP(r *curl.Request, p policy) string {
 		w("    // curl -k: neither the certificate nor the host name is verified.\n")
 		w("    CURLOPT_SSL_VERIFYPEER => false,\n    CURLOPT_SSL_VERIFYHOST => 0,\n")
 	}
-	if r.Compressed {
+	switch {
+	case r.Compressed:
 		w("    CURLOPT_ENCODING => '', // curl --compressed: every encoding libcurl decodes\n")
+	case decodesResponse(r):
+		w("    CURLOPT_ENCODING => '', // decode what the command's Accept-Encoding asks for (its header is sent as given)\n")
 	}
 	w("    // Keep the headers of the last response, for Retry-After.\n")
 	w("    CURLOPT_HEADERFUNCTION => function ($ch, string $line) use (&$responseHeaders): int {\n")

@@ -21,6 +21,9 @@ func genRuby(r *curl.Request, p policy) string {
 		w("# %s\n", l)
 	}
 	w("\nrequire 'net/http'\n")
+	if decodesResponse(r) {
+		w("require 'zlib'\n")
+	}
 	if r.Insecure {
 		w("require 'openssl'\n")
 	}
@@ -75,6 +78,10 @@ func genRuby(r *curl.Request, p policy) string {
 	// read again.
 	w("def build_request(method, uri, body)\n")
 	w("  request = Net::HTTPGenericRequest.new(method, !body.nil?, method != 'HEAD', uri)\n")
+	if _, typed := r.Header("Content-Type"); r.Body.Kind == curl.BodyFile && !typed {
+		w("  # curl -T sends no Content-Type; net/http would add a form one to a body.\n")
+		w("  request.define_singleton_method(:supply_default_content_type) {}\n")
+	}
 	for _, h := range headers(r) {
 		if r.FollowRedirects && r.Body.Kind != curl.BodyNone &&
 			(strings.EqualFold(h.Name, "Content-Type") || strings.EqualFold(h.Name, "Content-Length")) {
@@ -148,6 +155,14 @@ func genRuby(r *curl.Request, p policy) string {
 		w("  http.start { |conn| conn.request(build_request(method, uri, body)) }\nend\n\n")
 	}
 
+	if decodesResponse(r) {
+		w("# decoded returns the response body decoded by its Content-Encoding.\n")
+		w("def decoded(response)\n  body = response.body.to_s\n  return body if body.empty?\n\n")
+		w("  case response['Content-Encoding'].to_s.strip.downcase\n")
+		w("  when 'gzip', 'x-gzip' then Zlib.gunzip(body)\n")
+		w("  when 'deflate' then Zlib::Inflate.inflate(body)\n")
+		w("  else body\n  end\nend\n\n")
+	}
 	w("def main\n")
 	w("  method = %s\n", rubyQuote(r.Method))
 	w("  url = %s\n", str(r.URL))
@@ -188,10 +203,16 @@ func genRuby(r *curl.Request, p policy) string {
 		w("  begin\n    response = attempt(method, url, %s)\n", bodyVar)
 		w("  rescue *NETWORK_ERRORS => e\n    abort(\"request failed: #{method} #{url}: #{e.class}: #{e.message}\")\n  end\n")
 	}
+	data := "response.body.to_s"
+	if decodesResponse(r) {
+		// net/http decodes only what it asked for itself.
+		w("  data = decoded(response)\n")
+		data = "data"
+	}
 	if r.Output != "" {
-		w("  File.binwrite(%s, response.body.to_s)\n", rubyQuote(r.Output))
+		w("  File.binwrite(%s, %s)\n", rubyQuote(r.Output), data)
 	} else {
-		w("  $stdout.binmode.write(response.body.to_s)\n")
+		w("  $stdout.binmode.write(%s)\n", data)
 	}
 	w("  abort(\"request failed: #{method} #{url}: #{response.code} #{response.message}\") if response.code.to_i >= 400\nend\n")
 	if p.Retry {
@@ -258,3 +279,9 @@ rescue ArgumentError
   nil
 end
 `
+
+// rubyLimits warns of the codings a command's own Accept-Encoding asks for
+// that the Ruby program cannot decode.
+func rubyLimits(r *curl.Request, _ policy) []curl.Warning {
+	return undecodable(r, "Ruby", "gzip", "x-gzip", "deflate")
+}

@@ -18,7 +18,9 @@ const SAFE_TO_RESEND = true;
 
 $method = 'PUT';
 $url = 'https://files.example.com/data.bin';
-$headers = [];
+$headers = [
+    'Content-Type: ',
+];
 $body = file_get_contents('data.bin');
 if ($body === false) {
     fail("cannot read " . 'data.bin');

@@ -21,6 +21,8 @@ NETWORK_ERRORS = [IOError, SystemCallError, SocketError, Timeout::Error, Net::HT
 
 def build_request(method, uri, body)
   request = Net::HTTPGenericRequest.new(method, !body.nil?, method != 'HEAD', uri)
+  # curl -T sends no Content-Type; net/http would add a form one to a body.
+  request.define_singleton_method(:supply_default_content_type) {}
   request.body = body
   request
 end
