@@ -62,6 +62,7 @@ func languageLimits() map[string]limits {
 		"go":           goLimits,
 		"go-holdfast":  goLimits,
 		"java":         javaLimits,
+		"python":       pythonLimits,
 		"python-httpx": httpxLimits,
 		"ruby":         rubyLimits,
 		"rust":         rustLimits,
@@ -345,6 +346,16 @@ func undecodable(r *curl.Request, lang string, decodes ...string) []curl.Warning
 			"Accept-Encoding asks for %s, which the %s program cannot decode: a response in it fails (it decodes %s)", c, lang, strings.Join(decodes, " and "))})
 	}
 	return out
+}
+
+// upperCasedMethod warns that lib sends a method in upper case, for a
+// command whose method (methods are case-sensitive) is not.
+func upperCasedMethod(r *curl.Request, lib string) []curl.Warning {
+	if r.Method == strings.ToUpper(r.Method) {
+		return nil
+	}
+	return []curl.Warning{{Pos: r.Pos, Option: "-X", Msg: fmt.Sprintf(
+		"%s sends every method in upper case: %q goes out as %q (methods are case-sensitive)", lib, r.Method, strings.ToUpper(r.Method))}}
 }
 
 // authCredentials returns -u's value, user:password, as one Text: for

@@ -216,3 +216,8 @@ func pyFloat(f float64) string {
 	}
 	return s
 }
+
+// pythonLimits are what a requests program sends differently from curl.
+func pythonLimits(r *curl.Request, _ policy) []curl.Warning {
+	return upperCasedMethod(r, "requests")
+}

@@ -326,7 +326,7 @@ func (g *httpxGen) formPart(part curl.FormPart) string {
 
 // httpxLimits are what an httpx program does differently from curl.
 func httpxLimits(r *curl.Request, p policy) []curl.Warning {
-	var out []curl.Warning
+	out := upperCasedMethod(r, "httpx")
 	if p.AttemptTimeout > 0 && !p.Async {
 		out = append(out, curl.Warning{
 			Pos:    r.Pos,
