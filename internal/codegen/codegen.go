@@ -147,6 +147,7 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 	if l := languageLimits()[canonical(lang)]; l != nil {
 		out = append(out, l(r, p)...)
 	}
+	out = append(out, unconverted(canonical(lang), r)...)
 	if p.dropsRetry(r) {
 		out = append(out, curl.Warning{
 			Pos:    r.Retry.Pos,
@@ -155,6 +156,29 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 				"so it is not resent after an error status, a timeout or a dropped connection; "+
 				"add -H 'Idempotency-Key: <unique value>' if the server deduplicates on it", r.Retry.Count, r.Method, r.URL.String()),
 		})
+	}
+	return out
+}
+
+// proxyLanguages are the languages whose programs go through the proxy
+// of -x (Request.Proxy); cookieFileLanguages those that read the cookie
+// files of -b (Request.CookieFiles).
+var (
+	proxyLanguages      = map[string]bool{"shell": true}
+	cookieFileLanguages = map[string]bool{"shell": true}
+)
+
+// unconverted warns of what the command asks that lang's program does
+// not do.
+func unconverted(lang string, r *curl.Request) []curl.Warning {
+	var out []curl.Warning
+	if r.Proxy != nil && !proxyLanguages[lang] {
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"the proxy %s is not used by the %s program: it connects directly", r.Proxy.URL.String(), lang)})
+	}
+	if len(r.CookieFiles) > 0 && !cookieFileLanguages[lang] {
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-b", Msg: fmt.Sprintf(
+			"the cookie file %q is not read by the %s program: pass its cookies as -b 'name=value'", r.CookieFiles[0], lang)})
 	}
 	return out
 }

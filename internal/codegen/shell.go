@@ -121,6 +121,15 @@ func genShell(r *curl.Request, p policy) string {
 			}
 		}
 	}
+	if r.Proxy != nil {
+		arg("--proxy", word(r.Proxy.URL))
+		if len(r.Proxy.User) > 0 || len(r.Proxy.Password) > 0 {
+			arg("--proxy-user", word(curl.Concat(r.Proxy.User, curl.Lit(":"), r.Proxy.Password)))
+		}
+	}
+	for _, f := range r.CookieFiles {
+		arg("--cookie", shQuote(f))
+	}
 	if r.Insecure {
 		arg("--insecure")
 	}

@@ -2,6 +2,7 @@ package curl
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -120,6 +121,8 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 	if g.refSet {
 		add("Referer", g.referer)
 	}
+	r.CookieFiles = append([]string(nil), g.cookieFs...)
+	g.buildProxy(r, warn)
 	if len(g.rng) > 0 {
 		if g.upload != nil {
 			warn(arg{pos: g.pos}, "--range", "--range with -T resumes an upload in curl (Content-Range), which is not converted: ignored")
@@ -388,4 +391,42 @@ func appendQuery(u, q Text) Text {
 		return Concat(u, Lit("&"), q)
 	}
 	return Concat(u, Lit("?"), q)
+}
+
+// proxySchemes are the proxy kinds curl speaks that the targets convert.
+var proxySchemes = []string{"http", "https", "socks4", "socks4a", "socks5", "socks5h"}
+
+// buildProxy sets r.Proxy from -x (or --socks5) and -U. A proxy without
+// a scheme is http://, as in curl; -x "" turns the proxy off.
+func (g *group) buildProxy(r *Request, warn func(arg, string, string, ...any)) {
+	if g.proxy == nil {
+		if g.proxyUsr != nil {
+			warn(*g.proxyUsr, "-U", "-U without a proxy (-x) is ignored")
+		}
+		return
+	}
+	u := g.proxy.text
+	if len(u) == 0 {
+		return
+	}
+	if g.proxyAs != "" {
+		u = Concat(Lit(g.proxyAs+"://"), u)
+	} else if u[0].Env == "" && !strings.Contains(u[0].Lit, "://") {
+		u = Concat(Lit("http://"), u)
+	}
+	if u[0].Env == "" {
+		scheme, _, _ := strings.Cut(u[0].Lit, "://")
+		if !slices.Contains(proxySchemes, strings.ToLower(scheme)) {
+			warn(*g.proxy, "-x", "proxy scheme %q is not converted (known: %s): no proxy is used", scheme, strings.Join(proxySchemes, ", "))
+			return
+		}
+	}
+	r.Proxy = &Proxy{URL: u}
+	if g.proxyUsr != nil {
+		user, pass, ok := g.proxyUsr.text.Cut(":")
+		if !ok {
+			warn(*g.proxyUsr, "-U", "-U without a password: curl would prompt for one; the generated code sends an empty password")
+		}
+		r.Proxy.User, r.Proxy.Password = user, pass
+	}
 }

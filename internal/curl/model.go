@@ -245,6 +245,16 @@ type Auth struct {
 	SplitAtRunTime bool
 }
 
+// Proxy is a proxy the request goes through. URL has a scheme: http,
+// https, socks4, socks4a, socks5 or socks5h (a URL without one is http,
+// as in curl). User and Password, from -U, are sent to the proxy (Basic
+// authentication, or SOCKS5's username and password); both empty means
+// none.
+type Proxy struct {
+	URL            Text
+	User, Password Text
+}
+
 // Retry holds curl's own retry options, as given. Zero values mean the
 // option was absent.
 type Retry struct {
@@ -294,6 +304,14 @@ type Request struct {
 	ConnectTimeout time.Duration
 	// Retry is curl's retry options.
 	Retry Retry
+	// Proxy is the proxy of -x/--proxy (or --socks5, --socks5-hostname)
+	// with the credentials of -U/--proxy-user; nil when there is none.
+	Proxy *Proxy
+	// CookieFiles are the files -b reads cookies from (a -b value without
+	// '='), in command order. The program reads them when it runs, in
+	// curl's Netscape format, and sends the cookies that match the
+	// request as curl does; see docs/convert.md.
+	CookieFiles []string
 	// Warnings are options and shell features that were not converted.
 	Warnings []Warning
 }

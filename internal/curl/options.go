@@ -50,8 +50,8 @@ var longOpts = map[string]optSpec{
 	"tcp-nodelay": {kind: ignoredFlag}, "path-as-is": {kind: ignoredFlag},
 
 	// Known, not converted: each one is reported.
-	"proxy":      {kind: unsupValue, why: "the generated code uses the environment's proxy settings (HTTPS_PROXY) instead"},
-	"proxy-user": {kind: unsupValue}, "socks5": {kind: unsupValue}, "socks5-hostname": {kind: unsupValue},
+	"proxy":      {kind: valueOpt},
+	"proxy-user": {kind: valueOpt}, "socks5": {kind: valueOpt}, "socks5-hostname": {kind: valueOpt},
 	"noproxy": {kind: unsupValue}, "preproxy": {kind: unsupValue},
 	"cert": {kind: unsupValue, why: "client certificates are not converted"}, "key": {kind: unsupValue},
 	"cacert": {kind: unsupValue, why: "the system's certificate authorities are used"}, "capath": {kind: unsupValue},
@@ -136,7 +136,11 @@ type group struct {
 	agentSet bool
 	referer  Text
 	refSet   bool
-	rng      Text    // --range
+	rng      Text   // --range
+	proxy    *arg   // -x, --socks5, --socks5-hostname
+	proxyAs  string // the scheme --socks5 and --socks5-hostname imply
+	proxyUsr *arg   // -U
+	cookieFs []string
 	req      Request // the plain settings: timeouts, retry, flags
 }
 
@@ -430,7 +434,18 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 			g.cookies = append(g.cookies, v.text)
 			return
 		}
-		g.warn(v, opt, "cookies read from the file %q are not supported: ignored (pass them as -b 'name=value')", v.raw)
+		// A value without '=' names a cookie file, which the generated
+		// program reads when it runs, as curl does.
+		g.cookieFs = append(g.cookieFs, v.text.String())
+	case "proxy":
+		a := v
+		g.proxy, g.proxyAs = &a, ""
+	case "socks5", "socks5-hostname":
+		a := v
+		g.proxy, g.proxyAs = &a, map[string]string{"socks5": "socks5", "socks5-hostname": "socks5h"}[name]
+	case "proxy-user":
+		a := v
+		g.proxyUsr = &a
 	case "range":
 		// curl sends -r 0-99 as Range: bytes=0-99, on a request of any
 		// method but an upload (which it resumes instead).

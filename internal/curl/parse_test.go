@@ -138,12 +138,13 @@ func TestParseWarnings(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{`curl --bogus http://h`, "unknown option --bogus"},
 		{`curl -Z http://h`, "-Z is not supported"},
-		{`curl -x http://proxy http://h`, "-x is not supported"},
+		{`curl -x ftp://proxy http://h`, "proxy scheme \"ftp\" is not converted"},
+		{`curl -U a:b http://h`, "-U without a proxy"},
 		{`curl --digest -u a:b http://h`, "--digest is not supported"},
 		{`curl "http://h/$(whoami)"`, "command substitution"},
 		{`curl http://h | jq .`, `"jq" is not curl`},
 		{`curl http://h > out.txt`, `redirection ">"`},
-		{`curl -b jar.txt http://h`, "cookies read from the file"},
+		{`curl -c jar.txt http://h`, "option -c is not supported"},
 		{`curl http://h -H`, "needs a value"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package curl
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -413,5 +414,39 @@ func TestRange(t *testing.T) {
 		if _, ok := r.Header("Range"); ok || len(r.Warnings) == 0 {
 			t.Errorf("%s: headers %v, warnings %v; want no Range and a warning", src, r.Headers, r.Warnings)
 		}
+	}
+}
+
+// -x, --socks5 and -U give the request a proxy; -b with a file name gives
+// it a cookie file, read when the program runs.
+func TestProxyAndCookieFiles(t *testing.T) {
+	tests := []struct{ src, url, user, pass string }{
+		{`curl -x proxy:3128 http://h`, "http://proxy:3128", "", ""},
+		{`curl -x http://proxy:3128 -U u:p http://h`, "http://proxy:3128", "u", "p"},
+		{`curl --proxy https://proxy http://h`, "https://proxy", "", ""},
+		{`curl -x socks5h://s:1080 http://h`, "socks5h://s:1080", "", ""},
+		{`curl --socks5 s:1080 http://h`, "socks5://s:1080", "", ""},
+		{`curl --socks5-hostname s:1080 --proxy-user "u:$P" http://h`, "socks5h://s:1080", "u", "${P}"},
+		{`curl -x "$PROXY" http://h`, "${PROXY}", "", ""},
+	}
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if r.Proxy == nil {
+			t.Errorf("%s: no proxy", tt.src)
+			continue
+		}
+		if got := r.Proxy.URL.String(); got != tt.url || r.Proxy.User.String() != tt.user || r.Proxy.Password.String() != tt.pass {
+			t.Errorf("%s: proxy %q user %q password %q, want %q %q %q", tt.src, got, r.Proxy.User.String(), r.Proxy.Password.String(), tt.url, tt.user, tt.pass)
+		}
+	}
+	if r := parseOne(t, `curl -x '' http://h`); r.Proxy != nil {
+		t.Errorf(`-x "": proxy %v, want none`, r.Proxy)
+	}
+	r := parseOne(t, `curl -b a=1 -b jar.txt -b other.txt http://h`)
+	if want := []string{"jar.txt", "other.txt"}; !reflect.DeepEqual(r.CookieFiles, want) {
+		t.Errorf("cookie files %q, want %q", r.CookieFiles, want)
+	}
+	if v, _ := r.Header("Cookie"); v.String() != "a=1" {
+		t.Errorf("Cookie %q, want a=1", v.String())
 	}
 }

@@ -9,7 +9,7 @@ import (
 // request built from them come out by position, line then column, each
 // once, although they are found in that order, pass by pass.
 func TestAllWarningsSorted(t *testing.T) {
-	src := "curl -X POST --bogus -b cookies.txt -d @file1 -d x=1 https://h/a --frobnicate https://h/b | jq .\n" +
+	src := "curl -X POST --bogus -r notarange.x -d @file1 -d x=1 https://h/a --frobnicate https://h/b | jq .\n" +
 		"curl -u bob https://h/c --zzz\n"
 	s, err := Parse(src)
 	if err != nil {
@@ -21,7 +21,7 @@ func TestAllWarningsSorted(t *testing.T) {
 	}
 	want := []Pos{
 		{1, 14}, // --bogus
-		{1, 25}, // cookies.txt, the value of -b
+		{1, 25}, // notarange.x, the value of -r
 		{1, 40}, // -d @file1 mixed with other data: found for each URL, said once
 		{1, 66}, // --frobnicate
 		{1, 79}, // the second URL
