@@ -381,11 +381,14 @@ func rubyCheck(t *testing.T, dir, file string) {
 // sources, a registry cargo reads as a directory source, offline.
 const debianCrates = "/usr/share/cargo/registry"
 
-// cargoBuildAll builds the Rust programs as the bins of one cargo package,
-// with one cargo invocation, against the crates Debian packages: reqwest
-// and its dependencies compile once per run, and not at all once they are
-// in the target folder, which is kept between runs under the user's cache
-// folder. Each run names its package and bins after the test process, so
+// cargoBuildAll builds the Rust programs into one binary of one cargo
+// package, with one cargo invocation, against the crates Debian packages:
+// reqwest and its dependencies compile once per run, and not at all once
+// they are in the target folder, which is kept between runs under the
+// user's cache folder. Each program is a module of the binary (its main
+// made public), and the binary's own main runs the one its first argument
+// names: one link instead of one per program, which with reqwest costs
+// seconds each. Each run names its package after the test process, so
 // that runs of two checkouts at once share the libraries but not the
 // programs, and removes what it built of its own when it ends.
 func cargoBuildAll(t *testing.T, dir string, files []string) [][]string {
@@ -408,14 +411,36 @@ func cargoBuildAll(t *testing.T, dir string, files []string) [][]string {
 	// Without debug information the libraries build faster and the
 	// programs are a fraction of the size.
 	manifest.WriteString("[profile.dev]\ndebug = false\n")
+	fmt.Fprintf(&manifest, "\n[[bin]]\nname = %q\npath = \"src/main.rs\"\n", pkg)
+	var dispatch, mods strings.Builder
 	var argvs [][]string
-	var bins []string
+	bin := filepath.Join(target, "debug", pkg)
 	for i, file := range files {
-		bin := fmt.Sprintf("%s-%03d", pkg, i)
-		fmt.Fprintf(&manifest, "\n[[bin]]\nname = %q\npath = %q\n", bin, file)
-		bins = append(bins, bin)
-		argvs = append(argvs, []string{filepath.Join(target, "debug", bin)})
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(src, []byte("\nfn main() {")) {
+			t.Fatalf("%s: no fn main", file)
+		}
+		src = bytes.Replace(src, []byte("\nfn main() {"), []byte("\npub fn main() {"), 1)
+		if err := os.WriteFile(file, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mod := fmt.Sprintf("prog_%03d", i)
+		fmt.Fprintf(&mods, "#[path = %q]\nmod %s;\n", file, mod)
+		fmt.Fprintf(&dispatch, "        %q => %s::main(),\n", mod, mod)
+		argvs = append(argvs, []string{bin, mod})
 	}
+	main := mods.String() + "\nfn main() {\n    match std::env::args().nth(1).unwrap_or_default().as_str() {\n" + dispatch.String() +
+		"        other => {\n            eprintln!(\"no program {other:?}\");\n            std::process::exit(2);\n        }\n    }\n}\n"
+	if err := os.MkdirAll(filepath.Join(project, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(project, "src", "main.rs"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bins := []string{pkg}
 	config := "[source.crates-io]\nreplace-with = \"debian\"\n\n[source.debian]\ndirectory = \"" + debianCrates + "\"\n"
 	for name, data := range map[string]string{"Cargo.toml": manifest.String(), ".cargo/config.toml": config} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(project, name)), 0o755); err != nil {
