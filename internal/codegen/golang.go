@@ -59,7 +59,10 @@ func genGo(r *curl.Request, p policy) string {
 		bodyVar = bv
 	}
 
-	// The client: curl's timeouts and redirect and TLS choices.
+	hasProxy := goProxy(w, goStr, r, imports)
+	hasCookieFiles := goCookieFiles(w, r, imports)
+
+	// The client: curl's timeouts and redirect, TLS and proxy choices.
 	if r.FollowRedirects && p.Retry {
 		w("\thops := 0 // redirects the current attempt has followed\n")
 	}
@@ -67,9 +70,15 @@ func genGo(r *curl.Request, p policy) string {
 	if p.AttemptTimeout > 0 {
 		w("\t\tTimeout: %s, // curl --max-time, per attempt\n", goDuration(p.AttemptTimeout))
 	}
-	if p.ConnectTimeout > 0 || r.Insecure {
+	transport := p.ConnectTimeout > 0 || r.Insecure || hasProxy
+	if transport {
 		imports["net"] = true
-		w("\t\tTransport: &http.Transport{\n\t\t\tProxy: http.ProxyFromEnvironment,\n")
+		w("\t\tTransport: &http.Transport{\n")
+		if hasProxy {
+			w("\t\t\tProxy: http.ProxyURL(proxyURL),\n")
+		} else {
+			w("\t\t\tProxy: http.ProxyFromEnvironment,\n")
+		}
 		ct := p.ConnectTimeout
 		if ct == 0 {
 			ct = 30 * time.Second
@@ -94,7 +103,15 @@ func genGo(r *curl.Request, p policy) string {
 		}
 		w("\t\t\treturn nil\n\t\t},\n")
 	}
-	w("\t}\n\n")
+	w("\t}\n")
+	if hasCookieFiles {
+		base := "http.DefaultTransport"
+		if transport {
+			base = "client.Transport"
+		}
+		w("\tclient.Transport = cookieFileTransport{jar: fileCookies, base: %s}\n", base)
+	}
+	w("\n")
 
 	// One attempt.
 	w("\tsend := func() (*http.Response, error) {\n")
@@ -167,8 +184,14 @@ func genGo(r *curl.Request, p policy) string {
 	if imports["compress/gzip"] {
 		b.WriteString(goDecodeHelper)
 	}
+	if hasProxy {
+		b.WriteString(goProxyHelper)
+	}
+	if hasCookieFiles {
+		b.WriteString(goCookieFileHelper)
+	}
 	var imps []string
-	for _, i := range []string{"bytes", "compress/gzip", "compress/zlib", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "os", "path/filepath", "strconv", "strings", "syscall", "time"} {
+	for _, i := range []string{"bytes", "cmp", "compress/gzip", "compress/zlib", "crypto/tls", "errors", "fmt", "io", "math/rand/v2", "mime/multipart", "net", "net/http", "net/textproto", "net/url", "os", "path/filepath", "slices", "strconv", "strings", "syscall", "time"} {
 		if imports[i] {
 			imps = append(imps, strconv.Quote(i))
 		}
@@ -336,9 +359,9 @@ func goWriteBody(w func(string, ...any), r *curl.Request, imports map[string]boo
 }
 
 // goLimits warns that Go's standard library cannot decode every coding
-// a command's own Accept-Encoding may ask for.
+// a command's own Accept-Encoding may ask for, nor use every proxy.
 func goLimits(r *curl.Request, _ policy) []curl.Warning {
-	return undecodable(r, "Go", "gzip", "x-gzip", "deflate")
+	return append(undecodable(r, "Go", "gzip", "x-gzip", "deflate"), goProxyLimits(r)...)
 }
 
 // goDecodeHelper decodes a response body by its Content-Encoding.
@@ -409,3 +432,282 @@ func goBody(w func(string, ...any), goStr func(curl.Text) string, r *curl.Reques
 	}
 	return ""
 }
+
+// goProxyScheme returns the scheme of the proxy of curl -x, lower-cased,
+// or "" when the program learns it only when it runs (the URL starts
+// with a variable).
+func goProxyScheme(px *curl.Proxy) string {
+	if len(px.URL) == 0 || px.URL[0].Env != "" {
+		return ""
+	}
+	scheme, _, _ := strings.Cut(px.URL[0].Lit, "://")
+	return strings.ToLower(scheme)
+}
+
+// goProxy writes the statement that sets proxyURL, the proxy of curl -x
+// with the credentials of -U, and reports whether it did. Go's net/http
+// speaks http, https and SOCKS5 proxies (a SOCKS4 proxy gets a comment
+// and a direct connection, and goLimits a warning). http.ProxyURL then
+// sends every request through it, as curl -x does: HTTP_PROXY,
+// HTTPS_PROXY and NO_PROXY, which http.DefaultTransport reads, do not
+// apply. The URL is parsed by goProxyHelper, outside run, whose url
+// variable hides the net/url package.
+func goProxy(w func(string, ...any), goStr func(curl.Text) string, r *curl.Request, imports map[string]bool) bool {
+	px := r.Proxy
+	if px == nil {
+		return false
+	}
+	scheme := goProxyScheme(px)
+	if scheme == "socks4" || scheme == "socks4a" {
+		w("\t// curl -x %s: Go's net/http has no SOCKS4 proxies, so this program connects directly.\n\n", px.URL.String())
+		return false
+	}
+	imports["net/url"], imports["strings"] = true, true
+	w("\t// curl -x: every request goes through this proxy; HTTP_PROXY, HTTPS_PROXY\n\t// and NO_PROXY do not apply.")
+	if scheme == "socks5" {
+		w(" Go lets a SOCKS5 proxy resolve the host name, as curl's\n\t// socks5h:// does (curl's socks5:// resolves it itself).")
+	}
+	w("\n")
+	user, password := strconv.Quote(""), strconv.Quote("")
+	if len(px.User) > 0 || len(px.Password) > 0 {
+		w("\t// curl -U: the proxy's credentials, sent as Proxy-Authorization (or SOCKS5's login).\n")
+		user, password = goStr(px.User), goStr(px.Password)
+	}
+	w("\tproxyURL, err := curlProxy(%s, %s, %s)\n\tif err != nil {\n\t\treturn err\n\t}\n\n", goStr(px.URL), user, password)
+	return true
+}
+
+// goProxyHelper parses the proxy of curl -x as curl reads it.
+const goProxyHelper = `
+// curlProxy returns the proxy of curl -x with the credentials of -U (none
+// when both are empty), read as curl reads it: an empty proxy is none, and
+// one without a scheme is http://.
+func curlProxy(proxy, user, password string) (*url.URL, error) {
+	if proxy == "" {
+		return nil, nil
+	}
+	if !strings.Contains(proxy, "://") {
+		proxy = "http://" + proxy
+	}
+	u, err := url.Parse(proxy)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if u.Scheme == "socks4" || u.Scheme == "socks4a" {
+		return nil, fmt.Errorf("proxy %s: Go's net/http has no SOCKS4 proxies", u.Redacted())
+	}
+	if user != "" || password != "" {
+		u.User = url.UserPassword(user, password)
+	}
+	return u, nil
+}
+`
+
+// goProxyLimits warns of the proxies of curl -x that a Go program does
+// not use as curl does.
+func goProxyLimits(r *curl.Request) []curl.Warning {
+	if r.Proxy == nil {
+		return nil
+	}
+	var msg string
+	switch goProxyScheme(r.Proxy) {
+	case "socks4", "socks4a":
+		msg = "Go's net/http has no SOCKS4 proxies: the Go program does not use the proxy %s and connects directly"
+	case "socks5":
+		msg = "Go's net/http lets the SOCKS5 proxy %s resolve the host name (curl's socks5h://); curl's socks5:// resolves it itself"
+	case "":
+		msg = "the proxy %s is read when the Go program runs: a socks4:// or socks4a:// one is an error (Go's net/http has no SOCKS4), " +
+			"and a socks5:// one resolves the host name at the proxy (curl's socks5h://)"
+	default:
+		return nil
+	}
+	return []curl.Warning{{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(msg, r.Proxy.URL.String())}}
+}
+
+// goCookieFiles writes the statement that reads the cookie files of
+// curl -b FILE, once per run, into fileCookies, and marks the imports of
+// goCookieFileHelper; it reports whether the command has any.
+func goCookieFiles(w func(string, ...any), r *curl.Request, imports map[string]bool) bool {
+	if len(r.CookieFiles) == 0 {
+		return false
+	}
+	for _, i := range []string{"cmp", "net", "net/url", "slices", "strconv", "strings", "time"} {
+		imports[i] = true
+	}
+	names := make([]string, len(r.CookieFiles))
+	for i, f := range r.CookieFiles {
+		names[i] = strconv.Quote(f)
+	}
+	w("\t// curl -b FILE: the cookies of the file that match each request (each\n\t// redirect too) are sent before the command's own.\n")
+	w("\tfileCookies := readCookieFiles(%s)\n\n", strings.Join(names, ", "))
+	return true
+}
+
+// goCookieFileHelper reads curl's cookie files (Netscape format) and
+// chooses the cookies of a request as curl 7.88 does (lib/cookie.c): the
+// rules are curl's, down to its order, so that the program sends the
+// Cookie header curl sends.
+const goCookieFileHelper = `
+// cookieFileTransport sends each request, each redirect included, with the
+// cookies of curl's cookie files that curl sends to its host and path; the
+// command's own cookies (curl -b 'name=value'), already in the request's
+// Cookie header, follow them.
+type cookieFileTransport struct {
+	jar  []fileCookie
+	base http.RoundTripper
+}
+
+func (t cookieFileTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	cookies := fileCookieHeader(t.jar, req)
+	if cookies == "" {
+		return t.base.RoundTrip(req)
+	}
+	if own := req.Header.Get("Cookie"); own != "" {
+		cookies += "; " + own
+	}
+	req = req.Clone(req.Context()) // a RoundTripper leaves its caller's request alone
+	req.Header.Set("Cookie", cookies)
+	return t.base.RoundTrip(req)
+}
+
+// fileCookie is one cookie of a curl cookie file.
+type fileCookie struct {
+	domain     string // without a leading dot
+	subdomains bool   // the subdomains of domain get the cookie too
+	path       string
+	secure     bool  // sent over https only (and to this machine)
+	expires    int64 // Unix seconds; 0 for a session cookie
+	name       string
+	value      string
+}
+
+// readCookieFiles reads curl's cookie files ("-" is standard input) as
+// curl does: a file that cannot be read adds no cookies, a line that is
+// not a cookie is skipped, and a cookie with the name, domain and path of
+// an earlier one takes its place.
+func readCookieFiles(names ...string) []fileCookie {
+	var jar []fileCookie
+	for _, name := range names {
+		var data []byte
+		var err error
+		if name == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			c, ok := parseCookieLine(line)
+			if !ok {
+				continue
+			}
+			i := slices.IndexFunc(jar, func(o fileCookie) bool {
+				return strings.EqualFold(o.name, c.name) && strings.EqualFold(o.domain, c.domain) &&
+					o.subdomains == c.subdomains && strings.EqualFold(cookiePath(o.path), cookiePath(c.path))
+			})
+			if i >= 0 {
+				jar[i] = c
+			} else {
+				jar = append(jar, c)
+			}
+		}
+	}
+	return jar
+}
+
+// parseCookieLine reads one line of a cookie file: TAB-separated domain,
+// includeSubdomains, path, secure, expiry, name and value. A line starting
+// with #HttpOnly_ is a cookie, any other starting with # a comment.
+func parseCookieLine(line string) (fileCookie, bool) {
+	line, _, _ = strings.Cut(line, "\r")
+	line = strings.TrimPrefix(strings.TrimLeft(line, " \t"), "#HttpOnly_")
+	if strings.HasPrefix(line, "#") {
+		return fileCookie{}, false
+	}
+	// curl skips empty fields, takes a missing path as "/" and a missing
+	// value as empty.
+	f := strings.FieldsFunc(line, func(r rune) bool { return r == '\t' })
+	if len(f) > 2 && (f[2] == "TRUE" || f[2] == "FALSE") {
+		f = slices.Insert(f, 2, "/")
+	}
+	if len(f) == 6 {
+		f = append(f, "")
+	}
+	if len(f) != 7 {
+		return fileCookie{}, false
+	}
+	expires, err := strconv.ParseInt(f[4], 10, 64)
+	if err != nil || expires < 0 {
+		return fileCookie{}, false
+	}
+	c := fileCookie{
+		domain:     strings.TrimPrefix(f[0], "."),
+		subdomains: strings.EqualFold(f[1], "TRUE"),
+		path:       f[2],
+		secure:     strings.EqualFold(f[3], "TRUE"),
+		expires:    expires,
+		name:       f[5],
+		value:      f[6],
+	}
+	// The name prefixes promise what curl checks.
+	name := strings.ToLower(c.name)
+	if strings.HasPrefix(name, "__secure-") && !c.secure ||
+		strings.HasPrefix(name, "__host-") && !(c.secure && c.path == "/" && !c.subdomains) {
+		return fileCookie{}, false
+	}
+	return c, true
+}
+
+// cookiePath is a cookie's path as curl matches it: unquoted, "/" when it
+// does not start with one, and without one trailing '/'.
+func cookiePath(p string) string {
+	p = strings.TrimSuffix(strings.TrimPrefix(p, "\""), "\"")
+	if !strings.HasPrefix(p, "/") {
+		return "/"
+	}
+	return strings.TrimSuffix(p, "/")
+}
+
+// fileCookieHeader returns the cookies of jar that curl sends with req, as
+// one Cookie header value ("" for none), in curl's order: the longest path
+// first, then the longest domain, the longest name, and the cookie read
+// last.
+func fileCookieHeader(jar []fileCookie, req *http.Request) string {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	host = strings.ToLower((&url.URL{Host: host}).Hostname())
+	isIP := net.ParseIP(host) != nil
+	path := req.URL.EscapedPath()
+	if !strings.HasPrefix(path, "/") {
+		path = "/"
+	}
+	// curl sends secure cookies over https, and to this machine.
+	secure := req.URL.Scheme == "https" || host == "localhost" || host == "127.0.0.1" || host == "::1"
+	now := time.Now().Unix()
+	var sent []int
+	for i, c := range jar {
+		domain := strings.ToLower(c.domain)
+		p := cookiePath(c.path)
+		switch {
+		case c.secure && !secure, c.expires != 0 && c.expires < now:
+		case host != domain && (!c.subdomains || isIP || !strings.HasSuffix(host, "."+domain)):
+		case len(p) > 1 && (!strings.HasPrefix(path, p) || len(path) > len(p) && path[len(p)] != '/'):
+		default:
+			sent = append(sent, i)
+		}
+	}
+	slices.SortFunc(sent, func(a, b int) int {
+		ca, cb := jar[a], jar[b]
+		return cmp.Or(len(cb.path)-len(ca.path), len(cb.domain)-len(ca.domain), len(cb.name)-len(ca.name), b-a)
+	})
+	pairs := make([]string, len(sent))
+	for i, j := range sent {
+		pairs[i] = jar[j].name + "=" + jar[j].value
+	}
+	return strings.Join(pairs, "; ")
+}
+`

@@ -48,10 +48,17 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 
 	bodyVar := goBody(w, goStr, r, imports)
 
-	// The base transport carries curl's timeouts and TLS choice.
-	custom := p.AttemptTimeout > 0 || p.ConnectTimeout > 0 || r.Insecure
+	w("\n")
+	hasProxy := goProxy(w, goStr, r, imports)
+	hasCookieFiles := goCookieFiles(w, r, imports)
+
+	// The base transport carries curl's timeouts, TLS and proxy choices.
+	custom := p.AttemptTimeout > 0 || p.ConnectTimeout > 0 || r.Insecure || hasProxy
 	if custom {
-		w("\n\tbase := http.DefaultTransport.(*http.Transport).Clone()\n")
+		w("\tbase := http.DefaultTransport.(*http.Transport).Clone()\n")
+		if hasProxy {
+			w("\tbase.Proxy = http.ProxyURL(proxyURL)\n")
+		}
 		if p.ConnectTimeout > 0 {
 			imports["net"], imports["time"] = true, true
 			w("\tbase.DialContext = (&net.Dialer{Timeout: %s}).DialContext // curl --connect-timeout\n", goDuration(p.ConnectTimeout))
@@ -101,6 +108,9 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 		w("\thc.CheckRedirect = func(_ *http.Request, via []*http.Request) error {\n")
 		w("\t\tif len(via) > %d {\n\t\t\treturn errors.New(\"maximum (%d) redirects followed\")\n\t\t}\n\t\treturn nil\n\t}\n", maxRedirs(r), maxRedirs(r))
 	}
+	if hasCookieFiles {
+		w("\thc.Transport = cookieFileTransport{jar: fileCookies, base: hc.Transport}\n")
+	}
 
 	ctx := "context.Background()"
 	if p.Retry && p.MaxElapsed > 0 {
@@ -148,6 +158,12 @@ func genGoHoldfast(r *curl.Request, p policy) string {
 	}
 	if imports["compress/gzip"] {
 		b.WriteString(goDecodeHelper)
+	}
+	if hasProxy {
+		b.WriteString(goProxyHelper)
+	}
+	if hasCookieFiles {
+		b.WriteString(goCookieFileHelper)
 	}
 
 	var std, ext []string
