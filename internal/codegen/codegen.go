@@ -62,6 +62,7 @@ func languageLimits() map[string]limits {
 		"go":           goLimits,
 		"go-holdfast":  goLimits,
 		"java":         javaLimits,
+		"javascript":   jsLimits,
 		"python":       pythonLimits,
 		"python-httpx": httpxLimits,
 		"ruby":         rubyLimits,
@@ -164,8 +165,8 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 // of -x (Request.Proxy); cookieFileLanguages those that read the cookie
 // files of -b (Request.CookieFiles).
 var (
-	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true}
-	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true}
+	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true}
+	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true}
 )
 
 // unconverted warns of what the command asks that lang's program does

@@ -44,6 +44,16 @@ func genJava(r *curl.Request, p policy) string {
 		w("    static final boolean SAFE_TO_RESEND = %v;\n\n", p.Safe)
 	}
 
+	if len(r.CookieFiles) > 0 {
+		imports["java.util.List"] = true
+		files := make([]string, len(r.CookieFiles))
+		for i, f := range r.CookieFiles {
+			files[i] = jsonQuote(f)
+		}
+		w("    // curl -b FILE: the cookies of these files, read once, go with every request\n    // and redirect whose URL they match.\n")
+		w("    static final List<Cookie> COOKIE_JAR = readCookieFiles(List.of(%s));\n\n", strings.Join(files, ", "))
+	}
+
 	// main: properties first, as HttpClient reads them once, when loaded.
 	m("    public static void main(String[] args) throws Exception {\n")
 	var restricted []string
@@ -56,6 +66,13 @@ func genJava(r *curl.Request, p policy) string {
 		sort.Strings(restricted)
 		m("        // The command sets headers that HttpClient reserves for itself.\n")
 		m("        System.setProperty(\"jdk.httpclient.allowRestrictedHeaders\", %s);\n", jsonQuote(strings.Join(restricted, ",")))
+	}
+	proxied, proxyAuth := javaProxied(r), javaProxyAuth(r)
+	if proxyAuth {
+		m("        // Proxy-Authorization goes to the proxy before it asks, as curl sends it,\n")
+		m("        // Basic included, which HttpClient leaves out of a CONNECT unless allowed.\n")
+		m("        System.setProperty(\"jdk.http.auth.tunneling.disabledSchemes\", \"\");\n")
+		m("        System.setProperty(\"jdk.http.auth.proxying.disabledSchemes\", \"\");\n")
 	}
 	if r.Insecure {
 		m("        // curl -k: neither the certificate nor the host name is verified.\n")
@@ -113,7 +130,41 @@ func genJava(r *curl.Request, p policy) string {
 		publisher = "HttpRequest.BodyPublishers.ofByteArray(body)"
 	}
 
+	if proxied {
+		imports["java.net.ProxySelector"], imports["java.net.InetSocketAddress"] = true, true
+		m("        // curl -x: through this HTTP proxy; an https:// URL goes through a CONNECT tunnel.\n")
+		if _, known := knownProxyScheme(r.Proxy); known {
+			m("        URI proxy = URI.create(%s);\n", str(r.Proxy.URL))
+		} else {
+			m("        String proxyUrl = %s;\n", str(r.Proxy.URL))
+			m("        URI proxy = URI.create(proxyUrl.contains(\"://\") ? proxyUrl : \"http://\" + proxyUrl);\n")
+			m("        if (!\"http\".equalsIgnoreCase(proxy.getScheme())) {\n")
+			m("            fail(\"HttpClient has no client for the \" + proxy.getScheme() + \" proxy \" + proxyUrl);\n        }\n")
+		}
+		if proxyAuth {
+			imports["java.util.Base64"], imports["java.nio.charset.StandardCharsets"] = true, true
+			if hasProxyUser(r.Proxy) {
+				m("        String proxyAuth = \"Basic \" + Base64.getEncoder().encodeToString((%s + \":\" + %s).getBytes(StandardCharsets.UTF_8)); // curl -U\n", str(r.Proxy.User), str(r.Proxy.Password))
+			} else {
+				m("        // The credentials in the proxy's URL, if any.\n")
+				m("        String proxyAuth = proxy.getUserInfo() == null ? null : \"Basic \" + Base64.getEncoder().encodeToString(proxy.getUserInfo().getBytes(StandardCharsets.UTF_8));\n")
+			}
+		}
+	}
+	if len(r.CookieFiles) > 0 {
+		own := "null"
+		for _, h := range headers(r) {
+			if strings.EqualFold(h.Name, "Cookie") {
+				own = str(h.Value)
+			}
+		}
+		m("        // The command's own cookies (curl -b 'name=value'), sent after those of the files.\n")
+		m("        String ownCookies = %s;\n", own)
+	}
 	m("        HttpClient client = HttpClient.newBuilder()\n")
+	if proxied {
+		m("                .proxy(ProxySelector.of(new InetSocketAddress(proxy.getHost(), proxy.getPort() == -1 ? 1080 : proxy.getPort()))) // curl's default proxy port: 1080\n")
+	}
 	if p.ConnectTimeout > 0 {
 		imports["java.time.Duration"] = true
 		m("                .connectTimeout(%s) // curl --connect-timeout\n", javaDuration(p.ConnectTimeout))
@@ -127,9 +178,17 @@ func genJava(r *curl.Request, p policy) string {
 		m("                .sslContext(trustEverything())\n")
 	}
 	m("                .build();\n")
-	m("        HttpRequest request = HttpRequest.newBuilder(URI.create(url))\n")
+	if proxied {
+		// curl asks the proxy for http://host/ where the URL has no path.
+		m("        HttpRequest request = HttpRequest.newBuilder(withPath(URI.create(url)))\n")
+	} else {
+		m("        HttpRequest request = HttpRequest.newBuilder(URI.create(url))\n")
+	}
 	m("                .method(method, %s)\n", publisher)
 	for _, h := range headers(r) {
+		if len(r.CookieFiles) > 0 && strings.EqualFold(h.Name, "Cookie") {
+			continue // added with the files' cookies, by withCookies
+		}
 		m("                .header(%s, %s)\n", jsonQuote(h.Name), str(h.Value))
 	}
 	if r.Body.Kind == curl.BodyMultipart {
@@ -154,11 +213,21 @@ func genJava(r *curl.Request, p policy) string {
 		imports["java.time.Duration"] = true
 		m("                .timeout(%s) // curl --max-time, per attempt\n", javaDuration(p.AttemptTimeout))
 	}
-	m("                .build();\n\n")
+	m("                .build();\n")
+	if proxyAuth {
+		m("        if (proxyAuth != null) {\n")
+		m("            request = HttpRequest.newBuilder(request, (name, value) -> true).header(\"Proxy-Authorization\", proxyAuth).build();\n        }\n")
+	}
+	m("\n")
 
 	sendCall := "client.send(request, HttpResponse.BodyHandlers.ofByteArray())"
-	if r.FollowRedirects {
+	switch {
+	case r.FollowRedirects && len(r.CookieFiles) > 0:
+		sendCall = "send(client, request, ownCookies)"
+	case r.FollowRedirects:
 		sendCall = "send(client, request)"
+	case len(r.CookieFiles) > 0:
+		sendCall = "client.send(withCookies(request, ownCookies), HttpResponse.BodyHandlers.ofByteArray())"
 	}
 	if p.Retry {
 		if p.MaxElapsed > 0 {
@@ -208,7 +277,21 @@ func genJava(r *curl.Request, p policy) string {
 	b.WriteString(javaFailHelper)
 	if r.FollowRedirects {
 		w("\n    static final int MAX_REDIRECTS = %d; // curl --max-redirs (curl's default: 50)\n", maxRedirs(r))
-		b.WriteString(javaRedirectHelpers)
+		helpers := javaRedirectHelpers
+		if proxied {
+			helpers = strings.Replace(helpers, "URI next = request.uri().resolve(location);", "URI next = withPath(request.uri().resolve(location));", 1)
+		}
+		if len(r.CookieFiles) > 0 {
+			helpers = strings.NewReplacer(
+				"static HttpResponse<byte[]> send(HttpClient client, HttpRequest request)",
+				"static HttpResponse<byte[]> send(HttpClient client, HttpRequest request, String ownCookies)",
+				"client.send(request, HttpResponse.BodyHandlers.ofByteArray())",
+				"client.send(withCookies(request, ownCookies), HttpResponse.BodyHandlers.ofByteArray())",
+				"            // As curl does, a 303",
+				"            if (!sameHost) {\n                ownCookies = null; // the files' cookies are chosen again for each hop\n            }\n            // As curl does, a 303",
+			).Replace(helpers)
+		}
+		b.WriteString(helpers)
 	}
 	if p.Retry {
 		imports["java.net.ConnectException"], imports["java.time.ZonedDateTime"] = true, true
@@ -228,6 +311,16 @@ func genJava(r *curl.Request, p policy) string {
 		imports["javax.net.ssl.SSLContext"], imports["javax.net.ssl.TrustManager"], imports["javax.net.ssl.X509TrustManager"] = true, true, true
 		imports["java.security.cert.X509Certificate"] = true
 		b.WriteString(javaTrustHelper)
+	}
+	if proxied {
+		b.WriteString(javaWithPathHelper)
+	}
+	if len(r.CookieFiles) > 0 {
+		for _, i := range []string{"java.util.List", "java.util.ArrayList", "java.util.Arrays", "java.util.Comparator", "java.util.Locale", "java.util.StringJoiner",
+			"java.nio.file.Files", "java.nio.file.Path", "java.nio.charset.StandardCharsets"} {
+			imports[i] = true
+		}
+		b.WriteString(javaCookieHelpers)
 	}
 	if r.Body.Kind == curl.BodyMultipart {
 		imports["java.util.UUID"] = true
@@ -439,7 +532,156 @@ const javaMultipartHelper = `
 `
 
 // javaLimits warns of the codings a command's own Accept-Encoding asks for
-// that the Java program cannot decode.
+// that the Java program cannot decode, and of the proxies it cannot go
+// through.
 func javaLimits(r *curl.Request, _ policy) []curl.Warning {
-	return undecodable(r, "Java", "gzip", "x-gzip", "deflate")
+	out := undecodable(r, "Java", "gzip", "x-gzip", "deflate")
+	if r.Proxy == nil {
+		return out
+	}
+	switch scheme, known := knownProxyScheme(r.Proxy); {
+	case !known:
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"the proxy %s is read when the program runs: HttpClient speaks only to http:// proxies, so another kind makes the Java program fail", r.Proxy.URL.String())})
+	case scheme != "http":
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"java.net.http's HttpClient has no client for %s proxies: the Java program does not use the proxy %s and connects directly", scheme, r.Proxy.URL.String())})
+	}
+	return out
 }
+
+// javaProxied reports whether the Java program goes through r's proxy:
+// an http:// one, or one whose scheme it learns when it runs.
+func javaProxied(r *curl.Request) bool {
+	if r.Proxy == nil {
+		return false
+	}
+	scheme, known := knownProxyScheme(r.Proxy)
+	return !known || scheme == "http"
+}
+
+// javaProxyAuth reports whether the Java program may have proxy
+// credentials to send: from -U, or in the proxy's URL.
+func javaProxyAuth(r *curl.Request) bool {
+	return javaProxied(r) && (hasProxyUser(r.Proxy) || !r.Proxy.URL.IsLiteral() || r.Proxy.URL.ContainsLit("@"))
+}
+
+// javaWithPathHelper gives a proxied request's URL the path "/" that
+// HttpClient, which sends the URL to the proxy as written, would leave out.
+const javaWithPathHelper = `
+    // withPath returns uri with the path "/" if it has none: through a proxy,
+    // HttpClient sends the URL as it is, where curl asks for http://host/.
+    static URI withPath(URI uri) {
+        if (uri.getRawPath() != null && !uri.getRawPath().isEmpty()) {
+            return uri;
+        }
+        return URI.create(uri.getScheme() + "://" + uri.getRawAuthority() + "/" + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
+    }
+`
+
+// javaCookieHelpers read curl's cookie files and choose, for each request,
+// the cookies curl would send; see docs/convert.md.
+const javaCookieHelpers = `
+    // Cookie is one cookie of a cookie file.
+    record Cookie(String domain, boolean subdomains, String path, boolean secure, long expires, String name, String value) {
+    }
+
+    // readCookieFiles reads cookie files in curl's Netscape format: one cookie a
+    // line, 7 TAB-separated fields (domain, include subdomains, path, secure,
+    // expiry, name, value). A "#HttpOnly_" prefix marks a cookie; other "#"
+    // lines, and malformed ones, are skipped. A file that cannot be read holds
+    // no cookies, as in curl.
+    static List<Cookie> readCookieFiles(List<String> files) {
+        List<Cookie> jar = new ArrayList<>();
+        for (String file : files) {
+            List<String> lines;
+            try {
+                lines = Files.readAllLines(Path.of(file), StandardCharsets.ISO_8859_1);
+            } catch (IOException e) {
+                continue;
+            }
+            for (String line : lines) {
+                if (line.startsWith("#HttpOnly_")) {
+                    line = line.substring("#HttpOnly_".length());
+                } else if (line.startsWith("#")) {
+                    continue;
+                }
+                String[] f = line.split("\t", -1);
+                if (f.length == 6) {
+                    f = Arrays.copyOf(f, 7); // a cookie without a value
+                    f[6] = "";
+                }
+                if (f.length != 7 || f[0].isEmpty() || f[5].isEmpty() || !f[4].matches("-?[0-9]+")) {
+                    continue;
+                }
+                Cookie cookie = new Cookie(f[0].startsWith(".") ? f[0].substring(1) : f[0], f[0].startsWith(".") || f[1].equalsIgnoreCase("TRUE"),
+                        f[2], f[3].equalsIgnoreCase("TRUE"), Long.parseLong(f[4]), f[5], f[6]);
+                // A later line for the same cookie takes the earlier one's place.
+                int same = -1;
+                for (int i = 0; i < jar.size() && same < 0; i++) {
+                    Cookie c = jar.get(i);
+                    if (c.name().equals(cookie.name()) && c.path().equals(cookie.path()) && c.domain().equalsIgnoreCase(cookie.domain())) {
+                        same = i;
+                    }
+                }
+                if (same >= 0) {
+                    jar.set(same, cookie);
+                } else {
+                    jar.add(cookie);
+                }
+            }
+        }
+        return jar;
+    }
+
+    // withCookies returns request with the Cookie header curl sends to its URL:
+    // the cookies of COOKIE_JAR that match it (longest path first, then longest
+    // domain, then longest name, then the later in the files), then own, the
+    // command's own cookies (null: none).
+    static HttpRequest withCookies(HttpRequest request, String own) {
+        URI uri = request.uri();
+        String host = uri.getHost() == null ? "" : uri.getHost().toLowerCase(Locale.ROOT).replaceAll("^\\[|\\]$", "");
+        boolean ip = host.contains(":") || host.matches("[0-9.]+");
+        // curl sends secure cookies over https, and to the loopback names.
+        boolean secure = "https".equalsIgnoreCase(uri.getScheme()) || host.equals("localhost") || host.equals("127.0.0.1") || host.equals("::1");
+        String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+        long now = System.currentTimeMillis() / 1000;
+        List<Cookie> matching = new ArrayList<>();
+        for (int i = COOKIE_JAR.size() - 1; i >= 0; i--) { // sort is stable: of two alike, the later line goes first
+            Cookie c = COOKIE_JAR.get(i);
+            String domain = c.domain().toLowerCase(Locale.ROOT);
+            boolean domainMatches = host.equals(domain) || (c.subdomains() && !ip && host.endsWith("." + domain));
+            if (domainMatches && cookiePathMatches(c.path(), path) && (!c.secure() || secure) && (c.expires() == 0 || c.expires() > now)) {
+                matching.add(c);
+            }
+        }
+        matching.sort(Comparator.comparingInt((Cookie c) -> -c.path().length())
+                .thenComparingInt(c -> -c.domain().length())
+                .thenComparingInt(c -> -c.name().length()));
+        StringJoiner pairs = new StringJoiner("; ");
+        for (Cookie c : matching) {
+            pairs.add(c.name() + "=" + c.value());
+        }
+        if (own != null && !own.isEmpty()) {
+            pairs.add(own);
+        }
+        HttpRequest.Builder builder = HttpRequest.newBuilder(request, (name, value) -> !name.equalsIgnoreCase("cookie"));
+        if (pairs.length() > 0) {
+            builder.header("Cookie", pairs.toString());
+        }
+        return builder.build();
+    }
+
+    // cookiePathMatches reports whether a cookie's path covers the request's
+    // path, at a '/' boundary, as curl matches it (a trailing '/' dropped).
+    static boolean cookiePathMatches(String cookiePath, String path) {
+        String p = cookiePath.startsWith("/") ? cookiePath : "/";
+        if (p.length() > 1 && p.endsWith("/")) {
+            p = p.substring(0, p.length() - 1);
+        }
+        if (p.equals("/")) {
+            return true;
+        }
+        return path.startsWith(p) && (path.length() == p.length() || path.charAt(p.length()) == '/');
+    }
+`

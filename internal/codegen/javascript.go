@@ -23,7 +23,7 @@ func genJS(r *curl.Request, p policy) string {
 		w("// fetch has no connect timeout of its own: curl --connect-timeout %s is covered\n// by the per-attempt timeout only.\n", dur(p.ConnectTimeout))
 	}
 	w("'use strict';\n\n")
-	if r.Body.Kind == curl.BodyFile || r.Body.Kind == curl.BodyMultipart || r.Output != "" {
+	if r.Body.Kind == curl.BodyFile || r.Body.Kind == curl.BodyMultipart || r.Output != "" || len(r.CookieFiles) > 0 {
 		w("const fs = require('node:fs');\n")
 		if r.Body.Kind == curl.BodyMultipart {
 			w("const path = require('node:path');\n")
@@ -32,6 +32,14 @@ func genJS(r *curl.Request, p policy) string {
 	}
 	if r.Insecure {
 		w("// curl -k: the server's certificate is not verified.\nprocess.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';\n\n")
+	}
+	if len(r.CookieFiles) > 0 {
+		files := make([]string, len(r.CookieFiles))
+		for i, f := range r.CookieFiles {
+			files[i] = jsonQuote(f)
+		}
+		w("// curl -b FILE: the cookies of these files, read once, go with every request\n// and redirect whose URL they match.\n")
+		w("const COOKIE_JAR = readCookieFiles([%s]);\n\n", strings.Join(files, ", "))
 	}
 	if p.Retry {
 		w("const MAX_ATTEMPTS = %d;\n", p.Attempts)
@@ -56,6 +64,14 @@ func genJS(r *curl.Request, p policy) string {
 	if r.Auth != nil && r.Auth.SplitAtRunTime {
 		w("  // %s\n", splitComment)
 		w("  const credentials = %s;\n", str(r.Auth.User))
+	}
+	if jsProxied(r) {
+		w("  // curl -x: through this proxy (http:// or https://)%s.\n", map[bool]string{true: ", authenticated with -U", false: ""}[hasProxyUser(r.Proxy)])
+		if hasProxyUser(r.Proxy) {
+			w("  const proxy = { url: %s, auth: %s + ':' + %s };\n", str(r.Proxy.URL), str(r.Proxy.User), str(r.Proxy.Password))
+		} else {
+			w("  const proxy = { url: %s };\n", str(r.Proxy.URL))
+		}
 	}
 	hs := headers(r)
 	if _, ok := r.Header("Accept-Encoding"); r.Compressed && !ok && jsNeedsHTTP(r) {
@@ -127,15 +143,21 @@ func genJS(r *curl.Request, p policy) string {
 	if setsHost {
 		fetcher = "httpFetch"
 	}
-	if r.FollowRedirects {
+	switch {
+	case r.FollowRedirects:
 		// curl -L: redirects are followed by follow(), below, which counts
-		// them as curl does.
+		// them as curl does (and chooses the file cookies of each hop).
 		w("  const send = () =>\n    follow(url, {\n      method,\n      headers,\n")
-	} else {
+	case len(r.CookieFiles) > 0:
+		w("  const send = () =>\n    %s(url, withCookies(url, {\n      method,\n      headers,\n", fetcher)
+	default:
 		w("  const send = () =>\n    %s(url, {\n      method,\n      headers,\n", fetcher)
 	}
 	if body != "" {
 		w("      body,\n")
+	}
+	if jsProxied(r) {
+		w("      proxy,\n")
 	}
 	if !r.FollowRedirects && !setsHost {
 		w("      redirect: 'manual',\n")
@@ -143,7 +165,11 @@ func genJS(r *curl.Request, p policy) string {
 	if p.AttemptTimeout > 0 {
 		w("      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),\n")
 	}
-	w("    });\n\n")
+	if len(r.CookieFiles) > 0 && !r.FollowRedirects {
+		w("    }));\n\n")
+	} else {
+		w("    });\n\n")
+	}
 	if p.Retry {
 		if p.MaxElapsed > 0 {
 			w("  const start = Date.now();\n")
@@ -178,10 +204,22 @@ func genJS(r *curl.Request, p policy) string {
 		b.WriteString(helpers)
 	}
 	if r.FollowRedirects {
-		w("%s", strings.Replace(jsFollowHelper, "FETCH", fetcher, 1))
+		call := fetcher + "(url, { ...init, redirect: 'manual' })"
+		if len(r.CookieFiles) > 0 {
+			call = fetcher + "(url, withCookies(url, { ...init, redirect: 'manual' }))"
+		}
+		w("%s", strings.Replace(jsFollowHelper, "FETCH(url, { ...init, redirect: 'manual' })", call, 1))
 	}
 	if setsHost {
-		w("%s", jsHTTPFetchHelper)
+		helper := jsHTTPFetchHelper
+		if jsProxied(r) {
+			helper = strings.Replace(helper, jsDirectRequest, jsProxiedRequest, 1)
+			helper = strings.Replace(helper, jsDirectCall, "lib.request(target, options, ", 1) + jsTunnelHelper
+		}
+		w("%s", helper)
+	}
+	if len(r.CookieFiles) > 0 {
+		w("%s", jsCookieHelpers)
 	}
 	w("\nmain().catch((err) => {\n  console.error('request failed:', err.message, err.cause ? `(${err.cause.code || err.cause.message})` : '');\n  process.exitCode = 1;\n});\n")
 	return b.String()
@@ -227,10 +265,53 @@ async function follow(url, init) {
 `
 
 // jsNeedsHTTP reports whether r needs node's http client rather than
-// fetch: fetch refuses to send a Host header, and a body with GET or HEAD.
+// fetch: fetch refuses to send a Host header, and a body with GET or HEAD,
+// and has no proxy option (undici's ProxyAgent is not part of node).
 func jsNeedsHTTP(r *curl.Request) bool {
 	_, setsHost := r.Header("Host")
-	return setsHost || r.Body.Kind != curl.BodyNone && (r.Method == "GET" || r.Method == "HEAD")
+	return setsHost || r.Body.Kind != curl.BodyNone && (r.Method == "GET" || r.Method == "HEAD") || jsProxied(r)
+}
+
+// jsProxied reports whether the JavaScript program goes through r's
+// proxy: any but a SOCKS proxy, for which node has no client.
+func jsProxied(r *curl.Request) bool {
+	if r.Proxy == nil {
+		return false
+	}
+	scheme, known := knownProxyScheme(r.Proxy)
+	return !known || !strings.HasPrefix(scheme, "socks")
+}
+
+// knownProxyScheme returns the scheme of p's URL, lower-cased, when the
+// command spells it out (known is false for a URL that starts with a
+// variable: the program learns its scheme when it runs).
+func knownProxyScheme(p *curl.Proxy) (scheme string, known bool) {
+	if len(p.URL) == 0 || p.URL[0].Env != "" {
+		return "", false
+	}
+	scheme, _, _ = strings.Cut(p.URL[0].Lit, "://")
+	return strings.ToLower(scheme), true
+}
+
+// hasProxyUser reports whether -U gave the proxy credentials.
+func hasProxyUser(p *curl.Proxy) bool {
+	return len(p.User) > 0 || len(p.Password) > 0
+}
+
+// jsLimits warns of the proxies the JavaScript program cannot go through.
+func jsLimits(r *curl.Request, _ policy) []curl.Warning {
+	if r.Proxy == nil {
+		return nil
+	}
+	switch scheme, known := knownProxyScheme(r.Proxy); {
+	case !known:
+		return []curl.Warning{{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"the proxy %s is read when the program runs: node has no SOCKS client, so a SOCKS proxy makes the JavaScript program fail", r.Proxy.URL.String())}}
+	case strings.HasPrefix(scheme, "socks"):
+		return []curl.Warning{{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"node has no SOCKS client: the JavaScript program does not use the proxy %s and connects directly", r.Proxy.URL.String())}}
+	}
+	return nil
 }
 
 const jsHTTPFetchHelper = `
@@ -280,6 +361,150 @@ async function httpFetch(url, init) {
     req.on('error', failed);
     req.end(payload);
   });
+}
+`
+
+// jsDirectRequest is the line of jsHTTPFetchHelper that chooses the
+// client, and jsDirectCall its call; a proxied request replaces both.
+const (
+	jsDirectRequest = "  const lib = target.protocol === 'https:' ? require('node:https') : require('node:http');\n"
+	jsDirectCall    = "lib.request(target, { method: init.method, headers, signal: init.signal }, "
+)
+
+// jsProxiedRequest sends the request of httpFetch through init.proxy, as
+// curl -x does: a plain-http request whole (absolute-form) to the proxy,
+// an https one through a CONNECT tunnel, Proxy-Authorization in either.
+const jsProxiedRequest = `  let lib = target.protocol === 'https:' ? require('node:https') : require('node:http');
+  const options = { method: init.method, headers, signal: init.signal };
+  if (init.proxy) {
+    const proxy = new URL(init.proxy.url.includes('://') ? init.proxy.url : 'http://' + init.proxy.url);
+    if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
+      throw new TypeError(` + "`node has no client for the ${proxy.protocol.slice(0, -1)} proxy ${init.proxy.url}`" + `);
+    }
+    // curl -U, else the credentials in the proxy's URL.
+    const auth = init.proxy.auth ?? (proxy.username ? decodeURIComponent(proxy.username) + ':' + decodeURIComponent(proxy.password) : undefined);
+    const proxyHeaders = auth === undefined ? {} : { 'Proxy-Authorization': 'Basic ' + Buffer.from(auth).toString('base64') };
+    const proxyLib = proxy.protocol === 'https:' ? require('node:https') : require('node:http');
+    // curl's default proxy ports: 1080, and 443 for an https:// proxy.
+    const proxyAt = { protocol: proxy.protocol, hostname: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || (proxy.protocol === 'https:' ? 443 : 1080) };
+    if (target.protocol === 'http:') {
+      // The whole URL goes to the proxy, which connects to the origin
+      // (the options override the URL's parts).
+      lib = proxyLib;
+      Object.assign(options, proxyAt, { path: target.origin + target.pathname + target.search });
+      options.headers = { Host: target.host, ...proxyHeaders, ...headers };
+    } else {
+      // A CONNECT tunnel to the origin, then TLS with it inside the tunnel.
+      const authority = ` + "`${target.hostname}:${target.port || 443}`" + `;
+      let socket;
+      try {
+        socket = await connectTunnel(proxyLib, { ...proxyAt, path: authority, headers: { Host: authority, ...proxyHeaders } }, init.signal);
+      } catch (err) {
+        throw err.name === 'AbortError' ? err : new TypeError('fetch failed', { cause: err });
+      }
+      const host = target.hostname.replace(/^\[|\]$/g, '');
+      options.createConnection = () => require('node:tls').connect({ socket, host, servername: require('node:net').isIP(host) ? undefined : host });
+    }
+  }
+`
+
+// jsTunnelHelper opens the CONNECT tunnel of jsProxiedRequest.
+const jsTunnelHelper = `
+// connectTunnel asks the proxy for a tunnel (CONNECT) and resolves with its
+// socket once the proxy answers 2xx.
+function connectTunnel(lib, options, signal) {
+  return new Promise((resolve, reject) => {
+    const req = lib.request({ ...options, method: 'CONNECT', signal });
+    req.on('connect', (res, socket) => {
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        resolve(socket);
+        return;
+      }
+      socket.destroy();
+      reject(new Error(` + "`proxy answered CONNECT ${options.path} with ${res.statusCode} ${res.statusMessage}`" + `));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+`
+
+// jsCookieHelpers read curl's cookie files and choose, for each request,
+// the cookies curl would send; see docs/convert.md.
+const jsCookieHelpers = `
+// readCookieFiles reads cookie files in curl's Netscape format: one cookie a
+// line, 7 TAB-separated fields (domain, include subdomains, path, secure,
+// expiry, name, value). A "#HttpOnly_" prefix marks a cookie; other "#"
+// lines, and malformed ones, are skipped. A file that cannot be read holds
+// no cookies, as in curl.
+function readCookieFiles(files) {
+  const jar = [];
+  for (const file of files) {
+    let text;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (let line of text.split(/\r?\n|\r/)) {
+      if (line.startsWith('#HttpOnly_')) line = line.slice('#HttpOnly_'.length);
+      else if (line.startsWith('#')) continue;
+      const f = line.split('\t');
+      if (f.length === 6) f.push(''); // a cookie without a value
+      if (f.length !== 7 || f[0] === '' || f[5] === '' || !/^-?\d+$/.test(f[4])) continue;
+      const cookie = {
+        domain: f[0].replace(/^\./, ''),
+        subdomains: f[0].startsWith('.') || f[1].toUpperCase() === 'TRUE',
+        path: f[2],
+        secure: f[3].toUpperCase() === 'TRUE',
+        expires: Number(f[4]),
+        name: f[5],
+        value: f[6],
+      };
+      // A later line for the same cookie takes the earlier one's place.
+      const same = jar.findIndex((c) => c.name === cookie.name && c.path === cookie.path && c.domain.toLowerCase() === cookie.domain.toLowerCase());
+      if (same >= 0) jar[same] = cookie;
+      else jar.push(cookie);
+    }
+  }
+  return jar;
+}
+
+// withCookies returns init with the Cookie header curl sends to url: the
+// cookies of COOKIE_JAR that match it (longest path first, then longest
+// domain, then longest name, then the later in the files), then the
+// command's own cookies.
+function withCookies(url, init) {
+  const target = new URL(url);
+  const host = target.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  const ip = host.includes(':') || /^[\d.]+$/.test(host);
+  // curl sends secure cookies over https, and to the loopback names.
+  const secure = target.protocol === 'https:' || ['localhost', '127.0.0.1', '::1'].includes(host);
+  const now = Date.now() / 1000;
+  const matching = COOKIE_JAR.filter((c) => {
+    const domain = c.domain.toLowerCase();
+    const domainMatches = host === domain || (c.subdomains && !ip && host.endsWith('.' + domain));
+    return domainMatches && cookiePathMatches(c.path, target.pathname) && (!c.secure || secure) && (c.expires === 0 || c.expires > now);
+  });
+  matching.reverse(); // sort is stable: of two alike, the later line goes first
+  matching.sort((a, b) => b.path.length - a.path.length || b.domain.length - a.domain.length || b.name.length - a.name.length);
+  const pairs = matching.map((c) => c.name + '=' + c.value);
+  const headers = {};
+  for (const [name, value] of Object.entries(init.headers)) {
+    if (name.toLowerCase() === 'cookie') pairs.push(value);
+    else headers[name] = value;
+  }
+  if (pairs.length > 0) headers.Cookie = pairs.join('; ');
+  return { ...init, headers };
+}
+
+// cookiePathMatches reports whether a cookie's path covers the request's
+// path, at a '/' boundary, as curl matches it (a trailing '/' dropped).
+function cookiePathMatches(cookiePath, path) {
+  let p = cookiePath.startsWith('/') ? cookiePath : '/';
+  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  if (p === '/') return true;
+  return path.startsWith(p) && (path.length === p.length || path[p.length] === '/');
 }
 `
 
