@@ -257,9 +257,18 @@ func (g *cGen) main() string {
 	// of -d itself, and drops it with the body when a redirect turns the
 	// request into a GET, as curl does.
 	var hs []curl.Header
+	var cookie curl.Text // the -b name=value cookies, when libcurl adds the files' to them
 	ua := false
 	for _, h := range r.Headers {
 		if mode == cPostFields && curlFormType(r, h) {
+			continue
+		}
+		if len(r.CookieFiles) > 0 && strings.EqualFold(h.Name, "Cookie") {
+			if len(cookie) > 0 {
+				cookie = curl.JoinText([]curl.Text{cookie, h.Value}, "; ")
+			} else {
+				cookie = h.Value
+			}
 			continue
 		}
 		ua = ua || strings.EqualFold(h.Name, "User-Agent")
@@ -323,6 +332,26 @@ func (g *cGen) main() string {
 	if r.Insecure {
 		w("    // curl -k: neither the certificate nor the host name is verified.\n")
 		w("    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);\n    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);\n")
+	}
+	if r.Proxy != nil {
+		// libcurl speaks every proxy curl does, its scheme saying which; an
+		// explicit proxy is not overridden by http_proxy and the like.
+		g.with(r.Proxy.URL, func(e string) { w("    curl_easy_setopt(curl, CURLOPT_PROXY, %s); // curl -x\n", e) })
+		if len(r.Proxy.User) > 0 || len(r.Proxy.Password) > 0 {
+			g.with(r.Proxy.User, func(e string) { w("    curl_easy_setopt(curl, CURLOPT_PROXYUSERNAME, %s); // curl -U\n", e) })
+			g.with(r.Proxy.Password, func(e string) { w("    curl_easy_setopt(curl, CURLOPT_PROXYPASSWORD, %s);\n", e) })
+		}
+	}
+	if len(r.CookieFiles) > 0 {
+		w("    // curl -b FILE: libcurl's cookie engine, curl's own, reads the files when the\n")
+		w("    // first attempt starts (a missing one gives no cookies) and sends what matches.\n")
+		for _, f := range r.CookieFiles {
+			w("    curl_easy_setopt(curl, CURLOPT_COOKIEFILE, %s);\n", cQuote(f))
+		}
+	}
+	if len(cookie) > 0 {
+		w("    // curl -b name=value: with the files' cookies, in the one Cookie header, as curl sends them.\n")
+		g.with(cookie, func(e string) { w("    curl_easy_setopt(curl, CURLOPT_COOKIE, %s);\n", e) })
 	}
 	switch {
 	case r.Compressed:

@@ -37,8 +37,13 @@ func genPHP(r *curl.Request, p policy) string {
 	// libcurl sends the form Content-Type with the data itself, and drops it
 	// when a redirect turns the request into a GET, as curl does.
 	var hs []curl.Header
+	var cookie curl.Text // the -b name=value cookies, when libcurl adds the files' to them
 	for _, h := range headers(r) {
-		if !curlFormType(r, h) {
+		switch {
+		case curlFormType(r, h):
+		case len(r.CookieFiles) > 0 && strings.EqualFold(h.Name, "Cookie"):
+			cookie = h.Value
+		default:
 			hs = append(hs, h)
 		}
 	}
@@ -146,6 +151,18 @@ func genPHP(r *curl.Request, p policy) string {
 		w("    // curl -k: neither the certificate nor the host name is verified.\n")
 		w("    CURLOPT_SSL_VERIFYPEER => false,\n    CURLOPT_SSL_VERIFYHOST => 0,\n")
 	}
+	if r.Proxy != nil {
+		// libcurl speaks every proxy curl does, its scheme saying which; an
+		// explicit proxy is not overridden by http_proxy and the like.
+		w("    CURLOPT_PROXY => %s, // curl -x\n", str(r.Proxy.URL))
+		if len(r.Proxy.User) > 0 || len(r.Proxy.Password) > 0 {
+			w("    CURLOPT_PROXYUSERNAME => %s, // curl -U\n    CURLOPT_PROXYPASSWORD => %s,\n", str(r.Proxy.User), str(r.Proxy.Password))
+		}
+	}
+	if len(cookie) > 0 {
+		w("    // curl -b name=value: with the files' cookies, in the one Cookie header, as curl sends them.\n")
+		w("    CURLOPT_COOKIE => %s,\n", str(cookie))
+	}
 	switch {
 	case r.Compressed:
 		w("    CURLOPT_ENCODING => '', // curl --compressed: every encoding libcurl decodes\n")
@@ -156,7 +173,21 @@ func genPHP(r *curl.Request, p policy) string {
 	w("    CURLOPT_HEADERFUNCTION => function ($ch, string $line) use (&$responseHeaders): int {\n")
 	w("        if (str_starts_with($line, 'HTTP/')) {\n            $responseHeaders = [];\n")
 	w("        } elseif (str_contains($line, ':')) {\n            [$name, $value] = explode(':', $line, 2);\n")
-	w("            $responseHeaders[strtolower(trim($name))] = trim($value);\n        }\n        return strlen($line);\n    },\n]);\n\n")
+	w("            $responseHeaders[strtolower(trim($name))] = trim($value);\n        }\n        return strlen($line);\n    },\n]);\n")
+	if len(r.CookieFiles) > 0 {
+		// An array holds CURLOPT_COOKIEFILE once: one call per file.
+		w("// curl -b FILE: libcurl's cookie engine, curl's own, reads the files when the\n")
+		w("// first attempt starts (a missing one gives no cookies) and sends what matches.\n")
+		w("foreach ([")
+		for i, f := range r.CookieFiles {
+			if i > 0 {
+				w(", ")
+			}
+			w("%s", phpQuote(f))
+		}
+		w("] as $cookieFile) {\n    curl_setopt($ch, CURLOPT_COOKIEFILE, $cookieFile);\n}\n")
+	}
+	w("\n")
 
 	if p.Retry {
 		if p.MaxElapsed > 0 {

@@ -82,7 +82,14 @@ func genRuby(r *curl.Request, p policy) string {
 		w("  # curl -T sends no Content-Type; net/http would add a form one to a body.\n")
 		w("  request.define_singleton_method(:supply_default_content_type) {}\n")
 	}
+	cookieFiles := len(r.CookieFiles) > 0
 	for _, h := range headers(r) {
+		if cookieFiles && strings.EqualFold(h.Name, "Cookie") {
+			// curl -b FILE: the files' cookies for this hop come first.
+			w("  request['Cookie'] = [file_cookies(uri), %s].compact.join('; ')\n", str(h.Value))
+			cookieFiles = false
+			continue
+		}
 		if r.FollowRedirects && r.Body.Kind != curl.BodyNone &&
 			(strings.EqualFold(h.Name, "Content-Type") || strings.EqualFold(h.Name, "Content-Length")) {
 			// body is nil once a redirect has turned the request into a GET.
@@ -90,6 +97,9 @@ func genRuby(r *curl.Request, p policy) string {
 			continue
 		}
 		w("  request[%s] = %s\n", rubyQuote(h.Name), str(h.Value))
+	}
+	if cookieFiles {
+		w("  cookies = file_cookies(uri) # curl -b FILE\n  request['Cookie'] = cookies if cookies\n")
 	}
 	switch {
 	case r.Auth != nil && r.Auth.SplitAtRunTime:
@@ -140,7 +150,11 @@ func genRuby(r *curl.Request, p policy) string {
 	} else {
 		w("  uri = URI(url)\n")
 	}
-	w("  http = Net::HTTP.new(uri.host, uri.port)\n")
+	if r.Proxy != nil {
+		w("  http = Net::HTTP.new(uri.host, uri.port, *proxy) # curl -x\n")
+	} else {
+		w("  http = Net::HTTP.new(uri.host, uri.port)\n")
+	}
 	w("  http.use_ssl = uri.scheme == 'https'\n")
 	if r.Insecure {
 		w("  http.verify_mode = OpenSSL::SSL::VERIFY_NONE # curl -k: the certificate is not verified\n")
@@ -155,6 +169,17 @@ func genRuby(r *curl.Request, p policy) string {
 		w("  http.start { |conn| conn.request(build_request(method, uri, body)) }\nend\n\n")
 	}
 
+	if r.Proxy != nil {
+		rubyProxy(&b, r, str)
+	}
+	if len(r.CookieFiles) > 0 {
+		files := make([]string, len(r.CookieFiles))
+		for i, f := range r.CookieFiles {
+			files[i] = rubyQuote(f)
+		}
+		w("# COOKIE_FILES are the files of curl -b FILE.\nCOOKIE_FILES = [%s].freeze\n", strings.Join(files, ", "))
+		b.WriteString(rubyCookieHelpers)
+	}
 	if decodesResponse(r) {
 		w("# decoded returns the response body decoded by its Content-Encoding.\n")
 		w("def decoded(response)\n  body = response.body.to_s\n  return body if body.empty?\n\n")
@@ -280,8 +305,117 @@ rescue ArgumentError
 end
 `
 
+// rubyProxy writes proxy, which gives Net::HTTP.new the proxy of curl -x
+// and the credentials of -U. Passed explicitly, they keep net/http from
+// reading http_proxy and no_proxy from the environment.
+func rubyProxy(b *strings.Builder, r *curl.Request, str func(curl.Text) string) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("# proxy returns the proxy of curl -x as Net::HTTP.new takes it: host, port,\n")
+	w("# user and password. net/http speaks to http:// proxies only.\n")
+	w("def proxy\n  url = %s\n", str(r.Proxy.URL))
+	if !r.Proxy.URL.HasLitPrefix("http://") {
+		w("  url = \"http://#{url}\" unless url.include?('://') # curl's default scheme\n")
+	}
+	w("  uri = URI(url)\n")
+	if !r.Proxy.URL.HasLitPrefix("http://") {
+		w("  abort(\"request failed: the #{uri.scheme} proxy #{url}: this script speaks to http:// proxies only\") unless uri.scheme.casecmp?('http')\n")
+	}
+	if len(r.Proxy.User) > 0 || len(r.Proxy.Password) > 0 {
+		w("  [uri.hostname, uri.port, %s, %s] # curl -U\nend\n\n", str(r.Proxy.User), str(r.Proxy.Password))
+		return
+	}
+	w("  # curl reads credentials in the proxy URL as -U's.\n")
+	w("  user = uri.user && URI::DEFAULT_PARSER.unescape(uri.user)\n")
+	w("  password = uri.password && URI::DEFAULT_PARSER.unescape(uri.password)\n")
+	w("  [uri.hostname, uri.port, user, password]\nend\n\n")
+}
+
+// rubyCookieHelpers read curl's cookie files and choose, for each request,
+// the cookies curl would send: net/http has no cookie engine.
+const rubyCookieHelpers = `
+# file_cookies returns the cookies of COOKIE_FILES that curl would send to
+# uri, as one Cookie value in curl's order, or nil when none matches. The
+# files are read once, when first needed.
+def file_cookies(uri)
+  @file_cookies ||= COOKIE_FILES.each_with_object([]) { |path, jar| read_cookies(path, jar) }
+  host = uri.hostname.downcase
+  ip = host.match?(/\A[\d.]+\z/) || host.include?(':')
+  path = uri.path.empty? ? '/' : uri.path
+  # curl sends secure cookies over https, and to this machine.
+  secure = uri.scheme == 'https' || %w[localhost 127.0.0.1 ::1].include?(host)
+  now = Time.now.to_i
+  sent = @file_cookies.each_with_index.select do |cookie, _|
+    (cookie[:expires].zero? || cookie[:expires] >= now) && (secure || !cookie[:secure]) &&
+      (host == cookie[:domain] || (cookie[:subdomains] && !ip && host.end_with?(".#{cookie[:domain]}"))) &&
+      (cookie[:path] == '/' || path == cookie[:path] || path.start_with?("#{cookie[:path]}/"))
+  end
+  return nil if sent.empty?
+
+  # curl's order: longer paths, then longer domains, then longer names first;
+  # of the rest, the cookie read last comes first.
+  sent.sort_by { |cookie, i| [-cookie[:raw_path].length, -cookie[:domain].length, -cookie[:name].length, -i] }
+      .map { |cookie, _| "#{cookie[:name]}=#{cookie[:value]}" }.join('; ')
+end
+
+# read_cookies adds the cookies of a Netscape cookie file to jar, as curl
+# reads them: domain, include subdomains, path, secure, expiry, name and
+# value, TAB-separated. A file that cannot be read adds none, as in curl.
+def read_cookies(path, jar)
+  File.foreach(path) do |line|
+    line = line[/\A[^\r\n]*/].sub(/\A[ \t]+/, '').delete_prefix('#HttpOnly_')
+    next if line.start_with?('#')
+
+    fields = line.split("\t").reject(&:empty?)
+    fields.insert(2, '/') if %w[TRUE FALSE].include?(fields[2]) # a line without its path
+    fields << '' if fields.length == 6 # a cookie without a value
+    next unless fields.length == 7
+
+    domain, subdomains, raw_path, secure, expires, name, value = fields
+    cookie_path = raw_path.delete_prefix('"').delete_suffix('"')
+    cookie_path = '/' unless cookie_path.start_with?('/')
+    cookie_path = cookie_path.chomp('/') if cookie_path.length > 1
+    cookie = { domain: domain.delete_prefix('.').downcase, subdomains: subdomains.casecmp?('TRUE'),
+               path: cookie_path, raw_path: raw_path, secure: secure.casecmp?('TRUE'),
+               expires: expires.to_i, name: name, value: value }
+    # A cookie read again replaces the first, in its place.
+    same = jar.find do |old|
+      old[:name].casecmp?(name) && old[:domain] == cookie[:domain] &&
+        old[:subdomains] == cookie[:subdomains] && old[:path].casecmp?(cookie_path)
+    end
+    same ? same.merge!(cookie) : jar << cookie
+  end
+rescue SystemCallError
+  nil
+end
+`
+
 // rubyLimits warns of the codings a command's own Accept-Encoding asks for
-// that the Ruby program cannot decode.
+// that the Ruby program cannot decode, and of a proxy net/http cannot use.
 func rubyLimits(r *curl.Request, _ policy) []curl.Warning {
-	return undecodable(r, "Ruby", "gzip", "x-gzip", "deflate")
+	out := undecodable(r, "Ruby", "gzip", "x-gzip", "deflate")
+	if w, ok := proxyUnsupported(r, "ruby", "http"); ok {
+		out = append(out, w)
+	}
+	return out
+}
+
+// proxyUnsupported returns a warning when the scheme of r's proxy is not
+// among those lang's program speaks to, or is read from a variable.
+func proxyUnsupported(r *curl.Request, lang string, schemes ...string) (curl.Warning, bool) {
+	if r.Proxy == nil {
+		return curl.Warning{}, false
+	}
+	u := r.Proxy.URL
+	if len(u) == 0 || u[0].Env != "" {
+		return curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+			"the proxy %s is read from a variable: the %s program speaks to %s proxies only, and stops on another", u.String(), lang, strings.Join(schemes, " and "))}, true
+	}
+	scheme, _, _ := strings.Cut(u[0].Lit, "://")
+	for _, s := range schemes {
+		if strings.EqualFold(scheme, s) {
+			return curl.Warning{}, false
+		}
+	}
+	return curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
+		"the %s proxy %s is not used by the %s program, which speaks to %s proxies only: it stops before sending", strings.ToLower(scheme), u.String(), lang, strings.Join(schemes, " and "))}, true
 }

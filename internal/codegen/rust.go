@@ -167,6 +167,25 @@ func genRust(r *curl.Request, p policy) string {
 		}
 	}
 
+	if r.Proxy != nil {
+		use("reqwest::Proxy")
+		w("    // curl -x: the one proxy, whatever http_proxy and the like say.\n")
+		w("    let proxy = match Proxy::all(%s) {\n", str(r.Proxy.URL))
+		if len(r.Proxy.User) > 0 || len(r.Proxy.Password) > 0 {
+			w("        Ok(proxy) => proxy.basic_auth(%s, %s), // curl -U\n", str(r.Proxy.User), str(r.Proxy.Password))
+		} else {
+			w("        Ok(proxy) => proxy,\n")
+		}
+		w("        Err(error) => fail(&format!(\"the proxy: {error}\")),\n    };\n")
+	}
+	if len(r.CookieFiles) > 0 {
+		files := make([]string, len(r.CookieFiles))
+		for i, f := range r.CookieFiles {
+			files[i] = rustQuote(f)
+		}
+		w("    // curl -b FILE: the cookie files, read once.\n")
+		w("    let jar = read_cookies(&[%s]);\n", strings.Join(files, ", "))
+	}
 	w("    let client = Client::builder()\n")
 	if r.FollowRedirects {
 		w("        // curl -L: redirects are followed by send(), below, and counted as curl does.\n")
@@ -174,6 +193,9 @@ func genRust(r *curl.Request, p policy) string {
 		w("        // Like curl without -L, redirects are not followed.\n")
 	}
 	w("        .redirect(Policy::none())\n")
+	if r.Proxy != nil {
+		w("        .proxy(proxy)\n")
+	}
 	w("        // curl has no overall time limit by default; the blocking client's is 30 s.\n")
 	w("        .timeout(None)\n")
 	if p.ConnectTimeout > 0 {
@@ -233,8 +255,16 @@ func genRust(r *curl.Request, p policy) string {
 
 	send := "request().send()"
 	errType := "reqwest::Error"
-	if r.FollowRedirects {
+	cookies := len(r.CookieFiles) > 0
+	switch {
+	case r.FollowRedirects && cookies:
+		send = "send(&client, &request, &jar)"
+	case r.FollowRedirects:
 		send = "send(&client, &request)"
+	case cookies:
+		send = "send(&client, request(), &jar)"
+	}
+	if r.FollowRedirects {
 		errType = "SendError"
 		use("std::error::Error", "std::fmt")
 	}
@@ -292,12 +322,30 @@ func genRust(r *curl.Request, p policy) string {
 	if r.FollowRedirects {
 		use("reqwest::blocking::RequestBuilder", "reqwest::header::LOCATION", "reqwest::header::CONTENT_TYPE", "reqwest::header::CONTENT_LENGTH",
 			"reqwest::header::AUTHORIZATION", "reqwest::header::COOKIE", "reqwest::header::HOST", "reqwest::blocking::Response")
+		deadline, timeout := "", ""
 		if p.AttemptTimeout > 0 {
 			use("std::time::Instant")
-			b.WriteString(strings.NewReplacer("DEADLINE", rustDeadline, "TIMEOUT", rustHopTimeout).Replace(rustSend))
-		} else {
-			b.WriteString(strings.NewReplacer("DEADLINE", "", "TIMEOUT", "").Replace(rustSend))
+			deadline, timeout = rustDeadline, rustHopTimeout
 		}
+		jar, withCookies := "", ""
+		if cookies {
+			// rustfmt's width: the parameters go on lines of their own.
+			jar, withCookies = ",\n    jar: &[Cookie],\n", "\n        with_cookies(&mut next, jar);"
+		}
+		signature := "client: &Client, request: impl Fn() -> RequestBuilder"
+		if jar != "" {
+			signature = "\n    client: &Client,\n    request: impl Fn() -> RequestBuilder" + jar
+		}
+		b.WriteString(strings.NewReplacer("DEADLINE", deadline, "TIMEOUT", timeout, "SIGNATURE", signature,
+			"\nWITH_COOKIES", withCookies, "\nFIRST_COOKIES", strings.Replace(withCookies, "        ", "    ", 1)).Replace(rustSend))
+	} else if cookies {
+		use("reqwest::blocking::RequestBuilder", "reqwest::blocking::Response")
+		b.WriteString(rustSendWithCookies)
+	}
+	if cookies {
+		use("std::cmp::Reverse", "std::fs", "std::net::IpAddr", "std::time::SystemTime", "std::time::UNIX_EPOCH",
+			"reqwest::blocking::Request", "reqwest::header::COOKIE", "reqwest::header::HeaderValue")
+		b.WriteString(rustCookieHelpers)
 	}
 	if p.Retry {
 		use("std::time::SystemTime", "std::time::UNIX_EPOCH", "reqwest::StatusCode", "reqwest::header::RETRY_AFTER")
@@ -488,6 +536,10 @@ func rustDuration(d time.Duration) string {
 // rustLimits is what the Rust program sends differently from curl.
 func rustLimits(r *curl.Request, _ policy) []curl.Warning {
 	var out []curl.Warning
+	// Debian's reqwest is built without the socks feature.
+	if w, ok := proxyUnsupported(r, "rust", "http", "https"); ok {
+		out = append(out, w)
+	}
 	if _, ok := r.Header("Accept-Encoding"); r.Compressed && !ok {
 		out = append(out, curl.Warning{
 			Option: "--compressed",
@@ -546,8 +598,9 @@ impl Error for SendError {
 /// send makes one attempt: the request and, with curl -L, its redirects,
 /// followed here rather than by reqwest so that they are counted as curl
 /// counts them and a refused hop is told from a refused first request.
-fn send(client: &Client, request: impl Fn() -> RequestBuilder) -> Result<Response, SendError> {
+fn send(SIGNATURE) -> Result<Response, SendError> {
 DEADLINE    let mut next = request().build().map_err(SendError::Http)?;
+FIRST_COOKIES
     let first = next.url().clone();
     let mut as_get = false;
     let mut hops = 0;
@@ -590,6 +643,7 @@ TIMEOUT        let (url, method) = (next.url().clone(), next.method().clone());
                 next.headers_mut().remove(name);
             }
         }
+WITH_COOKIES
         hops += 1;
     }
 }
@@ -720,5 +774,154 @@ const rustFailHelper = `
 fn fail(message: &str) -> ! {
     eprintln!("request failed: {message}");
     process::exit(1);
+}
+`
+
+const rustSendWithCookies = `
+/// send makes one attempt, with the cookies of curl -b FILE for its URL.
+fn send(client: &Client, request: RequestBuilder, jar: &[Cookie]) -> reqwest::Result<Response> {
+    let mut request = request.build()?;
+    with_cookies(&mut request, jar);
+    client.execute(request)
+}
+`
+
+// rustCookieHelpers read curl's cookie files and choose, for each request,
+// the cookies curl would send: Debian's reqwest has no cookie store, and
+// curl's rules are not a browser's.
+const rustCookieHelpers = `
+/// Cookie is one cookie of a curl -b cookie file.
+struct Cookie {
+    /// The domain, in lower case and without a leading dot.
+    domain: String,
+    /// Whether the cookie is sent to the domain's subdomains as well.
+    subdomains: bool,
+    /// The path as curl matches it, without a trailing slash.
+    path: String,
+    /// The length of the path as the file gives it, which orders cookies.
+    path_len: usize,
+    secure: bool,
+    /// Seconds since the Unix epoch; 0 for a session cookie.
+    expires: i64,
+    name: String,
+    value: String,
+}
+
+/// read_cookies reads Netscape cookie files as curl does: one cookie a line,
+/// its domain, include subdomains, path, secure, expiry, name and value
+/// TAB-separated. A file that cannot be read gives no cookies, as in curl.
+fn read_cookies(paths: &[&str]) -> Vec<Cookie> {
+    let mut jar: Vec<Cookie> = Vec::new();
+    for path in paths {
+        let data = fs::read(path).unwrap_or_default();
+        for line in String::from_utf8_lossy(&data).split('\n') {
+            let line = line.split('\r').next().unwrap_or_default();
+            let line = line.trim_start_matches([' ', '\t']);
+            let line = line.strip_prefix("#HttpOnly_").unwrap_or(line);
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut fields: Vec<&str> = line.split('\t').filter(|f| !f.is_empty()).collect();
+            if matches!(fields.get(2), Some(&"TRUE" | &"FALSE")) {
+                fields.insert(2, "/"); // a line without its path
+            }
+            if fields.len() == 6 {
+                fields.push(""); // a cookie without a value
+            }
+            let [domain, subdomains, raw_path, secure, expires, name, value] = fields[..] else {
+                continue;
+            };
+            let path = raw_path.strip_prefix('"').unwrap_or(raw_path);
+            let path = path.strip_suffix('"').unwrap_or(path);
+            let path = match path {
+                path if !path.starts_with('/') => "/",
+                path if path.len() > 1 => path.strip_suffix('/').unwrap_or(path),
+                path => path,
+            };
+            let cookie = Cookie {
+                domain: domain.trim_start_matches('.').to_ascii_lowercase(),
+                subdomains: subdomains.eq_ignore_ascii_case("TRUE"),
+                path: path.to_owned(),
+                path_len: raw_path.len(),
+                secure: secure.eq_ignore_ascii_case("TRUE"),
+                expires: expires.parse().unwrap_or(0),
+                name: name.to_owned(),
+                value: value.to_owned(),
+            };
+            // A cookie read again replaces the first, in its place.
+            let same = jar.iter_mut().find(|old| {
+                old.name.eq_ignore_ascii_case(&cookie.name)
+                    && old.domain == cookie.domain
+                    && old.subdomains == cookie.subdomains
+                    && old.path.eq_ignore_ascii_case(&cookie.path)
+            });
+            match same {
+                Some(old) => *old = cookie,
+                None => jar.push(cookie),
+            }
+        }
+    }
+    jar
+}
+
+/// with_cookies puts the cookies of jar that curl would send to request's
+/// URL, in curl's order, in its Cookie header, before the command's own.
+fn with_cookies(request: &mut Request, jar: &[Cookie]) {
+    let url = request.url();
+    let host = url.host_str().unwrap_or_default();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let ip = host.parse::<IpAddr>().is_ok();
+    let path = url.path().to_owned();
+    // curl sends secure cookies over https, and to this machine.
+    let secure =
+        url.scheme() == "https" || matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    let mut sent: Vec<(usize, &Cookie)> = jar
+        .iter()
+        .enumerate()
+        .filter(|(_, cookie)| {
+            (cookie.expires == 0 || cookie.expires >= now)
+                && (secure || !cookie.secure)
+                && (host == cookie.domain
+                    || (cookie.subdomains && !ip && host.ends_with(&format!(".{}", cookie.domain))))
+                && (cookie.path == "/"
+                    || path == cookie.path
+                    || path
+                        .strip_prefix(cookie.path.as_str())
+                        .map_or(false, |rest| rest.starts_with('/')))
+        })
+        .collect();
+    if sent.is_empty() {
+        return;
+    }
+    // curl's order: longer paths, then longer domains, then longer names
+    // first; of the rest, the cookie read last comes first.
+    sent.sort_by_key(|&(i, cookie)| {
+        (
+            Reverse(cookie.path_len),
+            Reverse(cookie.domain.len()),
+            Reverse(cookie.name.len()),
+            Reverse(i),
+        )
+    });
+    let mut value: Vec<String> = sent
+        .iter()
+        .map(|(_, cookie)| format!("{}={}", cookie.name, cookie.value))
+        .collect();
+    if let Some(own) = request
+        .headers()
+        .get(COOKIE)
+        .and_then(|own| own.to_str().ok())
+    {
+        value.push(own.to_owned());
+    }
+    if let Ok(value) = HeaderValue::from_str(&value.join("; ")) {
+        request.headers_mut().insert(COOKIE, value);
+    }
 }
 `
