@@ -293,13 +293,13 @@ func genRust(r *curl.Request, p policy) string {
 	}
 	w("    let response = outcome.unwrap_or_else(|error| fail(&format!(\"{method} {url}: {error}\")));\n")
 	w("    let status = response.status();\n")
-	if r.Compressed {
+	if decodesResponse(r) {
 		use("reqwest::header::CONTENT_ENCODING")
 		w("    let encoding = response\n        .headers()\n        .get(CONTENT_ENCODING)\n        .and_then(|value| value.to_str().ok())\n        .unwrap_or(\"\")\n        .to_owned();\n")
 	}
 	w("    let body = response\n        .bytes()\n        .unwrap_or_else(|error| fail(&format!(\"{method} {url}: {error}\")));\n")
 	data := "&body"
-	if r.Compressed {
+	if decodesResponse(r) {
 		w("    let body = decode(&encoding, &body)\n        .unwrap_or_else(|error| fail(&format!(\"{method} {url}: {encoding}: {error}\")));\n")
 	}
 	if r.Output != "" {
@@ -363,7 +363,7 @@ func genRust(r *curl.Request, p policy) string {
 		}
 		b.WriteString(strings.NewReplacer("ERROR_TYPE", errType, "FINAL\n", final, "STATUS_TEST", status).Replace(rustRetryHelpers))
 	}
-	if r.Compressed {
+	if decodesResponse(r) {
 		use("std::io::self", "std::io::Read", "flate2::read::GzDecoder", "flate2::read::ZlibDecoder", "flate2::read::DeflateDecoder")
 		b.WriteString(rustDecodeHelper)
 	}
@@ -391,7 +391,7 @@ func rustDeps(r *curl.Request, p policy) []string {
 		features += `, "native-tls"`
 	}
 	deps := []string{fmt.Sprintf(`reqwest = { version = "0.11", features = [%s] }`, features)}
-	if r.Compressed {
+	if decodesResponse(r) {
 		deps = append(deps, `flate2 = "1"`)
 	}
 	if p.Retry {
@@ -540,6 +540,7 @@ func rustLimits(r *curl.Request, _ policy) []curl.Warning {
 	if w, ok := proxyUnsupported(r, "rust", "http", "https"); ok {
 		out = append(out, w)
 	}
+	out = append(out, undecodable(r, "Rust", "gzip", "x-gzip", "deflate")...)
 	if _, ok := r.Header("Accept-Encoding"); r.Compressed && !ok {
 		out = append(out, curl.Warning{
 			Option: "--compressed",
@@ -730,7 +731,7 @@ fn retry_after(response: &Response) -> Option<Duration> {
 `
 
 const rustDecodeHelper = `
-/// decode undoes the Content-Encoding that curl --compressed asked for.
+/// decode undoes the Content-Encoding the request asked for.
 fn decode(encoding: &str, body: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     if body.is_empty() {
