@@ -165,8 +165,8 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 // of -x (Request.Proxy); cookieFileLanguages those that read the cookie
 // files of -b (Request.CookieFiles).
 var (
-	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true}
-	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true}
+	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
+	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 )
 
 // unconverted warns of what the command asks that lang's program does

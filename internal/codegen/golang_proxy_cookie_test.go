@@ -1,10 +1,7 @@
 package codegen
 
 import (
-	"bufio"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -206,93 +203,6 @@ func TestGoSOCKS5Proxy(t *testing.T) {
 			}
 		})
 	}
-}
-
-// socks5 is a minimal SOCKS5 proxy (RFC 1928, with RFC 1929's login) on
-// loopback: it exists because no SOCKS server ships with Go or curl. It
-// records the login and the target it was asked for, and connects every
-// request to one address.
-type socks5 struct {
-	addr string
-	mu   sync.Mutex
-	seen []string
-}
-
-func newSOCKS5(t *testing.T, to string) *socks5 {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &socks5{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				s.serve(c, to)
-			}()
-		}
-	}()
-	return s
-}
-
-func (s *socks5) serve(c net.Conn, to string) {
-	r := bufio.NewReader(c)
-	read := func(n int) []byte {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil
-		}
-		return b
-	}
-	hello := read(2) // version, number of methods
-	if hello == nil || hello[0] != 5 {
-		return
-	}
-	read(int(hello[1]))
-	c.Write([]byte{5, 2}) // username and password
-	auth := read(2)       // version, user length
-	if auth == nil {
-		return
-	}
-	user := string(read(int(auth[1])))
-	pass := string(read(int(read(1)[0])))
-	c.Write([]byte{1, 0})
-	req := read(4) // version, CONNECT, reserved, address type
-	if req == nil || req[1] != 1 {
-		return
-	}
-	var host string
-	switch req[3] {
-	case 1:
-		host = net.IP(read(4)).String()
-	case 3:
-		host = string(read(int(read(1)[0])))
-	case 4:
-		host = net.IP(read(16)).String()
-	}
-	port := binary.BigEndian.Uint16(read(2))
-	s.mu.Lock()
-	s.seen = append(s.seen, fmt.Sprintf("%s:%s %s:%d", user, pass, host, port))
-	s.mu.Unlock()
-	up, err := net.Dial("tcp", to)
-	if err != nil {
-		c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
-		return
-	}
-	defer up.Close()
-	c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-	go io.Copy(up, r)
-	io.Copy(c, up)
 }
 
 func (s *socks5) take() []string {

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/holdfast/holdfast/internal/curl"
@@ -36,6 +37,7 @@ func genPython(r *curl.Request, p policy) string {
 	} else {
 		w("    headers = {}\n")
 	}
+	cookies := pyCookieSetup(w, r, str)
 	args := []string{"method", "url", "headers=headers"}
 	switch {
 	case inlineBody(r):
@@ -94,6 +96,18 @@ func genPython(r *curl.Request, p policy) string {
 		args = append(args, fmt.Sprintf("timeout=(%s, None)", pyFloat(p.ConnectTimeout.Seconds())))
 	}
 	args = append(args, fmt.Sprintf("allow_redirects=%s", pyBool(r.FollowRedirects)))
+	usesQuote := false
+	if r.Proxy != nil {
+		usesQuote = pyProxyURL(w, r, str, true)
+		w("    # Given for both schemes: requests fills in from HTTP_PROXY, HTTPS_PROXY\n")
+		w("    # and ALL_PROXY only the schemes left out, and NO_PROXY never removes it.\n")
+		w("    proxies = {\"http\": proxy, \"https\": proxy}\n")
+		args = append(args, "proxies=proxies")
+	}
+	session := "requests.Session()"
+	if cookies && r.FollowRedirects {
+		session = "CookieFileSession(cookies, url, own_cookies)"
+	}
 	if r.Insecure {
 		args = append(args, "verify=False  # curl -k: the certificate is not checked")
 	}
@@ -113,7 +127,7 @@ func genPython(r *curl.Request, p policy) string {
 		if p.MaxElapsed > 0 {
 			w("    JitterRetry.deadline = time.monotonic() + %s  # curl --retry-max-time\n", pyFloat(p.MaxElapsed.Seconds()))
 		}
-		w("    session = requests.Session()\n")
+		w("    session = %s\n", session)
 		w("    session.mount(\"http://\", HTTPAdapter(max_retries=retry))\n")
 		w("    session.mount(\"https://\", HTTPAdapter(max_retries=retry))\n")
 		if r.FollowRedirects {
@@ -121,7 +135,7 @@ func genPython(r *curl.Request, p policy) string {
 		}
 		w("\n    try:\n        response = session.request(\n")
 	} else if r.FollowRedirects {
-		w("\n    session = requests.Session()\n")
+		w("\n    session = %s\n", session)
 		w("    session.max_redirects = %d  # curl -L --max-redirs (curl's default: 50)\n", maxRedirs(r))
 		w("\n    try:\n        response = session.request(\n")
 	} else {
@@ -140,8 +154,14 @@ func genPython(r *curl.Request, p policy) string {
 	} else {
 		w("    sys.stdout.buffer.write(response.content)\n    sys.stdout.flush()\n")
 	}
-	w("    if response.status_code >= 400:\n        sys.exit(f\"request failed: {method} {url}: {response.status_code} {response.reason}\")\n\n\n")
-	w("if __name__ == \"__main__\":\n    main()\n")
+	w("    if response.status_code >= 400:\n        sys.exit(f\"request failed: {method} {url}: {response.status_code} {response.reason}\")\n")
+	if cookies {
+		if r.FollowRedirects {
+			w("%s", pyCookieSession)
+		}
+		w("%s", pyCookieFiles)
+	}
+	w("\n\nif __name__ == \"__main__\":\n    main()\n")
 
 	var head strings.Builder
 	h := func(format string, a ...any) { fmt.Fprintf(&head, format, a...) }
@@ -149,16 +169,17 @@ func genPython(r *curl.Request, p policy) string {
 	for _, l := range p.summary(r) {
 		h("%s\n", l)
 	}
-	h("\"\"\"\n\n")
-	if usesOS {
-		h("import os\n")
+	if scheme, known := pyProxyScheme(r); r.Proxy != nil && (!known || strings.HasPrefix(scheme, "socks")) {
+		h("A SOCKS proxy needs PySocks (Debian: python3-socks; or pip install requests[socks]).\n")
 	}
+	h("\"\"\"\n\n")
+	h("%s\n\n", pyImports(usesOS, p.Retry, cookies, usesQuote))
 	if p.Retry {
-		h("import random\nimport sys\nimport time\n\nimport requests\nfrom requests.adapters import HTTPAdapter\nfrom urllib3.exceptions import MaxRetryError, ResponseError\nfrom urllib3.util.retry import Retry\n\n\n")
+		h("import requests\nfrom requests.adapters import HTTPAdapter\nfrom urllib3.exceptions import MaxRetryError, ResponseError\nfrom urllib3.util.retry import Retry\n\n\n")
 		h(pyRetryClass, pyFloat(p.BaseDelay.Seconds()), pyFloat(p.MaxDelay.Seconds()), pyFloat(maxRetryAfter.Seconds()))
 		h("\n\n\n")
 	} else {
-		h("import sys\n\nimport requests\n\n\n")
+		h("import requests\n\n\n")
 	}
 	return head.String() + b.String()
 }
@@ -221,3 +242,54 @@ func pyFloat(f float64) string {
 func pythonLimits(r *curl.Request, _ policy) []curl.Warning {
 	return upperCasedMethod(r, "requests")
 }
+
+// pyImports are the standard library imports of a requests program, in
+// the sorted order of isort: plain imports, then from-imports.
+func pyImports(usesOS, retry, cookies, usesQuote bool) string {
+	mods := []string{"import sys"}
+	if usesOS {
+		mods = append(mods, "import os")
+	}
+	if retry {
+		mods = append(mods, "import random", "import time")
+	}
+	var from []string
+	if usesQuote {
+		from = append(from, "quote")
+	}
+	if cookies {
+		mods = append(mods, "import ipaddress", "import time")
+		from = append(from, "urlsplit")
+	}
+	slices.Sort(mods)
+	mods = slices.Compact(mods)
+	if len(from) > 0 {
+		mods = append(mods, "from urllib.parse import "+strings.Join(from, ", "))
+	}
+	return strings.Join(mods, "\n")
+}
+
+// pyCookieSession is the requests Session of a program that reads cookie
+// files and follows redirects: requests drops the Cookie header on each
+// redirect and fills it from its own cookie jar, where curl chooses the
+// file's cookies again for the new URL.
+const pyCookieSession = `
+
+class CookieFileSession(requests.Session):
+    """A Session that chooses the cookies of curl -b FILE again for each
+    redirect hop, in place of requests' cookie jar; the command's own
+    cookies go to the first host only."""
+
+    def __init__(self, cookies, url, own_cookies):
+        super().__init__()
+        self.file_cookies, self.first, self.own_cookies = cookies, urlsplit(url), own_cookies
+
+    def rebuild_auth(self, prepared_request, response):
+        super().rebuild_auth(prepared_request, response)
+        hop = urlsplit(prepared_request.url)
+        same_host = (hop.hostname, hop.port) == (self.first.hostname, self.first.port)
+        cookie = cookie_header(self.file_cookies, prepared_request.url, self.own_cookies if same_host else None)
+        prepared_request.headers.pop("Cookie", None)
+        if cookie:
+            prepared_request.headers["Cookie"] = cookie
+`

@@ -2,6 +2,8 @@ package codegen
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"path"
 	"strings"
 
@@ -28,6 +30,9 @@ type httpxGen struct {
 	p      policy
 	usesOS bool // os.environ or os.path
 	usesFS bool // pathlib.Path, to read or write a file
+	// cookies: the program reads cookie files (curl -b FILE), with the
+	// helpers of pyCookieFiles.
+	cookies bool
 }
 
 // await is "await " in the async program, where a call to httpx or a
@@ -71,6 +76,9 @@ func (g *httpxGen) head() string {
 	for _, l := range g.p.summary(g.r) {
 		w("%s\n", l)
 	}
+	if scheme, known := pyProxyScheme(g.r); g.r.Proxy != nil && (!known || strings.HasPrefix(scheme, "socks")) {
+		w("A SOCKS proxy needs socksio (Debian: python3-socksio; or pip install httpx[socks]).\n")
+	}
 	if g.p.AttemptTimeout > 0 && !g.p.Async {
 		w("httpx applies --max-time to each connect, read and write of an attempt:\na body that trickles in can take longer in all (the --async program bounds\nthe whole attempt).\n")
 	}
@@ -82,6 +90,9 @@ func (g *httpxGen) head() string {
 	if g.p.Retry {
 		std = append(std, "import email.utils")
 	}
+	if g.cookies {
+		std = append(std, "import ipaddress")
+	}
 	if g.usesOS {
 		std = append(std, "import os")
 	}
@@ -89,7 +100,7 @@ func (g *httpxGen) head() string {
 		std = append(std, "import random")
 	}
 	std = append(std, "import sys")
-	if g.p.Retry && (!g.p.Async || g.p.MaxElapsed > 0) {
+	if g.p.Retry && (!g.p.Async || g.p.MaxElapsed > 0) || g.cookies {
 		std = append(std, "import time")
 	}
 	if g.p.Retry {
@@ -97,6 +108,9 @@ func (g *httpxGen) head() string {
 	}
 	if g.usesFS {
 		std = append(std, "from pathlib import Path")
+	}
+	if g.cookies {
+		std = append(std, "from urllib.parse import urlsplit")
 	}
 	w("%s\n\nimport httpx\n\n", strings.Join(std, "\n"))
 	return b.String()
@@ -155,6 +169,7 @@ func (g *httpxGen) main() string {
 	} else {
 		w("    headers = {}\n")
 	}
+	g.cookies = pyCookieSetup(w, r, g.str)
 	build := []string{"method", "url", "headers=headers"}
 	switch {
 	case inlineBody(r):
@@ -196,6 +211,10 @@ func (g *httpxGen) main() string {
 	if r.Insecure {
 		clientArgs = append(clientArgs, "verify=False,  # curl -k: the certificate is not checked")
 	}
+	if r.Proxy != nil {
+		g.proxy(w)
+		clientArgs = append(clientArgs, "proxies=proxy,  # given, it replaces HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY")
+	}
 
 	client, with := "httpx.Client", "with"
 	if p.Async {
@@ -219,12 +238,16 @@ func (g *httpxGen) main() string {
 	w("        request = client.build_request(%s)\n", strings.Join(build, ", "))
 
 	call := "client.send(request)"
-	switch {
-	case r.FollowRedirects && auth != "":
-		// send() gives the credentials to the first host only.
-		call = "send(client, request, auth=" + auth + ")"
-	case r.FollowRedirects:
-		call = "send(client, request)"
+	if r.FollowRedirects {
+		sendArgs := []string{"client", "request"}
+		if auth != "" {
+			// send() gives the credentials to the first host only.
+			sendArgs = append(sendArgs, "auth="+auth)
+		}
+		if g.cookies {
+			sendArgs = append(sendArgs, "cookies=cookies", "own_cookies=own_cookies")
+		}
+		call = "send(" + strings.Join(sendArgs, ", ") + ")"
 	}
 	if p.AttemptTimeout > 0 && p.Async {
 		call = "asyncio.wait_for(" + call + ", ATTEMPT_TIMEOUT)"
@@ -324,9 +347,91 @@ func (g *httpxGen) formPart(part curl.FormPart) string {
 	return fmt.Sprintf("(None, %s)", g.encoded(part.Value))
 }
 
+// proxy writes the lines of main() that set proxy to the client's proxies
+// argument: the URL of curl -x, with -U's credentials as httpx.Proxy's auth
+// (which httpx sends as Proxy-Authorization, or to a SOCKS5 proxy).
+func (g *httpxGen) proxy(w func(string, ...any)) {
+	px := *g.r.Proxy
+	if scheme, _ := pyProxyScheme(g.r); scheme == "socks5h" {
+		// httpx's socks5:// sends the host name for the proxy to resolve.
+		px.URL = curl.Concat(curl.Lit("socks5://"), curl.Text{{Lit: px.URL[0].Lit[len("socks5h://"):]}}, px.URL[1:])
+		w("    # curl's socks5h:// (the proxy resolves the host name) is httpx's socks5://.\n")
+	}
+	r := *g.r
+	r.Proxy = &px
+	pyProxyURL(w, &r, g.str, false)
+	if len(px.User) > 0 || len(px.Password) > 0 {
+		w("    proxy = httpx.Proxy(proxy, auth=(%s, %s))  # curl -U\n", g.str(px.User), g.str(px.Password))
+	}
+}
+
+// httpxHopCookies chooses the cookies of curl -b FILE for each hop of
+// httpxSendHelper.
+const httpxHopCookies = `        if cookies is not None:
+            # curl -b FILE: the files' cookies chosen again for this hop's URL,
+            # the command's own for the first host only.
+            own = own_cookies if same_host(request.url, first) else None
+            cookie = cookie_header(cookies, str(request.url), own)
+            request.headers.pop("Cookie", None)
+            if cookie:
+                request.headers["Cookie"] = cookie
+`
+
+// pyProxyScheme is the scheme of r's proxy in lower case, and whether it
+// is known before the program runs (the URL does not start with a
+// variable); "" and false without a proxy.
+func pyProxyScheme(r *curl.Request) (string, bool) {
+	if r.Proxy == nil {
+		return "", false
+	}
+	u := r.Proxy.URL
+	if len(u) == 0 || u[0].Env != "" {
+		return "", false
+	}
+	scheme, _, ok := strings.Cut(u[0].Lit, "://")
+	if !ok {
+		return "http", true
+	}
+	return strings.ToLower(scheme), true
+}
+
+// httpxProxyLimits are the proxies of curl -x that httpx 0.23 cannot go
+// through as curl does.
+func httpxProxyLimits(r *curl.Request) []curl.Warning {
+	if r.Proxy == nil {
+		return nil
+	}
+	warn := func(format string, a ...any) []curl.Warning {
+		return []curl.Warning{{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(format, a...)}}
+	}
+	scheme, known := pyProxyScheme(r)
+	switch {
+	case !known:
+		return warn("the proxy %s is read when the program runs: httpx 0.23 takes only http://, https:// and socks5:// proxies (socks5h:// fails)", r.Proxy.URL.String())
+	case scheme == "socks4" || scheme == "socks4a":
+		return warn("httpx 0.23 has no SOCKS4 proxies: the %s program fails to start with the proxy %s", "python-httpx", r.Proxy.URL.String())
+	case scheme == "socks5" && !literalIPHost(r):
+		return warn("httpx's socks5:// proxy resolves the host name itself, as curl's socks5h:// does; curl's socks5:// resolves it locally")
+	case scheme == "https" && !(r.URL.HasLitPrefix("http://") && !r.FollowRedirects):
+		return warn("httpx 0.23 (httpcore 0.16) cannot tunnel TLS inside its TLS connection to an https:// proxy: an https:// URL fails through %s", r.Proxy.URL.String())
+	}
+	return nil
+}
+
+// literalIPHost reports whether r goes to one host only, named by its IP
+// address in the command: no name for a proxy to resolve otherwise.
+func literalIPHost(r *curl.Request) bool {
+	if !r.URL.IsLiteral() || r.FollowRedirects {
+		return false
+	}
+	u, err := url.Parse(r.URL.String())
+	return err == nil && net.ParseIP(u.Hostname()) != nil
+}
+
 // httpxLimits are what an httpx program does differently from curl.
 func httpxLimits(r *curl.Request, p policy) []curl.Warning {
 	out := upperCasedMethod(r, "httpx")
+	out = append(out, httpxProxyLimits(r)...)
 	if p.AttemptTimeout > 0 && !p.Async {
 		out = append(out, curl.Warning{
 			Pos:    r.Pos,
@@ -347,12 +452,19 @@ func (g *httpxGen) helpers() string {
 			// Nothing tells a refused hop from a refused first request.
 			h = strings.Replace(h, httpxSendRedirected, "        response = client.send(request, auth=auth if same_host(request.url, first) else None)\n", 1)
 		}
+		if g.cookies {
+			h = strings.Replace(h, "def send(client, request, auth=None):", "def send(client, request, auth=None, cookies=None, own_cookies=None):", 1)
+			h = strings.Replace(h, "    while True:\n", "    while True:\n"+httpxHopCookies, 1)
+		}
 		if p.Async {
 			h = strings.Replace(h, "def send(", "async def send(", 1)
 			h = strings.Replace(h, "client.send(", "await client.send(", 1)
 			h = strings.Replace(h, "request.read()", "await request.aread()", 1)
 		}
 		b.WriteString(h)
+	}
+	if g.cookies {
+		b.WriteString(pyCookieFiles)
 	}
 	if p.Retry {
 		h := httpxRetryHelpers

@@ -35,13 +35,14 @@ sys.exit(status)
 // pythonImportCommands are commands whose Python programs use os in each
 // of its ways, or not at all.
 var pythonImportCommands = []string{
-	`curl https://h/`,                                   // no os
-	`curl -X POST --retry 3 -d a=1 https://h/`,          // no os, with the retry class
-	`curl "$BASE/items"`,                                // os.environ
-	`curl -F 'file=@report.pdf' https://h/`,             // os.path.basename
-	`curl -F 'file=@report.pdf;filename=r.pdf' h/`,      // a file name given: no os
-	`curl -F "file=@$REPORT;filename=r.pdf" https://h/`, // os.environ in the path only
-	`curl -u "$CREDS" https://h/`,                       // os.environ
+	`curl https://h/`,                                               // no os
+	`curl -X POST --retry 3 -d a=1 https://h/`,                      // no os, with the retry class
+	`curl "$BASE/items"`,                                            // os.environ
+	`curl -F 'file=@report.pdf' https://h/`,                         // os.path.basename
+	`curl -F 'file=@report.pdf;filename=r.pdf' h/`,                  // a file name given: no os
+	`curl -F "file=@$REPORT;filename=r.pdf" https://h/`,             // os.environ in the path only
+	`curl -u "$CREDS" https://h/`,                                   // os.environ
+	`curl -b cookies.txt -x socks5h://p:1080 -U "u:$PW" https://h/`, // quote, urlsplit, os.environ
 }
 
 // TestPythonImportsOSOnlyWhenUsed: "import os" is there exactly when the
