@@ -305,7 +305,6 @@ func cutFragment(u Text) Text {
 	return u
 }
 
-// withScheme adds http:// to a URL without a scheme, as curl does.
 // uploadURL is the URL -T FILE sends to: when the URL names no file (no
 // path, or a path ending in '/'), curl appends the local file's base name,
 // percent-encoded, to the path.
@@ -340,14 +339,11 @@ func (g *group) uploadURL(u Text, warn func(arg, string, string, ...any)) Text {
 	if j := strings.LastIndexAny(name, `/\`); j >= 0 {
 		name = name[j+1:]
 	}
+	sep := ""
 	if path == "" {
-		name = "/" + name
+		sep = "/" // the path's own '/', before the name
 	}
-	out := append(Text{{Lit: first[:pathEnd] + escapeAll(name[:1]) + escapeAll(name[1:]) + first[pathEnd:]}}, u[1:]...)
-	if path == "" {
-		// The leading '/' is the path's own, not part of the name.
-		out[0].Lit = first[:pathEnd] + "/" + escapeAll(name[1:]) + first[pathEnd:]
-	}
+	out := append(Text{{Lit: first[:pathEnd] + sep + escapeAll(name) + first[pathEnd:]}}, u[1:]...)
 	return out.norm()
 }
 
@@ -366,6 +362,7 @@ func escapeAll(s string) string {
 	return b.String()
 }
 
+// withScheme adds http:// to a URL without a scheme, as curl does.
 func withScheme(u Text) Text {
 	if len(u) == 0 || u[0].Env != "" {
 		return u
