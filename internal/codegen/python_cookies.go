@@ -7,10 +7,6 @@ import (
 	"github.com/holdfast/holdfast/internal/curl"
 )
 
-// pyCookieImports are the imports pyCookieFiles needs, as the python and
-// python-httpx generators write them, in their sorted places.
-var pyCookieImports = []string{"import ipaddress", "import time", "from urllib.parse import urlsplit"}
-
 // pyCookieFiles is the Python code, shared by the python and python-httpx
 // programs, that reads the cookie files of curl -b FILE and chooses, for
 // one URL, the Cookie header curl would send. It is written by hand
