@@ -490,19 +490,20 @@ func TestDifferentialAgainstCurl(t *testing.T) {
 	checkFidelityDoc(t, names, matrix)
 }
 
+// diffProg is one generated program: its file and the request it sends.
+type diffProg struct {
+	file string
+	r    *curl.Request
+}
+
 // diffTarget generates, builds and runs rn's programs for every command
 // of the corpus and compares what they sent with what curl sent.
 func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun) map[string]outcome {
 	t.Helper()
-	type prog struct {
-		file string
-		argv []string
-		r    *curl.Request
-	}
 	root := t.TempDir()
 	cases := make([]corpusCase, len(names))
 	recs := make([]*recorder, len(names))
-	progs := make([][]prog, len(names))
+	progs := make([][]diffProg, len(names))
 	var files []string
 	for i, name := range names {
 		recs[i] = newRecorder(t)
@@ -520,7 +521,7 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			progs[i] = append(progs[i], prog{file: file, r: r})
+			progs[i] = append(progs[i], diffProg{file: file, r: r})
 			files = append(files, file)
 		}
 	}
@@ -532,26 +533,48 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 			argvs = append(argvs, rn.build(t, filepath.Dir(f), f))
 		}
 	}
-	results := map[string]outcome{}
-	k := 0
-	for i, name := range names {
-		c := cases[i]
-		var problems []string
-		for j, p := range progs[i] {
-			p.argv = argvs[k]
-			k++
-			stdout, stderr, err := c.run(p.argv, c.dir)
-			switch {
-			case err != nil && want[name].ok:
-				problems = append(problems, fmt.Sprintf("program %d failed where curl succeeded: %v\n%s", j+1, err, clip([]byte(stderr))))
-			case err == nil && p.r.Output == "" && p.r.Method != "HEAD" && rn.lang != "shell" && !strings.Contains(stdout, recordedBody):
-				problems = append(problems, fmt.Sprintf("program %d printed %q, not the response body (decoded)", j+1, clip([]byte(stdout))))
-			}
-		}
-		problems = append(problems, compareRequests(want[name].reqs, recs[i].requests(), c.script.Requests)...)
-		results[name] = classify(t, c, rn.lang, problems)
+	// The commands run a few at a time, each against its own recorder:
+	// most of a program's life is its runtime starting, not the CPU.
+	first := make([]int, len(names)) // index in argvs of each command's first program
+	for i, k := 0, 0; i < len(names); i++ {
+		first[i] = k
+		k += len(progs[i])
 	}
-	return results
+	results := make([]outcome, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 3)
+	for i := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = runCase(t, rn, cases[i], recs[i], progs[i], argvs[first[i]:first[i]+len(progs[i])], want[names[i]])
+		}()
+	}
+	wg.Wait()
+	out := map[string]outcome{}
+	for i, name := range names {
+		out[name] = results[i]
+	}
+	return out
+}
+
+// runCase runs one command's programs, whose commands are argvs, and
+// compares what they sent with what curl sent.
+func runCase(t *testing.T, rn runner, c corpusCase, rec *recorder, progs []diffProg, argvs [][]string, want curlRun) outcome {
+	t.Helper()
+	var problems []string
+	for j, p := range progs {
+		stdout, stderr, err := c.run(argvs[j], c.dir)
+		switch {
+		case err != nil && want.ok:
+			problems = append(problems, fmt.Sprintf("program %d failed where curl succeeded: %v\n%s", j+1, err, clip([]byte(stderr))))
+		case err == nil && p.r.Output == "" && p.r.Method != "HEAD" && rn.lang != "shell" && !strings.Contains(stdout, recordedBody):
+			problems = append(problems, fmt.Sprintf("program %d printed %q, not the response body (decoded)", j+1, clip([]byte(stdout))))
+		}
+	}
+	problems = append(problems, compareRequests(want.reqs, rec.requests(), c.script.Requests)...)
+	return classify(t, c, rn.lang, problems)
 }
 
 // classify says whether the differences found for c in lang are none,

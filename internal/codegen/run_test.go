@@ -231,10 +231,11 @@ func runners() []runner {
 			return []string{bin}
 		}},
 		{lang: "python", ext: "py", tool: "python3", build: func(t *testing.T, dir, file string) []string {
-			if out, err := exec.Command("python3", "-c", "import requests").CombinedOutput(); err != nil {
+			out, err := exec.Command("python3", "-c", "import requests, sys; print(sys.executable)").CombinedOutput()
+			if err != nil {
 				skipOrFail(t, "python3 requests (Debian: python3-requests): "+string(out))
 			}
-			return []string{"python3", file}
+			return []string{pythonExecutable("python3", out), file}
 		}},
 		// One generator, run twice: the sync program and, with --async, the
 		// asyncio one.
@@ -300,14 +301,27 @@ func httpxBuild(t *testing.T, dir, file string) []string {
 	t.Helper()
 	var tried []string
 	for _, py := range []string{"python3", "/usr/bin/python3"} {
-		out, err := exec.Command(py, "-c", "import httpx").CombinedOutput()
+		out, err := exec.Command(py, "-c", "import httpx, sys; print(sys.executable)").CombinedOutput()
 		if err == nil {
-			return []string{py, file}
+			return []string{pythonExecutable(py, out), file}
 		}
 		tried = append(tried, py+": "+strings.TrimSpace(lastLine(string(out))))
 	}
 	skipOrFail(t, "python3 httpx (Debian: python3-httpx): "+strings.Join(tried, "; "))
 	return nil
+}
+
+// pythonExecutable is the interpreter that python (a command on PATH,
+// which may be a version manager's shim) runs, as it printed it in out:
+// the programs run with it directly, as a shim's own start costs more
+// than the interpreter's. python itself when out names no file.
+func pythonExecutable(python string, out []byte) string {
+	if exe := strings.TrimSpace(lastLine(string(out))); filepath.IsAbs(exe) {
+		if _, err := os.Stat(exe); err == nil {
+			return exe
+		}
+	}
+	return python
 }
 
 // lastLine is the last non-empty line of s: the message of a traceback.
