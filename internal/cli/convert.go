@@ -86,37 +86,19 @@ func convert(e env, args []string, lang string, opts codegen.Options) int {
 	// warnings of the parser and of the generators come out together, in
 	// the order of the command.
 	warnings := script.AllWarnings()
-	outs := make([]string, len(script.Requests))
-	for i, r := range script.Requests {
-		out, err := codegen.Generate(lang, r, opts)
-		if err != nil {
-			fmt.Fprintf(stderr, "holdfast convert: %v\n", err)
-			return 2
-		}
-		outs[i] = out
+	out, err := codegen.GenerateScript(lang, script.Requests, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "holdfast convert: %v\n", err)
+		return 2
+	}
+	for _, r := range script.Requests {
 		warnings = append(warnings, codegen.Warnings(lang, r, opts)...)
 	}
+	warnings = append(warnings, codegen.ScriptWarnings(lang, script.Requests)...)
 	for _, w := range curl.SortWarnings(warnings) {
 		fmt.Fprintf(stderr, "holdfast convert: warning: %s\n", w)
 	}
-	for i, r := range script.Requests {
-		if len(script.Requests) > 1 {
-			if i > 0 {
-				fmt.Fprintln(stdout)
-			}
-			marker := fmt.Sprintf("request %d of %d: %s %s", i+1, len(script.Requests), r.Method, r.URL)
-			// Several commands give several programs, one after another, to
-			// be saved as separate files. Before the first <?php, PHP would
-			// print a bare comment line: there it goes in a block that
-			// prints nothing.
-			if l := strings.ToLower(lang); l == "php" && i == 0 {
-				fmt.Fprintf(stdout, "<?php /* %s */ ?>\n", strings.ReplaceAll(marker, "*/", "* /"))
-			} else {
-				fmt.Fprintf(stdout, "%s %s\n", commentPrefix(lang), marker)
-			}
-		}
-		fmt.Fprint(stdout, outs[i])
-	}
+	fmt.Fprint(stdout, out)
 	return 0
 }
 
@@ -125,12 +107,4 @@ func convert(e env, args []string, lang string, opts codegen.Options) int {
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func commentPrefix(lang string) string {
-	switch strings.ToLower(lang) {
-	case "python", "py", "python3", "python-httpx", "httpx", "shell", "sh", "bash", "curl", "ruby", "rb":
-		return "#"
-	}
-	return "//"
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/holdfast/holdfast/internal/codegen"
+	"github.com/holdfast/holdfast/internal/curl"
 )
 
 // convertCmd runs "holdfast convert args" with stdin.
@@ -36,14 +37,14 @@ func TestConvertCmd(t *testing.T) {
 		{"php", []string{"--lang", "php", "--", "curl", "-d", "a=1", "http://h/"}, "", 0, "curl_exec($ch)", ""},
 		{"ruby", []string{"--lang", "rb", "--", "curl", "http://h/"}, "", 0, "require 'net/http'", ""},
 		{"c", []string{"--lang", "libcurl", "--", "curl", "-d", "a=1", "http://h/"}, "", 0, "curl_easy_perform(curl)", ""},
-		{"several c", []string{"--lang", "c"}, "curl http://a\ncurl http://b", 0, "// request 2 of 2: GET http://b", ""},
+		{"several c", []string{"--lang", "c"}, "curl http://a\ncurl http://b", 0, "http://b", ""},
 		{"go-holdfast", []string{"--lang", "go-holdfast", "--", "curl", "--retry", "2", "http://h/"}, "", 0, "client.WithMaxAttempts(3)", ""},
 		{"httpx", []string{"--lang", "httpx", "--", "curl", "http://h/"}, "", 0, "with httpx.Client(", ""},
 		{"httpx async", []string{"--lang", "python-httpx", "--async", "--", "curl", "http://h/"}, "", 0, "asyncio.run(main())", ""},
 		{"async elsewhere", []string{"--lang", "ruby", "--async", "--", "curl", "http://h/"}, "", 2, "", "--async is for python-httpx only, not ruby"},
-		{"several httpx", []string{"--lang", "httpx"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
-		{"several ruby", []string{"--lang", "ruby"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
-		{"several", []string{"--lang", "shell"}, "curl http://a\ncurl http://b", 0, "# request 2 of 2: GET http://b", ""},
+		{"several httpx", []string{"--lang", "httpx"}, "curl http://a\ncurl http://b", 0, "http://b", ""},
+		{"several ruby", []string{"--lang", "ruby"}, "curl http://a\ncurl http://b", 0, "http://b", ""},
+		{"several", []string{"--lang", "shell"}, "curl http://a\ncurl http://b", 0, "request_2 || status=$?", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,16 +171,27 @@ func TestConvertStdinNotTerminal(t *testing.T) {
 	}
 }
 
-// TestConvertSeveralCommentPrefix: the line that introduces each of
-// several programs is a comment in the language, aliases included.
+// TestConvertSeveralCommentPrefix: in a language that writes several
+// requests as several programs, the line that introduces each is a
+// comment in the language, aliases included.
 func TestConvertSeveralCommentPrefix(t *testing.T) {
-	for lang, prefix := range map[string]string{"python3": "#", "py": "#", "curl": "#", "rb": "#", "js": "//", "golang": "//"} {
+	two, err := curl.Parse("curl http://a\ncurl http://b\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, prefix := range map[string]string{"python3": "#", "py": "#", "curl": "#", "rb": "#", "js": "//", "golang": "//", "php": "//"} {
 		var out, errOut bytes.Buffer
 		if code := convertCmd([]string{"--lang", lang}, strings.NewReader("curl http://a\ncurl http://b\n"), &out, &errOut); code != 0 {
 			t.Fatalf("%s: exit %d: %s", lang, code, errOut.String())
 		}
+		if len(codegen.ScriptWarnings(lang, two.Requests)) == 0 {
+			continue // one program for both
+		}
 		if want := prefix + " request 2 of 2: GET http://b"; !strings.Contains(out.String(), want) {
 			t.Errorf("%s: output lacks %q", lang, want)
+		}
+		if want := "2 requests are written as 2"; !strings.Contains(errOut.String(), want) {
+			t.Errorf("%s: stderr %q lacks %q", lang, errOut.String(), want)
 		}
 	}
 }

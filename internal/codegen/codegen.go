@@ -124,16 +124,103 @@ func canonical(lang string) string {
 	return strings.ToLower(lang)
 }
 
+// scriptGenerator writes one program that makes the requests rs in
+// order, each under its own policy ps[i]: one function per request,
+// called in turn; a request that fails is reported and the next one still
+// runs, as curl goes on with the next URL, and the program exits non-zero
+// when any failed. It is called with two requests or more.
+type scriptGenerator func(rs []*curl.Request, ps []policy) string
+
+// scriptGenerators holds the languages that write several requests as
+// one program. The others write one program per request, one after
+// another (see GenerateScript).
+func scriptGenerators() map[string]scriptGenerator {
+	return map[string]scriptGenerator{
+		"shell": genShellScript,
+	}
+}
+
 // Generate returns a program in lang that makes request r.
 func Generate(lang string, r *curl.Request, opts Options) (string, error) {
 	g := generators()[canonical(lang)]
-	if g == nil {
-		return "", fmt.Errorf("%w %q (supported: %s)", ErrUnknownLanguage, lang, strings.Join(Languages(), ", "))
-	}
-	if opts.Async && !SupportsAsync(lang) {
-		return "", fmt.Errorf("%w for %s (--async is for %s)", ErrNoAsync, canonical(lang), strings.Join(asyncLanguages, ", "))
+	if err := checkLanguage(lang, opts); err != nil {
+		return "", err
 	}
 	return g(r, newPolicy(r, opts)), nil
+}
+
+func checkLanguage(lang string, opts Options) error {
+	if generators()[canonical(lang)] == nil {
+		return fmt.Errorf("%w %q (supported: %s)", ErrUnknownLanguage, lang, strings.Join(Languages(), ", "))
+	}
+	if opts.Async && !SupportsAsync(lang) {
+		return fmt.Errorf("%w for %s (--async is for %s)", ErrNoAsync, canonical(lang), strings.Join(asyncLanguages, ", "))
+	}
+	return nil
+}
+
+// GenerateScript returns a program in lang that makes the requests rs in
+// order, as one curl command line (with several URLs or --next) or
+// several commands make them. One request gives what Generate gives.
+// Several give one program with a function per request, run in order,
+// that goes on after a failed request and exits non-zero if any failed;
+// in a language that cannot (see ScriptWarnings), the programs of the
+// requests one after another, each headed by a comment, to be saved as
+// separate files.
+func GenerateScript(lang string, rs []*curl.Request, opts Options) (string, error) {
+	if err := checkLanguage(lang, opts); err != nil {
+		return "", err
+	}
+	if len(rs) == 1 {
+		return Generate(lang, rs[0], opts)
+	}
+	if sg := scriptGenerators()[canonical(lang)]; sg != nil && len(rs) > 1 {
+		ps := make([]policy, len(rs))
+		for i, r := range rs {
+			ps[i] = newPolicy(r, opts)
+		}
+		return sg(rs, ps), nil
+	}
+	var b strings.Builder
+	for i, r := range rs {
+		out, err := Generate(lang, r, opts)
+		if err != nil {
+			return "", err
+		}
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		marker := fmt.Sprintf("request %d of %d: %s %s", i+1, len(rs), r.Method, r.URL)
+		if canonical(lang) == "php" && i == 0 {
+			// Before the first <?php, PHP would print a bare comment
+			// line: there it goes in a block that prints nothing.
+			fmt.Fprintf(&b, "<?php /* %s */ ?>\n", strings.ReplaceAll(marker, "*/", "* /"))
+		} else {
+			fmt.Fprintf(&b, "%s %s\n", commentPrefix(lang), marker)
+		}
+		b.WriteString(out)
+	}
+	return b.String(), nil
+}
+
+// ScriptWarnings returns what GenerateScript does differently from the
+// command for the requests rs as a whole: in a language without a
+// script generator, several requests become several programs.
+func ScriptWarnings(lang string, rs []*curl.Request) []curl.Warning {
+	if len(rs) < 2 || scriptGenerators()[canonical(lang)] != nil || generators()[canonical(lang)] == nil {
+		return nil
+	}
+	return []curl.Warning{{Pos: rs[1].Pos, Msg: fmt.Sprintf(
+		"%d requests are written as %d %s programs, one after another, to be saved and run separately", len(rs), len(rs), canonical(lang))}}
+}
+
+// commentPrefix starts a line comment in lang.
+func commentPrefix(lang string) string {
+	switch canonical(lang) {
+	case "python", "python-httpx", "shell", "ruby":
+		return "#"
+	}
+	return "//"
 }
 
 // Warnings returns what the program that Generate writes in lang for r
@@ -163,16 +250,44 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 
 // proxyLanguages are the languages whose programs go through the proxy
 // of -x (Request.Proxy); cookieFileLanguages those that read the cookie
-// files of -b (Request.CookieFiles).
+// files of -b (Request.CookieFiles); jarLanguages those that write the
+// jar of -c (Request.CookieJar); digestLanguages those that answer a
+// Digest challenge (Auth.Digest); encodeLanguages those that read files
+// and encode values when they run (curl.Segment's File and Encode).
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
+	jarLanguages        = map[string]bool{"shell": true}
+	digestLanguages     = map[string]bool{"shell": true}
+	encodeLanguages     = map[string]bool{"shell": true}
 )
 
 // unconverted warns of what the command asks that lang's program does
 // not do.
 func unconverted(lang string, r *curl.Request) []curl.Warning {
 	var out []curl.Warning
+	if r.CookieJar != "" && !jarLanguages[lang] {
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "-c", Msg: fmt.Sprintf(
+			"the %s program does not write the cookie jar %q: the cookies the server sets are not saved", lang, r.CookieJar)})
+	}
+	if r.Auth != nil && r.Auth.Digest && !digestLanguages[lang] {
+		out = append(out, curl.Warning{Pos: r.Pos, Option: "--digest", Msg: fmt.Sprintf(
+			"the %s program sends Basic authentication, not Digest (--digest): the password goes out in the clear and a Digest-only server refuses it", lang)})
+	}
+	if !encodeLanguages[lang] {
+		for _, w := range []struct {
+			t   curl.Text
+			opt string
+		}{{r.URL, "--url-query"}, {r.Body.Data, "--data-urlencode"}} {
+			if files := w.t.Files(); len(files) > 0 {
+				out = append(out, curl.Warning{Pos: r.Pos, Option: w.opt, Msg: fmt.Sprintf(
+					"the %s program does not read %s: its contents, which curl sends URL-encoded, are left out", lang, strings.Join(files, ", "))})
+			} else if w.t.Encodes() {
+				out = append(out, curl.Warning{Pos: r.Pos, Option: w.opt, Msg: fmt.Sprintf(
+					"the %s program sends the value of %s as it is, where curl URL-encodes it", lang, "$"+strings.Join(w.t.Vars(), ", $"))})
+			}
+		}
+	}
 	if r.Proxy != nil && !proxyLanguages[lang] {
 		out = append(out, curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
 			"the proxy %s is not used by the %s program: it connects directly", r.Proxy.URL.String(), lang)})

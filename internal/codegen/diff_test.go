@@ -78,6 +78,12 @@ func newRecorder(t *testing.T) *recorder {
 			rec.mu.Lock()
 			rec.reqs = append(rec.reqs, seen{server: server, method: r.Method, target: r.RequestURI, host: r.Host, header: r.Header.Clone(), body: body})
 			rec.mu.Unlock()
+			if strings.HasPrefix(r.URL.Path, "/cookies/set") {
+				// Cookies for the jar (-c) to keep: a session one, and one
+				// with a path, an expiry and HttpOnly.
+				w.Header().Add("Set-Cookie", "session=abc123; Path=/")
+				w.Header().Add("Set-Cookie", "pref=dark; Path=/cookies; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly")
+			}
 			if strings.Contains(strings.ToLower(r.Header.Get("Accept-Encoding")), "gzip") {
 				w.Header().Set("Content-Encoding", "gzip")
 				zw := gzip.NewWriter(w)
@@ -172,6 +178,10 @@ func prepareCase(t *testing.T, name string, rec *recorder) corpusCase {
 	for _, r := range script.Requests {
 		for _, v := range r.Vars() {
 			vars[v] = "val_" + v
+			if strings.HasSuffix(v, "_TEXT") {
+				// Text that curl URL-encodes where the command asks it to.
+				vars[v] = "two words & é=/"
+			}
 		}
 	}
 	for _, v := range regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`).FindAllStringSubmatch(src, -1) {
@@ -197,11 +207,17 @@ func prepareCase(t *testing.T, name string, rec *recorder) corpusCase {
 			}
 		}
 	}
+	for _, r := range script.Requests {
+		files = append(files, r.URL.Files()...)
+		files = append(files, r.Body.Data.Files()...)
+	}
 	for _, m := range cookieFileArg.FindAllStringSubmatch(src, -1) {
 		files = append(files, m[1])
 	}
+	// A jar (-c) is the program's to write, even when -b reads it too.
+	files = slices.DeleteFunc(files, func(f string) bool { return slices.Contains(cookieJars(script), f) })
 	for _, m := range atFile.FindAllStringSubmatch(src, -1) {
-		if !slices.Contains(files, m[1]) {
+		if !slices.Contains(files, m[1]) && !slices.Contains(cookieJars(script), m[1]) {
 			files = append(files, m[1])
 		}
 	}
@@ -230,6 +246,40 @@ func prepareCase(t *testing.T, name string, rec *recorder) corpusCase {
 		}
 	}
 	return c
+}
+
+// cookieJars returns the jars (-c) the script's requests write.
+func cookieJars(s *curl.Script) []string {
+	var out []string
+	for _, r := range s.Requests {
+		if r.CookieJar != "" && !slices.Contains(out, r.CookieJar) {
+			out = append(out, r.CookieJar)
+		}
+	}
+	return out
+}
+
+// jarLines returns the cookies of the jars the case's requests wrote, one
+// line each ("#HttpOnly_" lines included, comments not), sorted: the
+// order of a jar's lines is the writer's choice.
+func jarLines(c corpusCase) []string {
+	var out []string
+	for _, jar := range cookieJars(c.script) {
+		data, err := os.ReadFile(filepath.Join(c.dir, jar))
+		if err != nil {
+			out = append(out, jar+": none written")
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSuffix(line, "\r")
+			if line == "" || strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "#HttpOnly_") {
+				continue
+			}
+			out = append(out, jar+": "+line)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // diffEnv is the environment of curl and of the programs: no proxy from
@@ -294,7 +344,7 @@ func compareRequests(want, got []seen, rs []*curl.Request) []string {
 		if g.method != w.method {
 			add("method %s, curl %s", g.method, w.method)
 		}
-		if g.target != w.target {
+		if percentUpper(g.target) != percentUpper(w.target) {
 			add("target %q, curl %q", g.target, w.target)
 		}
 		if g.host != w.host {
@@ -331,6 +381,17 @@ func compareRequests(want, got []seen, rs []*curl.Request) []string {
 		diffs = append(diffs, compareBodies(w, g, add)...)
 	}
 	return diffs
+}
+
+// percentHex is a percent-encoded byte.
+var percentHex = regexp.MustCompile(`%[0-9a-fA-F]{2}`)
+
+// percentUpper writes the hex digits of s's percent-encoded bytes in upper
+// case: %c3%a9 and %C3%A9 are the same bytes (RFC 3986 section 2.1), and
+// curl writes --url-query's in lower case where it writes the data's in
+// upper case.
+func percentUpper(s string) string {
+	return percentHex.ReplaceAllStringFunc(s, strings.ToUpper)
 }
 
 // headerValue is the values of name joined as one field would hold them.
@@ -442,10 +503,12 @@ func corpusNames(t *testing.T) []string {
 	return names
 }
 
-// curlRun is what curl itself sent for one command.
+// curlRun is what curl itself sent for one command, and the cookie jar
+// lines it wrote.
 type curlRun struct {
 	reqs []seen
 	ok   bool
+	jar  []string
 }
 
 func TestDifferentialAgainstCurl(t *testing.T) {
@@ -465,7 +528,7 @@ func TestDifferentialAgainstCurl(t *testing.T) {
 		rec := newRecorder(t)
 		c := prepareCase(t, name, rec)
 		_, stderr, err := c.run([]string{"bash", "-c", c.source}, c.dir)
-		want[name] = curlRun{reqs: rec.requests(), ok: err == nil}
+		want[name] = curlRun{reqs: rec.requests(), ok: err == nil, jar: jarLines(c)}
 		if len(want[name].reqs) == 0 && err == nil {
 			t.Fatalf("%s: curl sent nothing and succeeded: %s", name, stderr)
 		}
@@ -490,10 +553,21 @@ func TestDifferentialAgainstCurl(t *testing.T) {
 	checkFidelityDoc(t, names, matrix)
 }
 
-// diffProg is one generated program: its file and the request it sends.
+// diffProg is one generated program: its file and the requests it sends.
 type diffProg struct {
 	file string
-	r    *curl.Request
+	rs   []*curl.Request
+}
+
+// printsBody reports whether the program prints a response body: one of
+// its requests has no -o and is not a HEAD.
+func (p diffProg) printsBody() bool {
+	for _, r := range p.rs {
+		if r.Output == "" && r.Method != "HEAD" {
+			return true
+		}
+	}
+	return false
 }
 
 // diffTarget generates, builds and runs rn's programs for every command
@@ -508,8 +582,18 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 	for i, name := range names {
 		recs[i] = newRecorder(t)
 		cases[i] = prepareCase(t, name, recs[i])
-		for j, r := range cases[i].script.Requests {
-			src, err := Generate(rn.lang, r, rn.opts)
+		// One program for all the requests, in a language that writes
+		// them as one; else one program each.
+		var units [][]*curl.Request
+		if rs := cases[i].script.Requests; len(ScriptWarnings(rn.lang, rs)) == 0 {
+			units = [][]*curl.Request{rs}
+		} else {
+			for _, r := range rs {
+				units = append(units, []*curl.Request{r})
+			}
+		}
+		for j, rs := range units {
+			src, err := GenerateScript(rn.lang, rs, rn.opts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -521,7 +605,7 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 			if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			progs[i] = append(progs[i], diffProg{file: file, r: r})
+			progs[i] = append(progs[i], diffProg{file: file, rs: rs})
 			files = append(files, file)
 		}
 	}
@@ -569,11 +653,14 @@ func runCase(t *testing.T, rn runner, c corpusCase, rec *recorder, progs []diffP
 		switch {
 		case err != nil && want.ok:
 			problems = append(problems, fmt.Sprintf("program %d failed where curl succeeded: %v\n%s", j+1, err, clip([]byte(stderr))))
-		case err == nil && p.r.Output == "" && p.r.Method != "HEAD" && rn.lang != "shell" && !strings.Contains(stdout, recordedBody):
+		case err == nil && p.printsBody() && rn.lang != "shell" && !strings.Contains(stdout, recordedBody):
 			problems = append(problems, fmt.Sprintf("program %d printed %q, not the response body (decoded)", j+1, clip([]byte(stdout))))
 		}
 	}
 	problems = append(problems, compareRequests(want.reqs, rec.requests(), c.script.Requests)...)
+	if jar := jarLines(c); !slices.Equal(jar, want.jar) {
+		problems = append(problems, fmt.Sprintf("cookie jar\n    %s\n  curl\n    %s", strings.Join(jar, "\n    "), strings.Join(want.jar, "\n    ")))
+	}
 	return classify(t, c, rn.lang, problems)
 }
 
@@ -625,15 +712,19 @@ var explainers = []struct {
 // explain a body that differs; a Content-Type the command set with -H
 // changes a form's framing too.
 var bodyOptions = []string{"-d", "--data", "--data-ascii", "--data-binary", "--data-raw", "--data-urlencode",
-	"--json", "-F", "--form", "--form-string", "-T", "--upload-file", "$(...)", "-H"}
+	"--json", "-F", "--form", "--form-string", "-T", "--upload-file", "$(...)", "-H", "--digest"}
 
 // explained reports whether difference p is one that a warning in ws
-// names an option for. A different number of requests, or a program that
+// names an option for. A cookie jar that differs is explained by a
+// warning about cookies. A different number of requests, or a program that
 // fails where curl did not, is explained by any warning: the command as a
 // whole is then one the converter says it does not convert as written.
 func explained(p string, ws []curl.Warning) bool {
 	if len(ws) == 0 {
 		return false
+	}
+	if strings.HasPrefix(p, "cookie jar") {
+		return slices.ContainsFunc(ws, func(w curl.Warning) bool { return w.Option == "-c" || w.Option == "-b" })
 	}
 	if _, rest, ok := strings.Cut(p, ": "); ok && strings.HasPrefix(p, "request ") {
 		for _, e := range explainers {
@@ -721,7 +812,10 @@ func TestExplained(t *testing.T) {
 		{"2 requests, curl sent 0", cookie, true},
 		{"2 requests, curl sent 0", nil, false},
 		{"request 1: sent to the origin, curl to the proxy", []curl.Warning{{Option: "-x"}}, true},
-		{"request 1: form parts ...", []curl.Warning{{Option: "--digest"}}, false},
+		{"request 1: form parts ...", []curl.Warning{{Option: "-x"}}, false},
+		{"request 1: body \"a=1\", curl \"\"", []curl.Warning{{Option: "--digest"}}, true},
+		{"cookie jar\n    a\n  curl\n    b", []curl.Warning{{Option: "--digest"}}, false},
+		{"cookie jar\n    a\n  curl\n    b", []curl.Warning{{Option: "-c"}}, true},
 	}
 	for _, tt := range tests {
 		if got := explained(tt.problem, tt.ws); got != tt.want {

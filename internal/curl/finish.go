@@ -34,9 +34,6 @@ func (g *group) finish(in stdinSource) ([]*Request, []Warning) {
 		g.build(&r, u, in)
 		reqs = append(reqs, &r)
 	}
-	if len(g.urls) > 1 {
-		reqs[0].Warnings = append(reqs[0].Warnings, Warning{Pos: g.urls[1].pos, Msg: fmt.Sprintf("the command names %d URLs: one program is generated for each", len(g.urls))})
-	}
 	return reqs, nil
 }
 
@@ -122,6 +119,7 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 		add("Referer", g.referer)
 	}
 	r.CookieFiles = append([]string(nil), g.cookieFs...)
+	r.CookieJar = g.jar
 	g.buildProxy(r, warn)
 	if len(g.rng) > 0 {
 		if g.upload != nil {
@@ -147,6 +145,7 @@ func (g *group) build(r *Request, u arg, in stdinSource) {
 			warn(arg{pos: g.pos}, "-u", "-u is overridden by the Authorization header the command also sets")
 		} else {
 			a := *g.auth
+			a.Digest = g.digest
 			r.Auth = &a
 		}
 	}
@@ -187,13 +186,12 @@ func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, stri
 		case "data-raw":
 			piece = d.value.text
 		case "data-urlencode":
-			t, ok := urlencodeArg(d.value.text)
-			if !ok {
-				files = append(files, d)
-				continue
+			t, problem := urlencodeArg(d.value.text)
+			if problem != "" {
+				warn(d.value, "--data-urlencode", "--data-urlencode %q %s", d.value.text.String(), problem)
 			}
-			if !d.value.text.IsLiteral() {
-				warn(d.value, "--data-urlencode", "%s", notEncodedMsg("--data-urlencode", d.value.text))
+			if len(t) == 0 {
+				continue
 			}
 			piece = t
 		case "json":
@@ -230,10 +228,6 @@ func (g *group) dataBody(r *Request, in stdinSource, warn func(arg, string, stri
 		return Body{Kind: kind, Data: text.norm()}, pieces
 	case len(files) == 1 && len(pieces) == 0:
 		d := files[0]
-		if d.opt == "data-urlencode" {
-			warn(d.value, "--data-urlencode", "--data-urlencode %q reads a file: not supported, ignored", d.value.text.String())
-			return Body{}, nil
-		}
 		file := d.value.text.TrimLitPrefix("@")
 		b := Body{Kind: BodyFile, File: file, StripNewlines: stripsNewlines(d.opt)}
 		if file.String() == "-" {

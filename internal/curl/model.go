@@ -28,12 +28,27 @@ func (p Pos) String() string {
 	return fmt.Sprintf("%d:%d", p.Line, p.Col)
 }
 
-// Segment is one piece of a Text: a literal string, or, when Env is set, the
-// value of that environment variable read by the generated program.
+// Segment is one piece of a Text: a literal string; or, when Env is set,
+// the value of that environment variable read by the generated program;
+// or, when File is set, the contents of that file, read by the program
+// when it runs ("-" is its standard input), as --data-urlencode name@file
+// and --url-query @file read it. At most one of Env and File is set.
 type Segment struct {
 	Lit string
 	Env string
+	// File is a file whose whole contents, bytes as they are, the
+	// program reads when it runs.
+	File string
+	// Encode, with Env or File, says that the value is percent-encoded
+	// when the program runs, as curl's --data-urlencode encodes (see
+	// Escape): every byte but ASCII letters, digits and -._~ as %XX with
+	// upper-case hex digits, a space as '+'.
+	Encode bool
 }
+
+// IsLit reports whether s is a literal string: neither a variable nor a
+// file.
+func (s Segment) IsLit() bool { return s.Env == "" && s.File == "" }
 
 // Text is a string that may embed environment variable reads, as
 // "Bearer $TOKEN" does. The zero Text is the empty string.
@@ -47,40 +62,73 @@ func Lit(s string) Text {
 	return Text{{Lit: s}}
 }
 
-// IsLiteral reports whether t reads no environment variable.
+// IsLiteral reports whether t reads no environment variable and no file.
 func (t Text) IsLiteral() bool {
 	for _, s := range t {
-		if s.Env != "" {
+		if !s.IsLit() {
 			return false
 		}
 	}
 	return true
 }
 
-// String renders t as a shell would write it, variables as ${NAME}.
+// String renders t for a person to read: variables as ${NAME}, a file's
+// contents as $(<FILE), an encoded value wrapped in urlencode(...).
 func (t Text) String() string {
 	var b strings.Builder
 	for _, s := range t {
-		if s.Env != "" {
-			b.WriteString("${" + s.Env + "}")
-			continue
+		v := s.Lit
+		switch {
+		case s.Env != "":
+			v = "${" + s.Env + "}"
+		case s.File != "":
+			v = "$(<" + s.File + ")"
 		}
-		b.WriteString(s.Lit)
+		if s.Encode && !s.IsLit() {
+			v = "urlencode(" + v + ")"
+		}
+		b.WriteString(v)
 	}
 	return b.String()
 }
 
-// Value returns t with each variable replaced by getenv(name).
+// Value returns t with each variable replaced by getenv(name), encoded
+// where the segment says so. A file's contents, which only the program
+// reads, are left out.
 func (t Text) Value(getenv func(string) string) string {
 	var b strings.Builder
 	for _, s := range t {
-		if s.Env != "" {
+		switch {
+		case s.Env != "" && s.Encode:
+			b.WriteString(Escape(getenv(s.Env)))
+		case s.Env != "":
 			b.WriteString(getenv(s.Env))
-			continue
+		case s.File == "":
+			b.WriteString(s.Lit)
 		}
-		b.WriteString(s.Lit)
 	}
 	return b.String()
+}
+
+// Files returns the files t reads, in order, without repeats.
+func (t Text) Files() []string {
+	var out []string
+	for _, s := range t {
+		if s.File != "" && !contains(out, s.File) {
+			out = append(out, s.File)
+		}
+	}
+	return out
+}
+
+// Encodes reports whether t has a segment encoded when the program runs.
+func (t Text) Encodes() bool {
+	for _, s := range t {
+		if s.Encode && !s.IsLit() {
+			return true
+		}
+	}
+	return false
 }
 
 // Vars returns the names of the variables t reads, in order, without repeats.
@@ -97,7 +145,7 @@ func (t Text) Vars() []string {
 // Cut splits t around the first sep found inside a literal segment.
 func (t Text) Cut(sep string) (before, after Text, found bool) {
 	for i, s := range t {
-		if s.Env != "" {
+		if !s.IsLit() {
 			continue
 		}
 		if b, a, ok := strings.Cut(s.Lit, sep); ok {
@@ -111,7 +159,7 @@ func (t Text) Cut(sep string) (before, after Text, found bool) {
 
 // HasLitPrefix reports whether t starts with the literal p.
 func (t Text) HasLitPrefix(p string) bool {
-	return len(t) > 0 && t[0].Env == "" && strings.HasPrefix(t[0].Lit, p) || p == ""
+	return len(t) > 0 && t[0].IsLit() && strings.HasPrefix(t[0].Lit, p) || p == ""
 }
 
 // TrimLitPrefix removes the literal prefix p, if t starts with it.
@@ -126,7 +174,7 @@ func (t Text) TrimLitPrefix(p string) Text {
 // ContainsLit reports whether a literal segment of t contains s.
 func (t Text) ContainsLit(s string) bool {
 	for _, seg := range t {
-		if seg.Env == "" && strings.Contains(seg.Lit, s) {
+		if seg.IsLit() && strings.Contains(seg.Lit, s) {
 			return true
 		}
 	}
@@ -158,10 +206,10 @@ func JoinText(ts []Text, sep string) Text {
 func (t Text) norm() Text {
 	var out Text
 	for _, s := range t {
-		if s.Env == "" && s.Lit == "" {
+		if s.IsLit() && s.Lit == "" {
 			continue
 		}
-		if n := len(out); n > 0 && s.Env == "" && out[n-1].Env == "" {
+		if n := len(out); n > 0 && s.IsLit() && out[n-1].IsLit() {
 			out[n-1].Lit += s.Lit
 			continue
 		}
@@ -243,6 +291,14 @@ type Auth struct {
 	// ':' when the program runs; no ':' means the whole value is the user
 	// and the password is empty. Password is then empty.
 	SplitAtRunTime bool
+	// Digest is --digest: HTTP Digest authentication (RFC 7616) instead
+	// of Basic. As curl does, the program first sends the request without
+	// credentials and with an empty body (Content-Length: 0, no form
+	// Content-Type), and answers a 401 with a Digest challenge by sending
+	// it again, whole, with the Authorization the challenge asks for
+	// (MD5, MD5-sess, SHA-256 or SHA-256-sess; qop "auth" when offered).
+	// A response other than that 401 is the request's response.
+	Digest bool
 }
 
 // Proxy is a proxy the request goes through. URL has a scheme: http,
@@ -312,6 +368,11 @@ type Request struct {
 	// curl's Netscape format, and sends the cookies that match the
 	// request as curl does; see docs/convert.md.
 	CookieFiles []string
+	// CookieJar is -c/--cookie-jar: the file the program writes, when the
+	// request is done, with every cookie it holds (those read from
+	// CookieFiles and those the responses set), in curl's Netscape format;
+	// see docs/convert.md. Empty: none.
+	CookieJar string
 	// Warnings are options and shell features that were not converted.
 	Warnings []Warning
 }

@@ -57,9 +57,9 @@ var longOpts = map[string]optSpec{
 	"cacert": {kind: unsupValue, why: "the system's certificate authorities are used"}, "capath": {kind: unsupValue},
 	"cert-type": {kind: unsupValue}, "key-type": {kind: unsupValue}, "pass": {kind: unsupValue},
 	"pinnedpubkey": {kind: unsupValue}, "ciphers": {kind: unsupValue},
-	"cookie-jar":           {kind: unsupValue, why: "cookies the server sets are not saved"},
+	"cookie-jar":           {kind: valueOpt},
 	"junk-session-cookies": {kind: unsupFlag},
-	"digest":               {kind: unsupFlag, why: "only Basic authentication is generated"}, "ntlm": {kind: unsupFlag},
+	"digest":               {kind: flagOpt}, "ntlm": {kind: unsupFlag},
 	"negotiate": {kind: unsupFlag}, "anyauth": {kind: unsupFlag}, "no-basic": {kind: unsupFlag},
 	"aws-sigv4": {kind: unsupValue},
 	"http1.0":   {kind: unsupFlag}, "http1.1": {kind: unsupFlag}, "http2": {kind: unsupFlag},
@@ -141,6 +141,8 @@ type group struct {
 	proxyAs  string // the scheme --socks5 and --socks5-hostname imply
 	proxyUsr *arg   // -U
 	cookieFs []string
+	jar      string  // -c
+	digest   bool    // --digest (--basic turns it off)
 	req      Request // the plain settings: timeouts, retry, flags
 }
 
@@ -419,6 +421,15 @@ func (g *group) apply(a arg, opt, name string, v arg) {
 		}
 		g.auth = &Auth{User: u, Password: p}
 	case "basic":
+		g.digest = false
+	case "digest":
+		g.digest = true
+	case "cookie-jar":
+		if !v.lit || v.text.String() == "" {
+			g.warn(v, opt, "%s %q: a jar named by a variable is not converted: the cookies are not saved", opt, v.text.String())
+			return
+		}
+		g.jar = v.text.String()
 	case "oauth2-bearer":
 		if hasCRLF(v.text) {
 			g.warn(v, opt, "%s value has a carriage return or line feed inside: ignored", opt)
@@ -671,55 +682,65 @@ func encodeQueryArg(g *group, v arg, opt string) Text {
 	if v.text.HasLitPrefix("+") {
 		return v.text.TrimLitPrefix("+")
 	}
-	t, ok := urlencodeArg(v.text)
-	if !ok {
-		g.warn(v, opt, "%s %q reads a file: not supported, sent as given", opt, v.text.String())
-		return v.text
-	}
-	if !v.text.IsLiteral() {
-		g.warn(v, opt, "%s", notEncodedMsg(opt, v.text))
+	t, problem := urlencodeArg(v.text)
+	if problem != "" {
+		g.warn(v, opt, "%s %q %s", opt, v.text.String(), problem)
 	}
 	return t
 }
 
-// notEncodedMsg is the warning for --data-urlencode and --url-query values
-// that read variables: the model has no way to mark a variable for
-// encoding when the program runs, so its value goes out as it is.
-func notEncodedMsg(opt string, t Text) string {
-	return fmt.Sprintf("%s %q: the value of %s is sent as given when the program runs, not URL-encoded as curl would encode it (unless the generated code encodes it)",
-		opt, t.String(), "$"+strings.Join(t.Vars(), ", $"))
+// urlencodeArg implements the forms of --data-urlencode (and of
+// --url-query): "content", "=content", "name=content", "@file" and
+// "name@file", as curl tells them apart: a '=' makes a name (before it)
+// and content (after it, encoded); without '=', a '@' makes a name and a
+// file, whose contents the program reads and encodes when it runs;
+// neither: all of it is content. A variable's value in the content is
+// encoded when the program runs. When the split depends on a variable's
+// value (one that comes before any literal '=', which its value may hold),
+// or a file's name reads a variable, problem says so and the value goes
+// out as given.
+func urlencodeArg(t Text) (out Text, problem string) {
+	if name, content, ok := t.Cut("="); ok {
+		if !name.IsLiteral() {
+			return t, fmt.Sprintf("has %s before its '=': the value of %s is sent as given, not split and URL-encoded as curl would",
+				"$"+strings.Join(name.Vars(), ", $"), "$"+strings.Join(name.Vars(), ", $"))
+		}
+		if len(name) == 0 {
+			return encodeText(content), ""
+		}
+		return Concat(name, Lit("="), encodeText(content)), ""
+	}
+	if name, file, ok := t.Cut("@"); ok && name.IsLiteral() {
+		if !file.IsLiteral() {
+			return t, fmt.Sprintf("reads a file named by %s, which is not converted: sent as given", "$"+strings.Join(file.Vars(), ", $"))
+		}
+		if file.String() == "" {
+			return nil, "names no file after '@': nothing is sent for it"
+		}
+		seg := Text{{File: file.String(), Encode: true}}
+		if len(name) == 0 {
+			return seg, ""
+		}
+		return Concat(name, Lit("="), seg), ""
+	}
+	if !t.IsLiteral() {
+		return t, fmt.Sprintf("has no literal '=': curl splits the value of %s at its first '=' or '@' when it runs, which is not converted: sent as given",
+			"$"+strings.Join(t.Vars(), ", $"))
+	}
+	return encodeText(t), ""
 }
 
-// urlencodeArg implements --data-urlencode's forms: "content", "=content",
-// "name=content". The file forms ("@file", "name@file") report false.
-// Variables are left as they are: their values are not encoded.
-func urlencodeArg(t Text) (Text, bool) {
-	if t.HasLitPrefix("=") {
-		return escapeText(t.TrimLitPrefix("=")), true
-	}
-	if len(t) > 0 && t[0].Env == "" {
-		first := t[0].Lit
-		eq := strings.Index(first, "=")
-		at := strings.Index(first, "@")
-		if at >= 0 && (eq < 0 || at < eq) {
-			return nil, false
-		}
-		if eq >= 0 {
-			name, rest, _ := t.Cut("=")
-			return Concat(name, Lit("="), escapeText(rest)), true
-		}
-	}
-	return escapeText(t), true
-}
-
-func escapeText(t Text) Text {
+// encodeText is t with its literals percent-encoded now, and its
+// variables marked to be encoded when the program runs.
+func encodeText(t Text) Text {
 	out := make(Text, 0, len(t))
 	for _, s := range t {
-		if s.Env != "" {
-			out = append(out, s)
-			continue
+		if s.IsLit() {
+			s.Lit = Escape(s.Lit)
+		} else {
+			s.Encode = true
 		}
-		out = append(out, Segment{Lit: Escape(s.Lit)})
+		out = append(out, s)
 	}
 	return out.norm()
 }

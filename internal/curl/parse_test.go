@@ -140,11 +140,12 @@ func TestParseWarnings(t *testing.T) {
 		{`curl -Z http://h`, "-Z is not supported"},
 		{`curl -x ftp://proxy http://h`, "proxy scheme \"ftp\" is not converted"},
 		{`curl -U a:b http://h`, "-U without a proxy"},
-		{`curl --digest -u a:b http://h`, "--digest is not supported"},
 		{`curl "http://h/$(whoami)"`, "command substitution"},
 		{`curl http://h | jq .`, `"jq" is not curl`},
 		{`curl http://h > out.txt`, `redirection ">"`},
-		{`curl -c jar.txt http://h`, "option -c is not supported"},
+		{`curl -c "$JAR" http://h`, "a jar named by a variable is not converted"},
+		{`curl --data-urlencode "$V" http://h`, "has no literal '='"},
+		{`curl --data-urlencode "n@$F" http://h`, "reads a file named by $F"},
 		{`curl http://h -H`, "needs a value"},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package curl
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -245,27 +246,62 @@ func TestHeaderWithLineBreakRejected(t *testing.T) {
 	}
 }
 
-// --data-urlencode and --url-query encode literal text; a variable's value
-// cannot be marked for encoding in the model, so it is sent as given when
-// the program runs, and a warning says so.
-func TestURLEncodeWithVariableWarns(t *testing.T) {
-	r := parseOne(t, `curl --data-urlencode "q=a b $Q" http://x`)
-	if got := r.Body.Data.String(); got != "q=a+b+${Q}" {
-		t.Errorf("body = %q, want q=a+b+${Q}", got)
+// --data-urlencode and --url-query encode literal text now, and mark a
+// variable's value and a file's contents to be read and encoded when the
+// program runs, with the split into name and content curl makes.
+func TestURLEncodeAtRunTime(t *testing.T) {
+	tests := []struct {
+		src, url, body string
+		files          []string
+	}{
+		{src: `curl --data-urlencode "q=a b $Q" http://x`, url: "http://x", body: "q=a+b+urlencode(${Q})"},
+		{src: `curl --url-query "q=$Q" http://x`, url: "http://x?q=urlencode(${Q})"},
+		{src: `curl --data-urlencode "=$Q" http://x`, url: "http://x", body: "urlencode(${Q})"},
+		{src: `curl --data-urlencode note@notes.txt -d a=1 http://x`, url: "http://x", body: "note=urlencode($(<notes.txt))&a=1", files: []string{"notes.txt"}},
+		{src: `curl --data-urlencode @raw.txt http://x`, url: "http://x", body: "urlencode($(<raw.txt))", files: []string{"raw.txt"}},
+		{src: `curl --url-query @q.txt --url-query b=2 http://x`, url: "http://x?urlencode($(<q.txt))&b=2"},
+		// '=' comes first, as in curl: "a@b" is a name, not a file.
+		{src: `curl --data-urlencode "a@b=c d" http://x`, url: "http://x", body: "a@b=c+d"},
+		{src: `curl -G --data-urlencode n@f.txt http://x`, url: "http://x?n=urlencode($(<f.txt))"},
 	}
-	if !hasWarning(r.Warnings, "value of $Q is sent as given") {
-		t.Errorf("warnings = %v, want one about $Q not being encoded", r.Warnings)
+	for _, tt := range tests {
+		r := parseOne(t, tt.src)
+		if got := r.URL.String(); got != tt.url {
+			t.Errorf("%s: URL = %q, want %q", tt.src, got, tt.url)
+		}
+		if got := r.Body.Data.String(); got != tt.body {
+			t.Errorf("%s: body = %q, want %q", tt.src, got, tt.body)
+		}
+		if got := r.Body.Data.Files(); len(tt.files) > 0 && !slices.Equal(got, tt.files) {
+			t.Errorf("%s: files = %q, want %q", tt.src, got, tt.files)
+		}
+		if len(r.Warnings) != 0 {
+			t.Errorf("%s: warnings = %v, want none", tt.src, r.Warnings)
+		}
 	}
-	r = parseOne(t, `curl --url-query "q=$Q" http://x`)
-	if got := r.URL.String(); got != "http://x?q=${Q}" {
-		t.Errorf("URL = %q, want http://x?q=${Q}", got)
+	// A variable's value is encoded as curl encodes it.
+	r := parseOne(t, `curl --data-urlencode "q=$Q" http://x`)
+	if got := r.Body.Data.Value(func(string) string { return "a b&é" }); got != "q=a+b%26%C3%A9" {
+		t.Errorf("value = %q, want q=a+b%%26%%C3%%A9", got)
 	}
-	if !hasWarning(r.Warnings, "value of $Q is sent as given") {
-		t.Errorf("warnings = %v, want one about $Q not being encoded", r.Warnings)
+}
+
+// --digest makes -u's credentials Digest ones; --basic, after it, Basic
+// again. -c names the jar the program writes.
+func TestDigestAndCookieJar(t *testing.T) {
+	r := parseOne(t, `curl --digest -u u:p -c jar.txt -b jar.txt http://x`)
+	if r.Auth == nil || !r.Auth.Digest || r.Auth.User.String() != "u" || r.Auth.Password.String() != "p" {
+		t.Errorf("auth = %+v, want Digest u:p", r.Auth)
 	}
-	r = parseOne(t, `curl --data-urlencode "q=a b" http://x`)
+	if r.CookieJar != "jar.txt" || !slices.Equal(r.CookieFiles, []string{"jar.txt"}) {
+		t.Errorf("jar %q, cookie files %q", r.CookieJar, r.CookieFiles)
+	}
 	if len(r.Warnings) != 0 {
-		t.Errorf("literal --data-urlencode: warnings = %v, want none", r.Warnings)
+		t.Errorf("warnings = %v, want none", r.Warnings)
+	}
+	r = parseOne(t, `curl --digest --basic -u u:p http://x`)
+	if r.Auth == nil || r.Auth.Digest {
+		t.Errorf("auth = %+v, want Basic", r.Auth)
 	}
 }
 

@@ -24,7 +24,6 @@ func TestAllWarningsSorted(t *testing.T) {
 		{1, 25}, // notarange.x, the value of -r
 		{1, 40}, // -d @file1 mixed with other data: found for each URL, said once
 		{1, 66}, // --frobnicate
-		{1, 79}, // the second URL
 		{1, 91}, // |
 		{1, 93}, // jq
 		{2, 9},  // -u bob
