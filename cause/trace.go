@@ -22,13 +22,11 @@ type Tracker struct {
 	reused  atomic.Bool
 	written atomic.Bool
 	idle    atomic.Int64
-	start   atomic.Int64
 }
 
 // WithContext returns ctx carrying the tracker's hooks, composed with any
 // trace already in ctx.
 func (t *Tracker) WithContext(ctx context.Context) context.Context {
-	t.start.Store(time.Now().UnixNano())
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		DNSStart:          func(httptrace.DNSStartInfo) { t.advance(PhaseResolve) },
 		ConnectStart:      func(string, string) { t.advance(PhaseConnect) },

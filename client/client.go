@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/holdfast/holdfast/internal/limits"
 )
 
 // The defaults, each justified in the package documentation.
@@ -21,8 +23,9 @@ const (
 
 	// drainLimit bounds how much of a discarded response body is read so
 	// that its connection can be reused. Error pages are small; reading
-	// further costs more than opening a new connection.
-	drainLimit = 64 << 10
+	// further costs more than opening a new connection. The gateway keeps
+	// as much of the responses it discards.
+	drainLimit = limits.DiscardedBodyBytes
 )
 
 // Transport is a resilient [http.RoundTripper]: it retries failed attempts
@@ -38,8 +41,20 @@ const (
 // requests to a host, as with [http.Transport].
 type Transport struct {
 	// Base sends each attempt. If nil, a clone of http.DefaultTransport
-	// (keep-alive, proxy from the environment, HTTP/2) is made on first use.
+	// (keep-alive, proxy from the environment, HTTP/2) is made on first use,
+	// with the upstream limits of holdfast's gateway and probe: connect
+	// (and TLS handshake) within 5s, a response header within 60s of the
+	// request, idle connections closed after 4s, response headers up to
+	// MaxResponseHeaderBytes.
 	Base http.RoundTripper
+
+	// MaxResponseHeaderBytes bounds the response header section read by
+	// the default base transport; a larger one fails the attempt with the
+	// cause http_response_header_section_size, as at the gateway and the
+	// probe. If zero or negative, DefaultMaxResponseHeaderBytes (64 KiB).
+	// A Base set by the caller keeps its own limit (for an http.Transport,
+	// its MaxResponseHeaderBytes field).
+	MaxResponseHeaderBytes int64
 
 	// Timeout bounds each request as a whole: every attempt, every wait and
 	// the reading of the response body. If zero, only the request's context
@@ -53,7 +68,8 @@ type Transport struct {
 	// no time to retry (Envoy's per-try timeout). A GET that times out is
 	// retried; a POST without an Idempotency-Key is not, as the server may
 	// be working on it. The response body is bounded only by Timeout and
-	// the context. If zero, attempts are bounded only by those.
+	// the context. If zero, attempts are bounded only by those and by the
+	// default base transport's 60s wait for a response header.
 	AttemptTimeout time.Duration
 
 	// MaxAttempts bounds the attempts per request, the first included;
@@ -257,11 +273,7 @@ func (t *Transport) init() {
 	t.once.Do(func() {
 		t.base = t.Base
 		if t.base == nil {
-			if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-				t.base = dt.Clone()
-			} else {
-				t.base = http.DefaultTransport
-			}
+			t.base = t.defaultBase()
 		}
 		t.hosts = make(map[string]*host)
 		for _, s := range t.Fallbacks {

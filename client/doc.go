@@ -101,11 +101,36 @@
 //	                     5s, 3 probes
 //	drained body         64 KiB        error pages are small; reading more costs more than a new connection
 //
+// The default base transport (Transport.Base nil) applies the limits of
+// holdfast's gateway and probe, from the one place that holds them, so
+// that the three name every failure alike:
+//
+//	setting                  default   why
+//	MaxResponseHeaderBytes   64 KiB    far above any real header; over it, http_response_header_section_size, not net/http's 10 MiB
+//	connect, TLS handshake   5s each   rides out two lost SYNs; then connection_timeout, and any method may be retried
+//	response header wait     60s       nginx's proxy_read_timeout; then http_response_timeout
+//	idle connection          4s        below Node.js's 5s keep-alive timeout: the client closes first
+//
+// # Cost
+//
+// When nothing fails, a Transport adds 20 allocations (about 930 bytes) to
+// a request through a plain http.Transport on loopback (58 allocations,
+// 4.5 KB), and a few microseconds of work, below the noise of a loopback
+// round trip (70 to 100 µs on a shared two-core virtual machine). Around a
+// base that answers from memory it takes 3.4 to 12.5 µs per request there,
+// where one allocation costs about 100 ns; most of it is the httptrace
+// hooks that tell whether a failed request may be sent again. Measured with
+//
+//	go test ./client -run '^$' -bench Overhead -benchmem -count 5
+//
+// docs/client.md has the table.
+//
 // # Compared with other libraries
 //
 // The defaults of two widely used retry libraries, from their sources
 // (hashicorp/go-retryablehttp v0.7.x client.go; urllib3 2.x
-// util/retry.py), beside holdfast's:
+// util/retry.py), beside holdfast's (docs/client.md adds failsafe-go and
+// Polly, with their limits and timeouts):
 //
 //	                    holdfast client             go-retryablehttp               urllib3 Retry()
 //	attempts            4 in all                    5 in all (RetryMax 4)          11 in all (total=10); Retry.DEFAULT,

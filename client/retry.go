@@ -182,16 +182,26 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 		timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
 		actx, endAttempt = ctx, func() { timer.Stop(); cancel(nil) }
 	}
-	areq := c.req.Clone(tr.WithContext(actx))
-	// Clone copies the Cancel channel http.Client installs for transports
-	// it does not know; the context already carries deadline and
-	// cancellation, and that channel makes a hang look like a bad response.
+	// A shallow copy: the attempt replaces fields (URL, Body, GetBody)
+	// but changes nothing they point to, except the header when it adds a
+	// key, which it copies first. Clone would copy the URL and the header
+	// on every attempt, a third of the Transport's allocations.
+	areq := c.req.WithContext(tr.WithContext(actx))
+	// The copy keeps the Cancel channel http.Client installs for
+	// transports it does not know; the context already carries deadline
+	// and cancellation, and that channel makes a hang look like a bad
+	// response.
 	areq.Cancel = nil //lint:ignore SA1019 cleared, not used
 	if c.target > 0 {
 		areq.URL, areq.Host = u, ""
 	}
 	if c.key != "" {
-		areq.Header.Set("Idempotency-Key", c.key)
+		h := areq.Header.Clone()
+		if h == nil {
+			h = make(http.Header, 1)
+		}
+		h.Set("Idempotency-Key", c.key)
+		areq.Header = h
 	}
 	a := Attempt{N: n, URL: u.Redacted()}
 	body, err := c.body.next(areq)

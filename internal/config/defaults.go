@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/holdfast/holdfast/internal/limits"
+)
 
 // The defaults below are the ones written in the field comments of types.go
 // and in docs/configuration.md; TestDocumentedDefaults holds the three
@@ -48,10 +52,12 @@ func setDefaults(p any) {
 			Balance: "round_robin",
 			Hash:    "client_ip",
 			Timeouts: Timeouts{
-				Connect: 5 * time.Second,
+				// The tools that share these (the probe, the client
+				// package) take them from package limits too.
+				Connect: limits.ConnectTimeout,
 				Send:    60 * time.Second,
-				Read:    60 * time.Second,
-				Idle:    4 * time.Second,
+				Read:    limits.ResponseHeaderTimeout,
+				Idle:    limits.IdleConnTimeout,
 			},
 			Retry: Retry{
 				On:         defaultConditions(),

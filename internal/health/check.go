@@ -14,6 +14,7 @@ import (
 
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/limits"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -70,7 +71,7 @@ func (r *Runner) checkLoop(p *upstream.Pool, s *upstream.Server, h config.Health
 			// pool that requests use.
 			DisableKeepAlives:      true,
 			DisableCompression:     true,
-			MaxResponseHeaderBytes: 64 << 10,
+			MaxResponseHeaderBytes: limits.MaxResponseHeaderBytes,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

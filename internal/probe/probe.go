@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/limits"
 )
 
 // Options shape each probe. The zero value probes with GET, a 10s timeout
@@ -29,8 +30,14 @@ type Options struct {
 	Header    http.Header // extra request headers; "Host" sets the Host header
 	Body      []byte      // request body
 	Insecure  bool        // skip TLS certificate verification (-k)
-	Timeout   time.Duration
-	ConnectTo string // host:port to connect to instead of the URL's host, keeping Host and SNI
+	ConnectTo string      // host:port to connect to instead of the URL's host, keeping Host and SNI
+
+	// Timeout bounds the whole probe; default 10s. Within it, as at the
+	// gateway with its default timeouts, resolving and connecting stop
+	// after 5s and the wait for the response header after 60s, and a
+	// response header section over 64 KiB is refused (package limits):
+	// the probe names a failure as the gateway would.
+	Timeout time.Duration
 
 	// Resolver resolves names. nil means net.DefaultResolver.
 	Resolver *net.Resolver
@@ -237,7 +244,7 @@ func Probe(ctx context.Context, rawURL string, o Options) Result {
 // transport builds a one-shot transport: no pooling, so that every probe
 // shows every phase; --connect-to dials elsewhere while Host and SNI stay.
 func (o *Options) transport(u *url.URL, host string) *http.Transport {
-	d := &net.Dialer{Resolver: o.Resolver}
+	d := &net.Dialer{Resolver: o.Resolver, Timeout: limits.ConnectTimeout}
 	tlsConf := &tls.Config{InsecureSkipVerify: o.Insecure, RootCAs: o.RootCAs, NextProtos: []string{"http/1.1"}}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		tlsConf.ServerName = h
@@ -254,7 +261,9 @@ func (o *Options) transport(u *url.URL, host string) *http.Transport {
 		// 1.3 alert after the handshake becomes "client conn could not be
 		// established"), and a diagnosis needs the real one.
 		ForceAttemptHTTP2:      false,
-		MaxResponseHeaderBytes: 64 << 10,
+		TLSHandshakeTimeout:    limits.ConnectTimeout,
+		ResponseHeaderTimeout:  limits.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: limits.MaxResponseHeaderBytes,
 	}
 	if o.ConnectTo != "" {
 		to := o.ConnectTo

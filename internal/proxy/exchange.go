@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/limits"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -86,7 +87,7 @@ type keptResponse struct {
 
 // keptBodyMax bounds what is read of a discarded response: enough for any
 // error page, small enough that draining never costs much.
-const keptBodyMax = 64 << 10
+const keptBodyMax = limits.DiscardedBodyBytes
 
 // attemptTrace follows one attempt through net/http's transport.
 type attemptTrace struct {

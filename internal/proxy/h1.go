@@ -14,6 +14,7 @@ import (
 
 	"github.com/holdfast/holdfast/cause"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/limits"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -64,12 +65,14 @@ type h1Conn struct {
 // errHeaderTooLarge reports response headers over the limit.
 var errHeaderTooLarge = &cause.Error{Cause: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseWait, Err: errors.New("upstream response header section over 64KiB")}
 
-const maxResponseHeader = 64 << 10
+// maxResponseHeader is the response header limit that the probe and the
+// client package apply too.
+const maxResponseHeader = limits.MaxResponseHeaderBytes
 
 func newH1Pool(s *upstream.Server, t config.Timeouts, resolver *net.Resolver, tlsConf *tls.Config, now func() time.Time) *h1Pool {
 	p := &h1Pool{
 		server:   s,
-		dialer:   &net.Dialer{KeepAlive: 30 * time.Second},
+		dialer:   &net.Dialer{KeepAlive: limits.TCPKeepAlive},
 		resolver: resolver,
 		t:        t,
 		now:      now,

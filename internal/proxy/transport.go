@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/limits"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -123,7 +124,7 @@ func (ts *Transports) now() time.Time {
 func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.Transport {
 	d := &net.Dialer{
 		Timeout:   t.Connect,
-		KeepAlive: 30 * time.Second,
+		KeepAlive: limits.TCPKeepAlive,
 		Resolver:  ts.Resolver,
 	}
 	st := s.State
@@ -168,8 +169,8 @@ func (ts *Transports) newTransport(s *upstream.Server, t config.Timeouts) *http.
 		// being in step at each reuse (desync.go).
 		DisableKeepAlives:      true,
 		ResponseHeaderTimeout:  t.Read,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
+		ExpectContinueTimeout:  limits.ExpectContinueTimeout,
+		MaxResponseHeaderBytes: limits.MaxResponseHeaderBytes,
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,
 		ForceAttemptHTTP2:      false,

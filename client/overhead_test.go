@@ -1,0 +1,116 @@
+package client
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// BenchmarkClientOverhead measures what a Transport adds to a request that
+// does not fail: the same GET to the same loopback server, through a plain
+// http.Transport and through a Transport around an identical one. The
+// difference between the two is the client's cost per request; the
+// numbers are in the package documentation.
+func BenchmarkClientOverhead(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	run := func(b *testing.B, rt http.RoundTripper) {
+		c := &http.Client{Transport: rt}
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	}
+	b.Run("http.Transport", func(b *testing.B) {
+		base := &http.Transport{}
+		defer base.CloseIdleConnections()
+		run(b, base)
+	})
+	b.Run("client.Transport", func(b *testing.B) {
+		base := &http.Transport{}
+		defer base.CloseIdleConnections()
+		run(b, &Transport{Base: base})
+	})
+}
+
+// staticRoundTripper answers every request at once with a 200 and an empty
+// body, from memory: the base of BenchmarkClientOverheadAlone, which
+// leaves nothing to measure but the Transport itself.
+type staticRoundTripper struct{}
+
+func (staticRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+}
+
+// BenchmarkClientOverheadAlone is BenchmarkClientOverhead without the
+// network: the base answers from memory, so the time and allocations per
+// request are the Transport's own, free of loopback's noise.
+func BenchmarkClientOverheadAlone(b *testing.B) {
+	req, err := http.NewRequest(http.MethodGet, "http://example.test/", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("base", func(b *testing.B) {
+		rt := staticRoundTripper{}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, _ := rt.RoundTrip(req)
+			resp.Body.Close()
+		}
+	})
+	b.Run("client.Transport", func(b *testing.B) {
+		rt := &Transport{Base: staticRoundTripper{}}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	})
+}
+
+// TestAttemptLeavesRequestAlone checks what the shallow copy of each
+// attempt must keep: the caller's request, header and URL are not changed
+// by an added Idempotency-Key or by a move to a fallback.
+func TestAttemptLeavesRequestAlone(t *testing.T) {
+	primary := "http://" + deadAddr(t)
+	var keys []string
+	fallback, _ := counting(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+	})
+	c, _ := testClient(t, newFakeClock(), WithIdempotencyKeys(), WithFallbacks(fallback.URL))
+	req, err := http.NewRequest(http.MethodPost, primary+"/x", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Caller", "1")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(keys) != 1 || keys[0] == "" {
+		t.Errorf("fallback saw Idempotency-Keys %q, want one", keys)
+	}
+	if len(req.Header) != 1 || req.Header.Get("Idempotency-Key") != "" || req.URL.String() != primary+"/x" {
+		t.Errorf("caller's request changed: header %v, URL %s", req.Header, req.URL)
+	}
+}
