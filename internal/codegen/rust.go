@@ -101,6 +101,33 @@ func writeRustDeps(b *strings.Builder, rs []*curl.Request, ps []policy) {
 	b.WriteString("//! ```\n//!\n")
 }
 
+// rustWrapCall writes the call of send, call, on one line between head
+// and tail, or, past rustfmt's width of 100, with one argument a line.
+func rustWrapCall(head, call, tail string) string {
+	open := strings.Index(call, "(")
+	if len(head)+len(call)+len(tail) <= 100 || !strings.HasPrefix(call, "send(") || !strings.HasSuffix(call, ")") {
+		return head + call + tail
+	}
+	indent := strings.Repeat(" ", len(head)-len(strings.TrimLeft(head, " ")))
+	var args []string
+	depth, start := 0, open+1
+	for i := start; i < len(call)-1; i++ {
+		switch call[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				args = append(args, strings.TrimSpace(call[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	args = append(args, strings.TrimSpace(call[start:len(call)-1]))
+	return head + call[:open+1] + "\n" + indent + "    " + strings.Join(args, ",\n"+indent+"    ") + ",\n" + indent + ")" + tail
+}
+
 // rustIndent indents every line of code but the empty ones by four spaces,
 // for the inside of a module. No string literal of the generated code
 // spans lines, but for a line continuation, whose leading spaces Rust
@@ -463,16 +490,16 @@ func (g *rustGen) request(r *curl.Request, p policy) string {
 		w("    // curl --digest: an attempt sends the request without credentials and with\n")
 		w("    // an empty body, then answers a Digest challenge by sending it again, whole.\n")
 		w("    let %ssend_digest = || -> Result<Response, %s> {\n", mut, errType)
-		w("        let response = %s?;\n", sendWith("&"+probe, probe+"()"))
+		w("%s\n", rustWrapCall("        let response = ", sendWith("&"+probe, probe+"()"), "?;"))
 		w("        match digest_authorization(&response, &method, &url, %s, %s) {\n", user, password)
-		w("            Some(authorization) => %s,\n", sendWith("|| request().header(AUTHORIZATION, authorization.clone())",
-			"request().header(AUTHORIZATION, authorization)"))
+		w("%s\n", rustWrapCall("            Some(authorization) => ", sendWith("|| request().header(AUTHORIZATION, authorization.clone())",
+			"request().header(AUTHORIZATION, authorization)"), ","))
 		if probe != "request" {
 			// curl's Curl_http_auth_act: a success that asked for no
 			// credentials is not the answer to a request whose body was
 			// left out, which goes again, whole.
 			w("            // A success without a challenge: curl sends the request again, whole.\n")
-			w("            None if response.status().as_u16() < 300 => %s,\n", sendWith("&request", "request()"))
+			w("%s\n", rustWrapCall("            None if response.status().as_u16() < 300 => ", sendWith("&request", "request()"), ","))
 		}
 		w("            None => Ok(response),\n        }\n    };\n")
 		send = "send_digest()"
