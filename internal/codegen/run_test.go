@@ -421,7 +421,7 @@ func cargoBuildAll(t *testing.T, dir string, files []string) [][]string {
 	// Every feature and crate a generated program may need, so that the
 	// libraries are built once for all of them.
 	manifest.WriteString("[dependencies]\n" + `reqwest = { version = "0.11", features = ["blocking", "multipart", "native-tls"] }` + "\n")
-	manifest.WriteString(`flate2 = "1"` + "\n" + `httpdate = "1"` + "\n\n")
+	manifest.WriteString(`flate2 = "1"` + "\n" + `httpdate = "1"` + "\n" + `md-5 = "0.10"` + "\n" + `sha2 = "0.10"` + "\n\n")
 	// Without debug information the libraries build faster and the
 	// programs are a fraction of the size.
 	manifest.WriteString("[profile.dev]\ndebug = false\n")
