@@ -110,6 +110,15 @@ type Transport struct {
 	// concurrently for concurrent requests and must not block.
 	OnAttempt func(AttemptInfo)
 
+	// OnStateChange, if not nil, is called on every transition of a host's
+	// circuit breaker (closed to open, open to half-open, half-open to
+	// closed or open), with the host as BreakerState takes it
+	// ("https://api.example.com"), to export the state as a metric or log
+	// it. For one host, calls come one at a time and in the order of the
+	// transitions, from the goroutine of a request to that host, with no
+	// lock held; it must not block.
+	OnStateChange func(host string, from, to BreakerState)
+
 	// Injected for tests; nil means the real clock, timers and randomness.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -186,6 +195,12 @@ func WithBreaker(c BreakerConfig) Option { return func(t *Transport) { t.Breaker
 
 // WithOnAttempt sets Transport.OnAttempt.
 func WithOnAttempt(f func(AttemptInfo)) Option { return func(t *Transport) { t.OnAttempt = f } }
+
+// WithOnStateChange sets Transport.OnStateChange, called on every
+// transition of a host's circuit breaker.
+func WithOnStateChange(f func(host string, from, to BreakerState)) Option {
+	return func(t *Transport) { t.OnStateChange = f }
+}
 
 func (t *Transport) maxAttempts() int {
 	if t.MaxAttempts <= 0 {
@@ -281,7 +296,7 @@ func (t *Transport) init() {
 
 // host returns the budget and breaker for the host of u.
 func (t *Transport) host(u *url.URL) *host {
-	key := strings.ToLower(u.Scheme + "://" + u.Host)
+	key := hostKey(u)
 	now := t.clock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -290,11 +305,35 @@ func (t *Transport) host(u *url.URL) *host {
 		if len(t.hosts) >= maxHosts {
 			t.pruneHosts(now)
 		}
-		h = newHost(t.Budget, t.Breaker)
+		h = newHost(t, key)
 		t.hosts[key] = h
 	}
 	h.lastUsed = now
 	return h
+}
+
+// hostKey is how hosts are told apart: "https://api.example.com:8443",
+// scheme and host lowercased, port as written.
+func hostKey(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
+
+// BreakerState returns the state of the circuit breaker of host, a base
+// URL such as "https://api.example.com" or "http://10.0.0.7:8080" (a
+// path, if any, is ignored), as OnStateChange names it. A host the
+// Transport has not sent to, or has forgotten after a long idle spell with
+// its circuit closed, is BreakerClosed, as is every host when the breaker
+// is disabled. It is safe to call concurrently, OnStateChange included.
+func (t *Transport) BreakerState(host string) BreakerState {
+	key := strings.ToLower(host)
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		key = hostKey(u)
+	}
+	t.mu.Lock()
+	h := t.hosts[key]
+	t.mu.Unlock()
+	if h == nil {
+		return BreakerClosed
+	}
+	return h.breaker.current()
 }
 
 // maxHosts is the number of hosts whose state the Transport keeps before it

@@ -73,6 +73,11 @@
 // *[Error] whose Cause is destination_unavailable and which wraps
 // [ErrCircuitOpen].
 //
+// Transport.OnStateChange ([WithOnStateChange]) is called on every
+// transition of a host's breaker, and [Transport.BreakerState] reads a
+// host's state at any time, so that it can be exported as a metric (0
+// closed, 1 open, 2 half-open) or logged when it changes.
+//
 // # Results
 //
 // When retries run out, RoundTrip returns the last response with its body

@@ -175,3 +175,35 @@ func ExampleError() {
 	// 3 connection_refused connect
 	// cause.Of: connection_refused
 }
+
+// Breaker transitions, for a metric or a log line, and the state read
+// back per host.
+func ExampleWithOnStateChange() {
+	srv, _ := flaky(http.StatusServiceUnavailable, 100)
+	defer srv.Close()
+
+	c := client.New(
+		client.WithMaxAttempts(1),
+		client.WithBreaker(client.BreakerConfig{MinAttempts: 2, CoolDown: time.Minute}),
+		client.WithOnStateChange(func(host string, from, to client.BreakerState) {
+			// In production: a gauge per host, or log.Printf("%s: circuit %s", host, to).
+			fmt.Printf("circuit: %s -> %s\n", from, to)
+		}),
+	)
+	for range 3 {
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			fmt.Println("refused:", cause.Of(err))
+			continue
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	fmt.Println("now:", c.Transport.(*client.Transport).BreakerState(srv.URL))
+	// Output:
+	// 503 Service Unavailable
+	// circuit: closed -> open
+	// 503 Service Unavailable
+	// refused: destination_unavailable
+	// now: open
+}
