@@ -86,6 +86,7 @@ func outcomeOf(c cause.Cause) outcome {
 type host struct {
 	budget   budget
 	breaker  breaker
+	throttle throttle
 	lastUsed time.Time // guarded by Transport.mu
 }
 
@@ -104,6 +105,9 @@ func newHost(t *Transport, key string) *host {
 	h.breaker.slot = max(orDefault(kc.Window, 10*time.Second)/slots, 1)
 	h.breaker.coolDown = orDefault(kc.CoolDown, 5*time.Second)
 	h.breaker.probes = orDefault(kc.HalfOpenProbes, 3)
+	if k := t.AdaptiveThrottle.K; k > 0 {
+		h.throttle.k = max(k, 1)
+	}
 	if f := t.OnStateChange; f != nil {
 		h.breaker.notify = func(from, to BreakerState) { f(key, from, to) }
 	}

@@ -110,6 +110,11 @@ type Transport struct {
 	// concurrently for concurrent requests and must not block.
 	OnAttempt func(AttemptInfo)
 
+	// AdaptiveThrottle refuses locally a share of the requests to a host
+	// that rejects most of what it receives; see ThrottleConfig. Off by
+	// default.
+	AdaptiveThrottle ThrottleConfig
+
 	// OnStateChange, if not nil, is called on every transition of a host's
 	// circuit breaker (closed to open, open to half-open, half-open to
 	// closed or open), with the host as BreakerState takes it
@@ -195,6 +200,13 @@ func WithBreaker(c BreakerConfig) Option { return func(t *Transport) { t.Breaker
 
 // WithOnAttempt sets Transport.OnAttempt.
 func WithOnAttempt(f func(AttemptInfo)) Option { return func(t *Transport) { t.OnAttempt = f } }
+
+// WithAdaptiveThrottling sets Transport.AdaptiveThrottle.K: requests to a
+// host that rejects most of what it receives are refused locally, in
+// proportion (see ThrottleConfig). k = 2 suits most services.
+func WithAdaptiveThrottling(k float64) Option {
+	return func(t *Transport) { t.AdaptiveThrottle.K = k }
+}
 
 // WithOnStateChange sets Transport.OnStateChange, called on every
 // transition of a host's circuit breaker.

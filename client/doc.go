@@ -73,6 +73,20 @@
 // *[Error] whose Cause is destination_unavailable and which wraps
 // [ErrCircuitOpen].
 //
+// Adaptive throttling (Transport.AdaptiveThrottle, [WithAdaptiveThrottling];
+// off by default) is the client-side throttling of Google's SRE book:
+// per host, over a rolling two minutes, it counts requests and those the
+// host accepted (any response but 429, 502, 503 and 504), and refuses
+// locally a share max(0, (requests - K*accepts) / (requests + 1)) of new
+// attempts, at once, with an *[Error] whose Cause is
+// destination_unavailable, whose Stop is [StopThrottled] and which wraps
+// [ErrThrottled] (or moves them to the next fallback). K = 2 is the
+// suggested value: the host may reject up to half of what it receives
+// before anything is refused. Where the breaker is all or nothing, this
+// sheds in proportion, which suits a host that is overloaded rather than
+// down; a trickle still goes through, and the share refused falls back to
+// zero over a few minutes once the host accepts again.
+//
 // Transport.OnStateChange ([WithOnStateChange]) is called on every
 // transition of a host's breaker, and [Transport.BreakerState] reads a
 // host's state at any time, so that it can be exported as a metric (0

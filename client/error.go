@@ -15,6 +15,12 @@ import (
 // errors.Is finds it in an *[Error] whose last attempt was refused.
 var ErrCircuitOpen = errors.New("client: circuit open")
 
+// ErrThrottled is the error of an attempt refused locally by adaptive
+// throttling (Transport.AdaptiveThrottle), because its host rejected most
+// of the recent requests; its cause is destination_unavailable. errors.Is
+// finds it in an *[Error] whose last attempt was refused.
+var ErrThrottled = errors.New("client: throttled: the host rejects most requests")
+
 // Attempt is the record of one attempt. The zero value is an attempt that
 // has not happened.
 type Attempt struct {
@@ -25,8 +31,8 @@ type Attempt struct {
 	// Cause is None for a response that is not retried on (a success, or a
 	// status such as 404 or 500 that retrying cannot fix), upstream_status
 	// for 502/503/504, http_request_denied for a retried 429,
-	// destination_unavailable for an attempt refused by an open circuit,
-	// and the classified error otherwise.
+	// destination_unavailable for an attempt refused by an open circuit or
+	// by adaptive throttling, and the classified error otherwise.
 	Cause cause.Cause
 
 	Phase    cause.Phase   // how far the attempt got
@@ -47,6 +53,7 @@ const (
 	StopCanceled      StopReason = "canceled"               // the request's context was canceled
 	StopBudget        StopReason = "retry_budget_exhausted" // the host's retry budget is spent
 	StopCircuitOpen   StopReason = "circuit_open"           // every remaining target's circuit is open
+	StopThrottled     StopReason = "throttled"              // refused locally by adaptive throttling, with no target left
 	StopNotRetryable  StopReason = "not_retryable"          // retrying cannot help (the request itself is bad)
 	StopRetryAfter    StopReason = "retry_after_too_long"   // the server's Retry-After exceeds MaxRetryAfter
 )

@@ -207,3 +207,32 @@ func ExampleWithOnStateChange() {
 	// refused: destination_unavailable
 	// now: open
 }
+
+// Adaptive throttling: a server that turns away everything is soon spared
+// most requests, which fail at once, locally, without using up its
+// capacity for rejections. (The draws are random; the numbers printed hold
+// whatever they are.)
+func ExampleWithAdaptiveThrottling() {
+	srv, seen := flaky(http.StatusServiceUnavailable, 1000)
+	defer srv.Close()
+
+	c := client.New(
+		client.WithAdaptiveThrottling(2),
+		client.WithMaxAttempts(1),
+		client.WithBreaker(client.BreakerConfig{Disabled: true}), // to show throttling alone
+	)
+	var last *client.Error
+	for range 100 {
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			errors.As(err, &last)
+			continue
+		}
+		resp.Body.Close()
+	}
+	fmt.Println("refused locally:", last.Cause, last.Stop, errors.Is(last, client.ErrThrottled))
+	fmt.Println("fewer than 20 of 100 reached the server:", seen.Load() < 20)
+	// Output:
+	// refused locally: destination_unavailable throttled true
+	// fewer than 20 of 100 reached the server: true
+}

@@ -111,17 +111,12 @@ func (c *call) url() *url.URL {
 func (c *call) run() (*http.Response, error) {
 	t := c.t
 	for n := 1; ; n++ {
-		u, h, probe, ok := c.route(n)
-		if !ok {
-			return c.finish(StopCircuitOpen)
+		u, h, probe, refused := c.route(n)
+		if refused != "" {
+			return c.finish(refused)
 		}
 		resp, a, tr := c.attempt(n, u)
-		out := outcomeOf(a.Cause)
-		if c.ctx.Err() != nil {
-			out = ignored // the caller's own deadline or cancel: nothing about the host
-		}
-		h.breaker.record(t.clock(), out, probe)
-		h.budget.record(out)
+		c.settle(h, probe, a)
 		if a.Cause == cause.None {
 			c.report(a, false, 0, "")
 			return c.deliver(resp, tr), nil
@@ -150,23 +145,52 @@ func (c *call) run() (*http.Response, error) {
 	}
 }
 
-// route picks the target of attempt n: the current one, unless its circuit
-// is open; then the next fallback whose circuit lets the attempt through.
-// A refusal is recorded under the same n, as it sends nothing.
-func (c *call) route(n int) (u *url.URL, h *host, probe uint64, ok bool) {
+// route picks the target of attempt n: the current one, unless adaptive
+// throttling or its open circuit refuses the attempt; then the next
+// fallback that lets it through. A refusal is recorded under the same n,
+// as it sends nothing; when no target is left, route returns why.
+func (c *call) route(n int) (u *url.URL, h *host, probe uint64, refused StopReason) {
 	for {
 		u = c.url()
 		h = c.t.host(u)
-		if probe, ok = h.breaker.allow(c.t.clock()); ok {
-			return u, h, probe, true
+		now := c.t.clock()
+		err, stop := ErrThrottled, StopThrottled
+		if h.throttle.allow(now, c.t.random) {
+			var ok bool
+			if probe, ok = h.breaker.allow(now); ok {
+				return u, h, probe, ""
+			}
+			err, stop = ErrCircuitOpen, StopCircuitOpen
 		}
-		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: ErrCircuitOpen}
+		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: err}
 		if c.target == len(c.t.fallbacks) {
-			c.report(a, false, 0, StopCircuitOpen)
-			return nil, nil, 0, false
+			c.report(a, false, 0, stop)
+			return nil, nil, 0, stop
 		}
 		c.target++
 		c.report(a, true, 0, "")
+	}
+}
+
+// settle tells the host's breaker, budget and throttle how an attempt
+// sent to it ended.
+func (c *call) settle(h *host, probe uint64, a Attempt) {
+	now := c.t.clock()
+	out := outcomeOf(a.Cause)
+	if c.ctx.Err() != nil {
+		out = ignored // the caller's own deadline or cancel: nothing about the host
+	}
+	h.breaker.record(now, out, probe)
+	h.budget.record(out)
+	if out != ignored {
+		// Throttling counts what the host turned away, a 429 included
+		// even when it is not retried.
+		switch a.Status {
+		case 0, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			h.throttle.record(now, false)
+		default:
+			h.throttle.record(now, true)
+		}
 	}
 }
 
