@@ -139,6 +139,30 @@ func (b *budget) allow() bool {
 	return b.tokens > b.max/2
 }
 
+// spend takes a token for a hedge, if a retry would be allowed.
+func (b *budget) spend() bool {
+	if b.off {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tokens <= b.max/2 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refund gives back the token of a hedge that was not sent.
+func (b *budget) refund() {
+	if b.off {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.tokens+1, b.max)
+}
+
 func (b *budget) record(o outcome) {
 	if b.off || o == ignored {
 		return

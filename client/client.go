@@ -110,6 +110,10 @@ type Transport struct {
 	// concurrently for concurrent requests and must not block.
 	OnAttempt func(AttemptInfo)
 
+	// Hedge sends a second attempt beside one that is slow to answer, for
+	// requests safe to send twice; see HedgeConfig. Off by default.
+	Hedge HedgeConfig
+
 	// AdaptiveThrottle refuses locally a share of the requests to a host
 	// that rejects most of what it receives; see ThrottleConfig. Off by
 	// default.
@@ -200,6 +204,14 @@ func WithBreaker(c BreakerConfig) Option { return func(t *Transport) { t.Breaker
 
 // WithOnAttempt sets Transport.OnAttempt.
 func WithOnAttempt(f func(AttemptInfo)) Option { return func(t *Transport) { t.OnAttempt = f } }
+
+// WithHedging sets Transport.Hedge: a request safe to send twice that has
+// had no response header for delay gets another attempt beside it, up to
+// maxInFlight attempts at once, and the first response wins (see
+// HedgeConfig).
+func WithHedging(delay time.Duration, maxInFlight int) Option {
+	return func(t *Transport) { t.Hedge = HedgeConfig{Delay: delay, MaxInFlight: maxInFlight} }
+}
 
 // WithAdaptiveThrottling sets Transport.AdaptiveThrottle.K: requests to a
 // host that rejects most of what it receives are refused locally, in

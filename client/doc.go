@@ -62,6 +62,25 @@
 // discarded responses are read (up to 64 KiB, for at most 250ms) and closed, so that their
 // connections go back to the pool.
 //
+// # Hedged requests
+//
+// Transport.Hedge ([WithHedging]; off by default) sends another attempt
+// beside one that has had no response header for a delay, to the next
+// fallback base URL if there is one, else to the same host on a new
+// connection, up to a number in flight; the first response wins and the
+// others are canceled. It helps the tail latency of reads: with the delay
+// at about the 95th percentile of the latency, one stuck server or lost
+// packet costs that delay rather than a timeout, for about 5% more
+// requests. Its cost is that load, spent for nothing on most hedges, and
+// more of it when the servers slow down together; so hedges take tokens
+// from the retry budget and are not sent when it is spent, when the
+// host's circuit is not closed or when adaptive throttling refuses any of
+// its requests. Only requests that are safe to send twice are hedged (the
+// idempotent methods, or a POST or PATCH with an Idempotency-Key), never
+// one whose body is streamed. Hedges are attempts, numbered and counted
+// against MaxAttempts like retries; [Attempt].Hedge marks them, and the
+// attempts that lost are reported with [StopSuperseded].
+//
 // # Fallbacks, budget, breaker
 //
 // Transport.Fallbacks lists base URLs tried in order: when the circuit of

@@ -236,3 +236,46 @@ func ExampleWithAdaptiveThrottling() {
 	// refused locally: destination_unavailable throttled true
 	// fewer than 20 of 100 reached the server: true
 }
+
+// Hedging: the first request hangs (a stuck server behind a balancer, a
+// lost packet); 50ms later a hedge goes out on a new connection and
+// answers at once. The hung attempt is canceled.
+func ExampleWithHedging() {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			select { // hang until canceled
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		io.WriteString(w, "fast")
+	}))
+	defer srv.Close()
+
+	c := client.New(
+		client.WithHedging(50*time.Millisecond, 2),
+		client.WithTimeout(10*time.Second),
+		client.WithOnAttempt(func(i client.AttemptInfo) {
+			fmt.Printf("attempt %d, hedge: %v, status %d", i.N, i.Hedge, i.Status)
+			if i.Stop != "" {
+				fmt.Printf(" (%s)", i.Stop)
+			}
+			fmt.Println()
+		}),
+	)
+	start := time.Now()
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(string(body), "in under a second:", time.Since(start) < time.Second, "- requests sent:", n.Load())
+	// Output:
+	// attempt 1, hedge: false, status 0 (superseded)
+	// attempt 2, hedge: true, status 200
+	// fast in under a second: true - requests sent: 2
+}

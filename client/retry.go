@@ -98,11 +98,15 @@ type call struct {
 	kept       *http.Response // the last discarded response, body buffered
 }
 
-func (c *call) url() *url.URL {
-	if c.target == 0 {
+func (c *call) url() *url.URL { return c.urlAt(c.target) }
+
+// urlAt is the request's URL on target i: 0 for its own, i for
+// Fallbacks[i-1].
+func (c *call) urlAt(i int) *url.URL {
+	if i == 0 {
 		return c.req.URL
 	}
-	fb := c.t.fallbacks[c.target-1]
+	fb := c.t.fallbacks[i-1]
 	u := *c.req.URL
 	u.Scheme, u.Host, u.User = fb.Scheme, fb.Host, fb.User
 	return &u
@@ -115,8 +119,17 @@ func (c *call) run() (*http.Response, error) {
 		if refused != "" {
 			return c.finish(refused)
 		}
-		resp, a, tr := c.attempt(n, u)
-		c.settle(h, probe, a)
+		var (
+			resp *http.Response
+			a    Attempt
+			tr   *cause.Tracker
+		)
+		if c.hedges() {
+			resp, a, tr, n = c.hedged(n, u, h, probe)
+		} else {
+			resp, a, tr = c.attempt(c.ctx, n, c.target, u)
+			c.settle(h, probe, a)
+		}
 		if a.Cause == cause.None {
 			c.report(a, false, 0, "")
 			return c.deliver(resp, tr), nil
@@ -194,34 +207,54 @@ func (c *call) settle(h *host, probe uint64, a Attempt) {
 	}
 }
 
-// attempt sends one attempt to u and names its cause: None for a response
+// attempt sends attempt n to u, Fallbacks[target-1] or the request's own
+// URL (target 0), within ctx, and names its cause: None for a response
 // that is not retried on, UpstreamStatus or HTTPRequestDenied for one that
 // is, the tracker's classification for an error.
-func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
-	tr := new(cause.Tracker)
-	actx, endAttempt := c.ctx, func() {}
-	var timer *time.Timer
-	if d := c.t.AttemptTimeout; d > 0 {
-		ctx, cancel := context.WithCancelCause(c.ctx)
-		timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
-		actx, endAttempt = ctx, func() { timer.Stop(); cancel(nil) }
+func (c *call) attempt(ctx context.Context, n, target int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
+	s := c.prepare(ctx, n, target, u)
+	if s.a.Err != nil {
+		return nil, s.a, s.tr
 	}
-	areq := c.req.Clone(tr.WithContext(actx))
+	return c.send(s)
+}
+
+// sending is an attempt prepared by the goroutine that runs the request
+// (the request body is not safe for others to hand out), to be sent by
+// any goroutine.
+type sending struct {
+	areq       *http.Request
+	actx       context.Context
+	endAttempt func()
+	timer      *time.Timer
+	tr         *cause.Tracker
+	a          Attempt
+}
+
+func (c *call) prepare(ctx context.Context, n, target int, u *url.URL) *sending {
+	s := &sending{tr: new(cause.Tracker), actx: ctx, endAttempt: func() {}}
+	if d := c.t.AttemptTimeout; d > 0 {
+		actx, cancel := context.WithCancelCause(ctx)
+		timer := time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		s.actx, s.timer, s.endAttempt = actx, timer, func() { timer.Stop(); cancel(nil) }
+	}
+	areq := c.req.Clone(s.tr.WithContext(s.actx))
 	// Clone copies the Cancel channel http.Client installs for transports
 	// it does not know; the context already carries deadline and
 	// cancellation, and that channel makes a hang look like a bad response.
 	areq.Cancel = nil //lint:ignore SA1019 cleared, not used
-	if c.target > 0 {
+	if target > 0 {
 		areq.URL, areq.Host = u, ""
 	}
 	if c.key != "" {
 		areq.Header.Set("Idempotency-Key", c.key)
 	}
-	a := Attempt{N: n, URL: u.Redacted()}
+	s.a = Attempt{N: n, URL: u.Redacted()}
 	body, err := c.body.next(areq)
 	if err != nil {
-		a.Cause, a.Err = cause.HTTPRequestError, err
-		return nil, a, tr
+		s.endAttempt()
+		s.a.Cause, s.a.Err = cause.HTTPRequestError, err
+		return s
 	}
 	areq.Body = body
 	if !c.idempotent {
@@ -231,6 +264,14 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 		// retried only by this loop, which checks that it was never sent.
 		areq.GetBody = nil
 	}
+	s.areq = areq
+	return s
+}
+
+// send sends a prepared attempt. It touches nothing of c that changes, so
+// hedges can be sent concurrently.
+func (c *call) send(s *sending) (*http.Response, Attempt, *cause.Tracker) {
+	areq, actx, endAttempt, timer, tr, a := s.areq, s.actx, s.endAttempt, s.timer, s.tr, s.a
 	start := c.t.clock()
 	resp, err := c.t.base.RoundTrip(areq)
 	a.Duration = c.t.clock().Sub(start)
@@ -365,16 +406,22 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 }
 
 func (c *call) report(a Attempt, retry bool, wait time.Duration, stop StopReason) {
-	c.attempts = append(c.attempts, a)
-	if c.t.OnAttempt == nil {
-		return
-	}
-	info := AttemptInfo{Attempt: a, Method: c.req.Method, Max: c.max, Retry: retry, Wait: wait, Stop: stop}
-	if retry {
+	info := AttemptInfo{Attempt: a, Retry: retry, Wait: wait, Stop: stop}
+	if retry && c.t.OnAttempt != nil {
 		if next := c.url().Redacted(); next != a.URL {
 			info.Next = next
 		}
 	}
+	c.tell(info)
+}
+
+// tell records an attempt and passes it to OnAttempt.
+func (c *call) tell(info AttemptInfo) {
+	c.attempts = append(c.attempts, info.Attempt)
+	if c.t.OnAttempt == nil {
+		return
+	}
+	info.Method, info.Max = c.req.Method, c.max
 	c.t.OnAttempt(info)
 }
 
