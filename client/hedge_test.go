@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,49 @@ func TestHedgeFailureWhileOthersInFlight(t *testing.T) {
 	}
 	if s := infos[1].String(); s != "canceled: another attempt answered first (attempt 1/3)" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// Many hedged requests at once, some slow: every one gets its answer, and
+// the race detector sees the round's goroutines share nothing unguarded.
+func TestHedgeConcurrent(t *testing.T) {
+	srv, count := counting(t, func(n int64, w http.ResponseWriter, r *http.Request) {
+		if n%3 == 0 {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	c, _ := testClient(t, nil, WithHedging(20*time.Millisecond, 3), WithBudget(BudgetConfig{Disabled: true}))
+	const requests = 30
+	errs := make(chan error, requests)
+	for i := range requests {
+		go func() {
+			want := strings.Repeat("x", i)
+			req, _ := http.NewRequest(http.MethodPut, srv.URL, strings.NewReader(want))
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && (resp.StatusCode != 200 || string(b) != want) {
+				err = errors.New("request " + strconv.Itoa(i) + ": got " + resp.Status + " " + string(b))
+			}
+			errs <- err
+		}()
+	}
+	for range requests {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := count.Load(); n < requests {
+		t.Errorf("server saw %d requests, want at least %d", n, requests)
 	}
 }

@@ -120,3 +120,32 @@ func TestThrottleShare(t *testing.T) {
 		t.Error("a throttle that is off refused")
 	}
 }
+
+// A request refused by a host's throttle goes to the next fallback at
+// once, as with an open circuit.
+func TestThrottledRequestFailsOver(t *testing.T) {
+	primary, primaryCount := counting(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {})
+	backup, backupCount := counting(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {})
+	clk := newFakeClock()
+	var rec recorder
+	c, tr := testClient(t, clk, WithAdaptiveThrottling(2), WithFallbacks(backup.URL), WithOnAttempt(rec.hook))
+	tr.randN = func(int64) int64 { return 0 } // refuses whenever the share is above zero
+	tr.init()
+	th := &tr.host(mustURL(t, primary.URL)).throttle
+	for range 20 {
+		th.record(clk.Now(), false)
+	}
+	resp, err := c.Get(primary.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if primaryCount.Load() != 0 || backupCount.Load() != 1 {
+		t.Errorf("primary saw %d, backup %d requests; want 0 and 1", primaryCount.Load(), backupCount.Load())
+	}
+	infos := rec.all()
+	if len(infos) != 2 || !errors.Is(infos[0].Err, ErrThrottled) || infos[0].Cause != cause.DestinationUnavailable ||
+		!infos[0].Retry || infos[0].Next != backup.URL {
+		t.Errorf("attempts = %v, want a throttled refusal, then the backup", infos)
+	}
+}
