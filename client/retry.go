@@ -119,17 +119,8 @@ func (c *call) run() (*http.Response, error) {
 		if refused != "" {
 			return c.finish(refused)
 		}
-		var (
-			resp *http.Response
-			a    Attempt
-			tr   *cause.Tracker
-		)
-		if c.hedges() {
-			resp, a, tr, n = c.hedged(n, u, h, probe)
-		} else {
-			resp, a, tr = c.attempt(c.ctx, n, c.target, u)
-			c.settle(h, probe, a)
-		}
+		resp, a, tr, last := c.round(n, u, h, probe)
+		n = last
 		if a.Cause == cause.None {
 			c.report(a, false, 0, "")
 			return c.deliver(resp, tr), nil
@@ -156,6 +147,18 @@ func (c *call) run() (*http.Response, error) {
 		}
 		c.waited += wait
 	}
+}
+
+// round sends attempt n to u, with hedges when the request may have them,
+// and returns the outcome that decides what follows (see hedged) and the
+// number of the last attempt made.
+func (c *call) round(n int, u *url.URL, h *host, probe uint64) (*http.Response, Attempt, *cause.Tracker, int) {
+	if c.hedges() {
+		return c.hedged(n, u, h, probe)
+	}
+	resp, a, tr := c.attempt(c.ctx, n, c.target, u)
+	c.settle(h, probe, a)
+	return resp, a, tr, n
 }
 
 // route picks the target of attempt n: the current one, unless adaptive
