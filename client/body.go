@@ -83,6 +83,10 @@ func (r *replay) replayable() bool {
 	return r.getBody != nil || r.orig != nil
 }
 
+// shareable reports whether attempts in flight at the same time can each
+// be given the whole body: it is replayed, not streamed.
+func (r *replay) shareable() bool { return r.getBody != nil }
+
 // close closes the caller's body if no attempt took it: a RoundTripper
 // must close the request body, even on errors.
 func (r *replay) close() {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -85,10 +86,14 @@ func outcomeOf(c cause.Cause) outcome {
 type host struct {
 	budget   budget
 	breaker  breaker
+	throttle throttle
 	lastUsed time.Time // guarded by Transport.mu
 }
 
-func newHost(bc BudgetConfig, kc BreakerConfig) *host {
+// newHost returns the state of the host keyed key ("https://api.example.com"),
+// configured by t.
+func newHost(t *Transport, key string) *host {
+	bc, kc := t.Budget, t.Breaker
 	h := &host{}
 	h.budget.off = bc.Disabled
 	h.budget.max = orDefault(bc.MaxTokens, 10)
@@ -100,6 +105,12 @@ func newHost(bc BudgetConfig, kc BreakerConfig) *host {
 	h.breaker.slot = max(orDefault(kc.Window, 10*time.Second)/slots, 1)
 	h.breaker.coolDown = orDefault(kc.CoolDown, 5*time.Second)
 	h.breaker.probes = orDefault(kc.HalfOpenProbes, 3)
+	if k := t.AdaptiveThrottle.K; k > 0 {
+		h.throttle.k = max(k, 1)
+	}
+	if f := t.OnStateChange; f != nil {
+		h.breaker.notify = func(from, to BreakerState) { f(key, from, to) }
+	}
 	return h
 }
 
@@ -128,6 +139,30 @@ func (b *budget) allow() bool {
 	return b.tokens > b.max/2
 }
 
+// spend takes a token for a hedge, if a retry would be allowed.
+func (b *budget) spend() bool {
+	if b.off {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tokens <= b.max/2 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refund gives back the token of a hedge that was not sent.
+func (b *budget) refund() {
+	if b.off {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.tokens+1, b.max)
+}
+
 func (b *budget) record(o outcome) {
 	if b.off || o == ignored {
 		return
@@ -143,13 +178,29 @@ func (b *budget) record(o outcome) {
 
 const slots = 10 // the rolling window is kept in ten slots
 
-type breakerState uint8
+// BreakerState is the state of a host's circuit breaker. The zero value
+// is BreakerClosed.
+type BreakerState uint8
 
+// The states of a circuit breaker; see BreakerConfig.
 const (
-	closed breakerState = iota
-	open
-	halfOpen
+	BreakerClosed   BreakerState = iota // attempts go through, and are counted
+	BreakerOpen                         // attempts are refused at once, for CoolDown
+	BreakerHalfOpen                     // up to HalfOpenProbes attempts go through, to test the host
 )
+
+// String returns "closed", "open" or "half-open".
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerOpen:
+		return "open"
+	case BreakerHalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("BreakerState(%d)", uint8(s))
+}
 
 type breaker struct {
 	off         bool
@@ -159,23 +210,62 @@ type breaker struct {
 	coolDown    time.Duration
 	probes      int
 
+	// notify, if not nil, is told of every transition, without mu held.
+	notify func(from, to BreakerState)
+
 	mu       sync.Mutex
-	state    breakerState
+	state    BreakerState
 	openedAt time.Time
 	inFlight int    // probes in flight while half-open
 	gen      uint64 // counts half-open periods, to tell a probe's own from a stale one
 	window   [slots]struct{ epoch, total, failed int64 }
+	changes  [][2]BreakerState // transitions not yet passed to notify, in order
+	telling  bool              // a goroutine is passing changes to notify
 }
 
-// closedNow reports whether the circuit is closed (or the breaker off).
-func (b *breaker) closedNow() bool {
+// set moves the breaker to state to and queues the transition for notify.
+// Called with b.mu held.
+func (b *breaker) set(to BreakerState) {
+	if to != b.state && b.notify != nil {
+		b.changes = append(b.changes, [2]BreakerState{b.state, to})
+	}
+	b.state = to
+}
+
+// unlock releases b.mu and passes queued transitions to notify. notify
+// runs without the lock, so that it may read the state; one goroutine at a
+// time passes them on, in the order they happened, and any made meanwhile
+// (by another request, or by a request that notify itself sends) are
+// queued for it rather than reported out of order.
+func (b *breaker) unlock() {
+	if b.telling || len(b.changes) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	b.telling = true
+	for len(b.changes) > 0 {
+		c := b.changes[0]
+		b.changes = b.changes[1:]
+		b.mu.Unlock()
+		b.notify(c[0], c[1])
+		b.mu.Lock()
+	}
+	b.changes, b.telling = nil, false
+	b.mu.Unlock()
+}
+
+// current returns the state; BreakerClosed when the breaker is off.
+func (b *breaker) current() BreakerState {
 	if b.off {
-		return true
+		return BreakerClosed
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.state == closed
+	return b.state
 }
+
+// closedNow reports whether the circuit is closed (or the breaker off).
+func (b *breaker) closedNow() bool { return b.current() == BreakerClosed }
 
 // allow reports whether an attempt may go to the host and, for a
 // half-open probe, the period it belongs to (0 otherwise), to be passed
@@ -185,15 +275,16 @@ func (b *breaker) allow(now time.Time) (probe uint64, ok bool) {
 		return 0, true
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	switch b.state {
-	case closed:
+	case BreakerClosed:
 		return 0, true
-	case open:
+	case BreakerOpen:
 		if now.Sub(b.openedAt) < b.coolDown {
 			return 0, false
 		}
-		b.state, b.inFlight = halfOpen, 0
+		b.set(BreakerHalfOpen)
+		b.inFlight = 0
 		b.gen++
 	}
 	if b.inFlight >= b.probes {
@@ -208,21 +299,22 @@ func (b *breaker) record(now time.Time, o outcome, probe uint64) {
 		return
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	switch b.state {
-	case halfOpen:
+	case BreakerHalfOpen:
 		if probe == 0 || probe != b.gen {
 			return // began before this half-open period: says nothing of now
 		}
 		b.inFlight--
 		switch o {
 		case success:
-			b.state = closed
+			b.set(BreakerClosed)
 			b.window = [slots]struct{ epoch, total, failed int64 }{}
 		case failure:
-			b.state, b.openedAt = open, now
+			b.set(BreakerOpen)
+			b.openedAt = now
 		}
-	case closed:
+	case BreakerClosed:
 		if o == ignored {
 			return
 		}
@@ -243,7 +335,8 @@ func (b *breaker) record(now time.Time, o outcome, probe uint64) {
 			}
 		}
 		if total >= int64(b.minAttempts) && float64(failed) >= b.ratio*float64(total) {
-			b.state, b.openedAt = open, now
+			b.set(BreakerOpen)
+			b.openedAt = now
 		}
 	}
 }

@@ -126,6 +126,24 @@ type Transport struct {
 	// concurrently for concurrent requests and must not block.
 	OnAttempt func(AttemptInfo)
 
+	// Hedge sends a second attempt beside one that is slow to answer, for
+	// requests safe to send twice; see HedgeConfig. Off by default.
+	Hedge HedgeConfig
+
+	// AdaptiveThrottle refuses locally a share of the requests to a host
+	// that rejects most of what it receives; see ThrottleConfig. Off by
+	// default.
+	AdaptiveThrottle ThrottleConfig
+
+	// OnStateChange, if not nil, is called on every transition of a host's
+	// circuit breaker (closed to open, open to half-open, half-open to
+	// closed or open), with the host as BreakerState takes it
+	// ("https://api.example.com"), to export the state as a metric or log
+	// it. For one host, calls come one at a time and in the order of the
+	// transitions, from the goroutine of a request to that host, with no
+	// lock held; it must not block.
+	OnStateChange func(host string, from, to BreakerState)
+
 	// Injected for tests; nil means the real clock, timers and randomness.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -202,6 +220,27 @@ func WithBreaker(c BreakerConfig) Option { return func(t *Transport) { t.Breaker
 
 // WithOnAttempt sets Transport.OnAttempt.
 func WithOnAttempt(f func(AttemptInfo)) Option { return func(t *Transport) { t.OnAttempt = f } }
+
+// WithHedging sets Transport.Hedge: a request safe to send twice that has
+// had no response header for delay gets another attempt beside it, up to
+// maxInFlight attempts at once, and the first response wins (see
+// HedgeConfig).
+func WithHedging(delay time.Duration, maxInFlight int) Option {
+	return func(t *Transport) { t.Hedge = HedgeConfig{Delay: delay, MaxInFlight: maxInFlight} }
+}
+
+// WithAdaptiveThrottling sets Transport.AdaptiveThrottle.K: requests to a
+// host that rejects most of what it receives are refused locally, in
+// proportion (see ThrottleConfig). k = 2 suits most services.
+func WithAdaptiveThrottling(k float64) Option {
+	return func(t *Transport) { t.AdaptiveThrottle.K = k }
+}
+
+// WithOnStateChange sets Transport.OnStateChange, called on every
+// transition of a host's circuit breaker.
+func WithOnStateChange(f func(host string, from, to BreakerState)) Option {
+	return func(t *Transport) { t.OnStateChange = f }
+}
 
 func (t *Transport) maxAttempts() int {
 	if t.MaxAttempts <= 0 {
@@ -293,7 +332,7 @@ func (t *Transport) init() {
 
 // host returns the budget and breaker for the host of u.
 func (t *Transport) host(u *url.URL) *host {
-	key := strings.ToLower(u.Scheme + "://" + u.Host)
+	key := hostKey(u)
 	now := t.clock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -302,11 +341,35 @@ func (t *Transport) host(u *url.URL) *host {
 		if len(t.hosts) >= maxHosts {
 			t.pruneHosts(now)
 		}
-		h = newHost(t.Budget, t.Breaker)
+		h = newHost(t, key)
 		t.hosts[key] = h
 	}
 	h.lastUsed = now
 	return h
+}
+
+// hostKey is how hosts are told apart: "https://api.example.com:8443",
+// scheme and host lowercased, port as written.
+func hostKey(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
+
+// BreakerState returns the state of the circuit breaker of host, a base
+// URL such as "https://api.example.com" or "http://10.0.0.7:8080" (a
+// path, if any, is ignored), as OnStateChange names it. A host the
+// Transport has not sent to, or has forgotten after a long idle spell with
+// its circuit closed, is BreakerClosed, as is every host when the breaker
+// is disabled. It is safe to call concurrently, OnStateChange included.
+func (t *Transport) BreakerState(host string) BreakerState {
+	key := strings.ToLower(host)
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		key = hostKey(u)
+	}
+	t.mu.Lock()
+	h := t.hosts[key]
+	t.mu.Unlock()
+	if h == nil {
+		return BreakerClosed
+	}
+	return h.breaker.current()
 }
 
 // maxHosts is the number of hosts whose state the Transport keeps before it

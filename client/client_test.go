@@ -594,7 +594,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 	if count.Load() != 8 {
 		t.Errorf("server saw %d requests, want 8", count.Load())
 	}
-	if h := tr.host(mustParse(t, srv.URL)); h.breaker.state != closed {
+	if h := tr.host(mustParse(t, srv.URL)); h.breaker.state != BreakerClosed {
 		t.Errorf("breaker state = %v, want closed", h.breaker.state)
 	}
 }
@@ -632,7 +632,7 @@ func TestBudgetStopsRetryStorm(t *testing.T) {
 }
 
 func TestBudgetRefillsOnSuccess(t *testing.T) {
-	h := newHost(BudgetConfig{}, BreakerConfig{})
+	h := newHost(&Transport{}, "")
 	for range 5 {
 		h.budget.record(failure)
 	}

@@ -62,6 +62,25 @@
 // discarded responses are read (up to 64 KiB, for at most 250ms) and closed, so that their
 // connections go back to the pool.
 //
+// # Hedged requests
+//
+// Transport.Hedge ([WithHedging]; off by default) sends another attempt
+// beside one that has had no response header for a delay, to the next
+// fallback base URL if there is one, else to the same host on a new
+// connection, up to a number in flight; the first response wins and the
+// others are canceled. It helps the tail latency of reads: with the delay
+// at about the 95th percentile of the latency, one stuck server or lost
+// packet costs that delay rather than a timeout, for about 5% more
+// requests. Its cost is that load, spent for nothing on most hedges, and
+// more of it when the servers slow down together; so hedges take tokens
+// from the retry budget and are not sent when it is spent, when the
+// host's circuit is not closed or when adaptive throttling refuses any of
+// its requests. Only requests that are safe to send twice are hedged (the
+// idempotent methods, or a POST or PATCH with an Idempotency-Key), never
+// one whose body is streamed. Hedges are attempts, numbered and counted
+// against MaxAttempts like retries; [Attempt].Hedge marks them, and the
+// attempts that lost are reported with [StopSuperseded].
+//
 // # Fallbacks, budget, breaker
 //
 // Transport.Fallbacks lists base URLs tried in order: when the circuit of
@@ -72,6 +91,25 @@
 // fallback left fails the request at once, without dialling, with an
 // *[Error] whose Cause is destination_unavailable and which wraps
 // [ErrCircuitOpen].
+//
+// Adaptive throttling (Transport.AdaptiveThrottle, [WithAdaptiveThrottling];
+// off by default) is the client-side throttling of Google's SRE book:
+// per host, over a rolling two minutes, it counts requests and those the
+// host accepted (any response but 429, 502, 503 and 504), and refuses
+// locally a share max(0, (requests - K*accepts) / (requests + 1)) of new
+// attempts, at once, with an *[Error] whose Cause is
+// destination_unavailable, whose Stop is [StopThrottled] and which wraps
+// [ErrThrottled] (or moves them to the next fallback). K = 2 is the
+// suggested value: the host may reject up to half of what it receives
+// before anything is refused. Where the breaker is all or nothing, this
+// sheds in proportion, which suits a host that is overloaded rather than
+// down; a trickle still goes through, and the share refused falls back to
+// zero over a few minutes once the host accepts again.
+//
+// Transport.OnStateChange ([WithOnStateChange]) is called on every
+// transition of a host's breaker, and [Transport.BreakerState] reads a
+// host's state at any time, so that it can be exported as a metric (0
+// closed, 1 open, 2 half-open) or logged when it changes.
 //
 // # Results
 //

@@ -15,6 +15,12 @@ import (
 // errors.Is finds it in an *[Error] whose last attempt was refused.
 var ErrCircuitOpen = errors.New("client: circuit open")
 
+// ErrThrottled is the error of an attempt refused locally by adaptive
+// throttling (Transport.AdaptiveThrottle), because its host rejected most
+// of the recent requests; its cause is destination_unavailable. errors.Is
+// finds it in an *[Error] whose last attempt was refused.
+var ErrThrottled = errors.New("client: throttled: the host rejects most requests")
+
 // Attempt is the record of one attempt. The zero value is an attempt that
 // has not happened.
 type Attempt struct {
@@ -25,14 +31,19 @@ type Attempt struct {
 	// Cause is None for a response that is not retried on (a success, or a
 	// status such as 404 or 500 that retrying cannot fix), upstream_status
 	// for 502/503/504, http_request_denied for a retried 429,
-	// destination_unavailable for an attempt refused by an open circuit,
-	// and the classified error otherwise.
+	// destination_unavailable for an attempt refused by an open circuit or
+	// by adaptive throttling, and the classified error otherwise.
 	Cause cause.Cause
 
 	Phase    cause.Phase   // how far the attempt got
 	Written  bool          // whether any of the request may have been written
 	Duration time.Duration // from sending to the response header or error
 	Err      error         // the error; nil when there was a response
+
+	// Hedge is whether the attempt was a hedge (see HedgeConfig): sent
+	// while an earlier attempt of the request was still waiting for its
+	// response.
+	Hedge bool
 }
 
 // StopReason says why a failed attempt was not retried.
@@ -47,8 +58,10 @@ const (
 	StopCanceled      StopReason = "canceled"               // the request's context was canceled
 	StopBudget        StopReason = "retry_budget_exhausted" // the host's retry budget is spent
 	StopCircuitOpen   StopReason = "circuit_open"           // every remaining target's circuit is open
+	StopThrottled     StopReason = "throttled"              // refused locally by adaptive throttling, with no target left
 	StopNotRetryable  StopReason = "not_retryable"          // retrying cannot help (the request itself is bad)
 	StopRetryAfter    StopReason = "retry_after_too_long"   // the server's Retry-After exceeds MaxRetryAfter
+	StopSuperseded    StopReason = "superseded"             // another attempt in flight (a hedge) answered first: this one was canceled
 )
 
 // AttemptInfo is what [Transport.OnAttempt] sees after each attempt: the
@@ -61,6 +74,11 @@ type AttemptInfo struct {
 	Wait   time.Duration // the wait before the next attempt, when Retry
 	Next   string        // the next attempt's URL, when Retry moves to another target
 	Stop   StopReason    // why a failed attempt is not retried; "" on success or Retry
+
+	// Pending is how many other attempts of the request (hedges) are
+	// still in flight when this one failed: their outcome comes next, with
+	// no wait (Retry is true).
+	Pending int
 }
 
 // String describes the attempt for a person, as in
@@ -71,15 +89,23 @@ func (i AttemptInfo) String() string {
 		what = fmt.Sprintf("%d %s", i.Status, http.StatusText(i.Status))
 	}
 	wait := i.Wait.Round(time.Millisecond)
-	switch {
-	case i.Retry && i.Next != "":
-		return fmt.Sprintf("retrying on %s in %s (%s, attempt %d/%d)", i.Next, wait, what, i.N, i.Max)
-	case i.Retry:
-		return fmt.Sprintf("retrying in %s (%s, attempt %d/%d)", wait, what, i.N, i.Max)
-	case i.Stop != "":
-		return fmt.Sprintf("giving up: %s (%s, attempt %d/%d)", i.Stop, what, i.N, i.Max)
+	hedge := ""
+	if i.Hedge {
+		hedge = ", hedge"
 	}
-	return fmt.Sprintf("done (%s, attempt %d/%d)", what, i.N, i.Max)
+	switch {
+	case i.Stop == StopSuperseded:
+		return fmt.Sprintf("canceled: another attempt answered first (attempt %d/%d%s)", i.N, i.Max, hedge)
+	case i.Retry && i.Pending > 0:
+		return fmt.Sprintf("waiting for %d other attempt(s) in flight (%s, attempt %d/%d%s)", i.Pending, what, i.N, i.Max, hedge)
+	case i.Retry && i.Next != "":
+		return fmt.Sprintf("retrying on %s in %s (%s, attempt %d/%d%s)", i.Next, wait, what, i.N, i.Max, hedge)
+	case i.Retry:
+		return fmt.Sprintf("retrying in %s (%s, attempt %d/%d%s)", wait, what, i.N, i.Max, hedge)
+	case i.Stop != "":
+		return fmt.Sprintf("giving up: %s (%s, attempt %d/%d%s)", i.Stop, what, i.N, i.Max, hedge)
+	}
+	return fmt.Sprintf("done (%s, attempt %d/%d%s)", what, i.N, i.Max, hedge)
 }
 
 // Error is returned by RoundTrip (and so, wrapped in a *url.Error, by
@@ -90,7 +116,7 @@ type Error struct {
 	URL       string        // the request's URL, password redacted
 	Cause     cause.Cause   // the cause of the last attempt
 	Attempts  int           // how many attempts were made, refused ones included
-	History   []Attempt     // every attempt, in order
+	History   []Attempt     // every attempt, in the order they ended (hedges may end out of turn)
 	TotalWait time.Duration // the time spent waiting between attempts
 	Stop      StopReason    // why the last attempt was not retried
 

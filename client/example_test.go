@@ -175,3 +175,107 @@ func ExampleError() {
 	// 3 connection_refused connect
 	// cause.Of: connection_refused
 }
+
+// Breaker transitions, for a metric or a log line, and the state read
+// back per host.
+func ExampleWithOnStateChange() {
+	srv, _ := flaky(http.StatusServiceUnavailable, 100)
+	defer srv.Close()
+
+	c := client.New(
+		client.WithMaxAttempts(1),
+		client.WithBreaker(client.BreakerConfig{MinAttempts: 2, CoolDown: time.Minute}),
+		client.WithOnStateChange(func(host string, from, to client.BreakerState) {
+			// In production: a gauge per host, or log.Printf("%s: circuit %s", host, to).
+			fmt.Printf("circuit: %s -> %s\n", from, to)
+		}),
+	)
+	for range 3 {
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			fmt.Println("refused:", cause.Of(err))
+			continue
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	fmt.Println("now:", c.Transport.(*client.Transport).BreakerState(srv.URL))
+	// Output:
+	// 503 Service Unavailable
+	// circuit: closed -> open
+	// 503 Service Unavailable
+	// refused: destination_unavailable
+	// now: open
+}
+
+// Adaptive throttling: a server that turns away everything is soon spared
+// most requests, which fail at once, locally, without using up its
+// capacity for rejections. (The draws are random; the numbers printed hold
+// whatever they are.)
+func ExampleWithAdaptiveThrottling() {
+	srv, seen := flaky(http.StatusServiceUnavailable, 1000)
+	defer srv.Close()
+
+	c := client.New(
+		client.WithAdaptiveThrottling(2),
+		client.WithMaxAttempts(1),
+		client.WithBreaker(client.BreakerConfig{Disabled: true}), // to show throttling alone
+	)
+	var last *client.Error
+	for range 100 {
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			errors.As(err, &last)
+			continue
+		}
+		resp.Body.Close()
+	}
+	fmt.Println("refused locally:", last.Cause, last.Stop, errors.Is(last, client.ErrThrottled))
+	fmt.Println("fewer than 20 of 100 reached the server:", seen.Load() < 20)
+	// Output:
+	// refused locally: destination_unavailable throttled true
+	// fewer than 20 of 100 reached the server: true
+}
+
+// Hedging: the first request hangs (a stuck server behind a balancer, a
+// lost packet); 50ms later a hedge goes out on a new connection and
+// answers at once. The hung attempt is canceled.
+func ExampleWithHedging() {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			select { // hang until canceled
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		io.WriteString(w, "fast")
+	}))
+	defer srv.Close()
+
+	c := client.New(
+		client.WithHedging(50*time.Millisecond, 2),
+		client.WithTimeout(10*time.Second),
+		client.WithOnAttempt(func(i client.AttemptInfo) {
+			fmt.Printf("attempt %d, hedge: %v, status %d", i.N, i.Hedge, i.Status)
+			if i.Stop != "" {
+				fmt.Printf(" (%s)", i.Stop)
+			}
+			fmt.Println()
+		}),
+	)
+	start := time.Now()
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(string(body), "in under a second:", time.Since(start) < time.Second, "- requests sent:", n.Load())
+	// Output:
+	// attempt 1, hedge: false, status 0 (superseded)
+	// attempt 2, hedge: true, status 200
+	// fast in under a second: true - requests sent: 2
+}

@@ -184,7 +184,7 @@ func h2case(t *testing.T, mode string) {
 
 // A probe from an earlier half-open period must not count in the next one.
 func TestStaleProbeIgnored(t *testing.T) {
-	h := newHost(BudgetConfig{}, BreakerConfig{MinAttempts: 1, HalfOpenProbes: 2, CoolDown: time.Second})
+	h := newHost(&Transport{Breaker: BreakerConfig{MinAttempts: 1, HalfOpenProbes: 2, CoolDown: time.Second}}, "")
 	b := &h.breaker
 	now := time.Now()
 	b.record(now, failure, 0) // opens
@@ -198,7 +198,7 @@ func TestStaleProbeIgnored(t *testing.T) {
 		t.Fatal("no probe after the second cool-down")
 	}
 	b.record(now, success, pa) // A, from the earlier period, ends well: must not close the circuit
-	if b.state != halfOpen {
+	if b.state != BreakerHalfOpen {
 		t.Errorf("a stale probe changed the state to %v", b.state)
 	}
 	b.record(now, ignored, pc)
@@ -268,7 +268,7 @@ func TestHostStatePruned(t *testing.T) {
 	tr.init()
 	open := tr.host(mustURL(t, "http://open.example"))
 	open.breaker.mu.Lock()
-	open.breaker.state, open.breaker.openedAt = halfOpen, clk.Now()
+	open.breaker.state, open.breaker.openedAt = BreakerHalfOpen, clk.Now()
 	open.breaker.mu.Unlock()
 	for i := 0; i < maxHosts; i++ {
 		tr.host(mustURL(t, fmt.Sprintf("http://h%d.example", i)))

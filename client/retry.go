@@ -98,11 +98,15 @@ type call struct {
 	kept       *http.Response // the last discarded response, body buffered
 }
 
-func (c *call) url() *url.URL {
-	if c.target == 0 {
+func (c *call) url() *url.URL { return c.urlAt(c.target) }
+
+// urlAt is the request's URL on target i: 0 for its own, i for
+// Fallbacks[i-1].
+func (c *call) urlAt(i int) *url.URL {
+	if i == 0 {
 		return c.req.URL
 	}
-	fb := c.t.fallbacks[c.target-1]
+	fb := c.t.fallbacks[i-1]
 	u := *c.req.URL
 	u.Scheme, u.Host, u.User = fb.Scheme, fb.Host, fb.User
 	return &u
@@ -111,17 +115,12 @@ func (c *call) url() *url.URL {
 func (c *call) run() (*http.Response, error) {
 	t := c.t
 	for n := 1; ; n++ {
-		u, h, probe, ok := c.route(n)
-		if !ok {
-			return c.finish(StopCircuitOpen)
+		u, h, probe, refused := c.route(n)
+		if refused != "" {
+			return c.finish(refused)
 		}
-		resp, a, tr := c.attempt(n, u)
-		out := outcomeOf(a.Cause)
-		if c.ctx.Err() != nil {
-			out = ignored // the caller's own deadline or cancel: nothing about the host
-		}
-		h.breaker.record(t.clock(), out, probe)
-		h.budget.record(out)
+		resp, a, tr, last := c.round(n, u, h, probe)
+		n = last
 		if a.Cause == cause.None {
 			c.report(a, false, 0, "")
 			return c.deliver(resp, tr), nil
@@ -150,49 +149,110 @@ func (c *call) run() (*http.Response, error) {
 	}
 }
 
-// route picks the target of attempt n: the current one, unless its circuit
-// is open; then the next fallback whose circuit lets the attempt through.
-// A refusal is recorded under the same n, as it sends nothing.
-func (c *call) route(n int) (u *url.URL, h *host, probe uint64, ok bool) {
+// round sends attempt n to u, with hedges when the request may have them,
+// and returns the outcome that decides what follows (see hedged) and the
+// number of the last attempt made.
+func (c *call) round(n int, u *url.URL, h *host, probe uint64) (*http.Response, Attempt, *cause.Tracker, int) {
+	if c.hedges() {
+		return c.hedged(n, u, h, probe)
+	}
+	resp, a, tr := c.attempt(c.ctx, n, c.target, u)
+	c.settle(h, probe, a)
+	return resp, a, tr, n
+}
+
+// route picks the target of attempt n: the current one, unless adaptive
+// throttling or its open circuit refuses the attempt; then the next
+// fallback that lets it through. A refusal is recorded under the same n,
+// as it sends nothing; when no target is left, route returns why.
+func (c *call) route(n int) (u *url.URL, h *host, probe uint64, refused StopReason) {
 	for {
 		u = c.url()
 		h = c.t.host(u)
-		if probe, ok = h.breaker.allow(c.t.clock()); ok {
-			return u, h, probe, true
+		now := c.t.clock()
+		err, stop := ErrThrottled, StopThrottled
+		if h.throttle.allow(now, c.t.random) {
+			var ok bool
+			if probe, ok = h.breaker.allow(now); ok {
+				return u, h, probe, ""
+			}
+			err, stop = ErrCircuitOpen, StopCircuitOpen
 		}
-		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: ErrCircuitOpen}
+		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: err}
 		if c.target == len(c.t.fallbacks) {
-			c.report(a, false, 0, StopCircuitOpen)
-			return nil, nil, 0, false
+			c.report(a, false, 0, stop)
+			return nil, nil, 0, stop
 		}
 		c.target++
 		c.report(a, true, 0, "")
 	}
 }
 
-// attempt sends one attempt to u and names its cause: None for a response
+// settle tells the host's breaker, budget and throttle how an attempt
+// sent to it ended.
+func (c *call) settle(h *host, probe uint64, a Attempt) {
+	now := c.t.clock()
+	out := outcomeOf(a.Cause)
+	if c.ctx.Err() != nil {
+		out = ignored // the caller's own deadline or cancel: nothing about the host
+	}
+	h.breaker.record(now, out, probe)
+	h.budget.record(out)
+	if out != ignored {
+		// Throttling counts what the host turned away, a 429 included
+		// even when it is not retried.
+		switch a.Status {
+		case 0, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			h.throttle.record(now, false)
+		default:
+			h.throttle.record(now, true)
+		}
+	}
+}
+
+// attempt sends attempt n to u, Fallbacks[target-1] or the request's own
+// URL (target 0), within ctx, and names its cause: None for a response
 // that is not retried on, UpstreamStatus or HTTPRequestDenied for one that
 // is, the tracker's classification for an error.
-func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
-	tr := new(cause.Tracker)
-	actx, endAttempt := c.ctx, func() {}
-	var timer *time.Timer
+func (c *call) attempt(ctx context.Context, n, target int, u *url.URL) (*http.Response, Attempt, *cause.Tracker) {
+	s := c.prepare(ctx, n, target, u)
+	if s.a.Err != nil {
+		return nil, s.a, s.tr
+	}
+	return c.send(s)
+}
+
+// sending is an attempt prepared by the goroutine that runs the request
+// (the request body is not safe for others to hand out), to be sent by
+// any goroutine.
+type sending struct {
+	areq       *http.Request
+	actx       context.Context
+	endAttempt func()
+	timer      *time.Timer
+	tr         *cause.Tracker
+	a          Attempt
+}
+
+func (c *call) prepare(ctx context.Context, n, target int, u *url.URL) *sending {
+	s := &sending{tr: new(cause.Tracker), actx: ctx, endAttempt: func() {}}
 	if d := c.t.AttemptTimeout; d > 0 {
-		ctx, cancel := context.WithCancelCause(c.ctx)
-		timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
-		actx, endAttempt = ctx, func() { timer.Stop(); cancel(nil) }
+		actx, cancel := context.WithCancelCause(ctx)
+		timer := time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		s.actx, s.timer, s.endAttempt = actx, timer, func() { timer.Stop(); cancel(nil) }
 	}
 	// A shallow copy: the attempt replaces fields (URL, Body, GetBody)
 	// but changes nothing they point to, except the header when it adds a
 	// key, which it copies first. Clone would copy the URL and the header
-	// on every attempt, a third of the Transport's allocations.
-	areq := c.req.WithContext(tr.WithContext(actx))
+	// on every attempt, a third of the Transport's allocations. Attempts
+	// in flight together (hedges) share only what none of them changes.
+	areq := c.req.WithContext(s.tr.WithContext(s.actx))
 	// The copy keeps the Cancel channel http.Client installs for
 	// transports it does not know; the context already carries deadline
 	// and cancellation, and that channel makes a hang look like a bad
 	// response.
 	areq.Cancel = nil //lint:ignore SA1019 cleared, not used
-	if c.target > 0 {
+	if target > 0 {
 		areq.URL, areq.Host = u, ""
 	}
 	if c.key != "" {
@@ -203,11 +263,12 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 		h.Set("Idempotency-Key", c.key)
 		areq.Header = h
 	}
-	a := Attempt{N: n, URL: u.Redacted()}
+	s.a = Attempt{N: n, URL: u.Redacted()}
 	body, err := c.body.next(areq)
 	if err != nil {
-		a.Cause, a.Err = cause.HTTPRequestError, err
-		return nil, a, tr
+		s.endAttempt()
+		s.a.Cause, s.a.Err = cause.HTTPRequestError, err
+		return s
 	}
 	areq.Body = body
 	if !c.idempotent {
@@ -217,6 +278,14 @@ func (c *call) attempt(n int, u *url.URL) (*http.Response, Attempt, *cause.Track
 		// retried only by this loop, which checks that it was never sent.
 		areq.GetBody = nil
 	}
+	s.areq = areq
+	return s
+}
+
+// send sends a prepared attempt. It touches nothing of c that changes, so
+// hedges can be sent concurrently.
+func (c *call) send(s *sending) (*http.Response, Attempt, *cause.Tracker) {
+	areq, actx, endAttempt, timer, tr, a := s.areq, s.actx, s.endAttempt, s.timer, s.tr, s.a
 	start := c.t.clock()
 	resp, err := c.t.base.RoundTrip(areq)
 	a.Duration = c.t.clock().Sub(start)
@@ -351,16 +420,22 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 }
 
 func (c *call) report(a Attempt, retry bool, wait time.Duration, stop StopReason) {
-	c.attempts = append(c.attempts, a)
-	if c.t.OnAttempt == nil {
-		return
-	}
-	info := AttemptInfo{Attempt: a, Method: c.req.Method, Max: c.max, Retry: retry, Wait: wait, Stop: stop}
-	if retry {
+	info := AttemptInfo{Attempt: a, Retry: retry, Wait: wait, Stop: stop}
+	if retry && c.t.OnAttempt != nil {
 		if next := c.url().Redacted(); next != a.URL {
 			info.Next = next
 		}
 	}
+	c.tell(info)
+}
+
+// tell records an attempt and passes it to OnAttempt.
+func (c *call) tell(info AttemptInfo) {
+	c.attempts = append(c.attempts, info.Attempt)
+	if c.t.OnAttempt == nil {
+		return
+	}
+	info.Method, info.Max = c.req.Method, c.max
 	c.t.OnAttempt(info)
 }
 
