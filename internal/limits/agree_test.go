@@ -237,6 +237,10 @@ func viaClient(t *testing.T, tg target, resolver *net.Resolver, timeout time.Dur
 		base.DialContext = (&net.Dialer{Resolver: resolver}).DialContext
 		base.TLSClientConfig = &tls.Config{RootCAs: tg.roots}
 		base.MaxResponseHeaderBytes = client.DefaultMaxResponseHeaderBytes
+		// HTTP/1.1, as the gateway and the probe speak to upstreams. Over
+		// HTTP/2, Go's client may report a refused client certificate as
+		// "client conn could not be established", without the alert.
+		base.ForceAttemptHTTP2 = false
 		defer base.CloseIdleConnections()
 		opts = append(opts, client.WithBase(base))
 	}
