@@ -136,8 +136,10 @@ type scriptGenerator func(rs []*curl.Request, ps []policy) string
 // another (see GenerateScript).
 func scriptGenerators() map[string]scriptGenerator {
 	return map[string]scriptGenerator{
-		"shell": genShellScript,
-		"rust":  genRustScript,
+		"shell":      genShellScript,
+		"rust":       genRustScript,
+		"javascript": genJSScript,
+		"java":       genJavaScript,
 	}
 }
 
@@ -258,9 +260,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "rust": true}
-	digestLanguages     = map[string]bool{"shell": true, "rust": true}
-	encodeLanguages     = map[string]bool{"shell": true, "rust": true}
+	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
+	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
+	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
 )
 
 // unconverted warns of what the command asks that lang's program does

@@ -13,7 +13,7 @@ async function main() {
     follow(url, {
       method,
       headers,
-    });
+    }, MAX_REDIRECTS, fetch);
 
   const response = await send();
   const data = Buffer.from(await response.arrayBuffer());
@@ -25,12 +25,13 @@ async function main() {
 
 // follow makes one attempt: the request and, with curl -L, its redirects,
 // followed here rather than by fetch so that they are counted as curl counts
-// them and a refused hop is told from a refused first request.
-async function follow(url, init) {
+// them and a refused hop is told from a refused first request. exchange
+// makes each request of the chain, without following its redirect.
+async function follow(url, init, maxRedirects, exchange) {
   for (let hops = 0; ; hops++) {
     let response;
     try {
-      response = await fetch(url, { ...init, redirect: 'manual' });
+      response = await exchange(url, { ...init, redirect: 'manual' });
     } catch (err) {
       if (hops === 0) throw err;
       // The request had reached a server: a refused hop is no proof that
@@ -40,8 +41,8 @@ async function follow(url, init) {
     const location = response.headers.get('location');
     if (!location || ![301, 302, 303, 307, 308].includes(response.status)) return response;
     await response.arrayBuffer().catch(() => {});
-    if (hops === MAX_REDIRECTS) {
-      const err = new Error(`maximum (${MAX_REDIRECTS}) redirects followed`);
+    if (hops === maxRedirects) {
+      const err = new Error(`maximum (${maxRedirects}) redirects followed`);
       err.final = true; // another attempt would end the same way
       throw err;
     }

@@ -45,7 +45,7 @@ public class Main {
         for (int attempt = 1; ; attempt++) {
             IOException error = null;
             try {
-                response = send(client, request);
+                response = send(request, MAX_REDIRECTS, r -> client.send(r, HttpResponse.BodyHandlers.ofByteArray()));
             } catch (IOException e) {
                 error = e;
                 response = null;
@@ -77,11 +77,12 @@ public class Main {
     // send makes one attempt: the request and, with curl -L, its redirects,
     // followed here rather than by HttpClient so that they are counted as
     // curl counts them and a refused hop is told from a refused first request.
-    static HttpResponse<byte[]> send(HttpClient client, HttpRequest request) throws IOException, InterruptedException {
+    // exchange makes each request of the chain, without following its redirect.
+    static HttpResponse<byte[]> send(HttpRequest request, int maxRedirects, Exchange exchange) throws IOException, InterruptedException {
         for (int hops = 0; ; hops++) {
             HttpResponse<byte[]> response;
             try {
-                response = client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+                response = exchange.send(request);
             } catch (IOException e) {
                 if (hops == 0) {
                     throw e;
@@ -95,8 +96,8 @@ public class Main {
             if (location.isEmpty() || !(status == 301 || status == 302 || status == 303 || status == 307 || status == 308)) {
                 return response;
             }
-            if (hops == MAX_REDIRECTS) {
-                throw new TooManyRedirects("maximum (" + MAX_REDIRECTS + ") redirects followed");
+            if (hops == maxRedirects) {
+                throw new TooManyRedirects("maximum (" + maxRedirects + ") redirects followed");
             }
             URI next = request.uri().resolve(location);
             boolean sameHost = request.uri().getHost() != null && request.uri().getHost().equalsIgnoreCase(next.getHost())
@@ -125,6 +126,12 @@ public class Main {
         TooManyRedirects(String message) {
             super(message);
         }
+    }
+
+    // Exchange sends one request and reads its response, without following a
+    // redirect.
+    interface Exchange {
+        HttpResponse<byte[]> send(HttpRequest request) throws IOException, InterruptedException;
     }
 
     // retryWait returns how long to wait before another attempt, or null
