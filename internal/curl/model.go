@@ -297,7 +297,10 @@ type Auth struct {
 	// Content-Type), and answers a 401 with a Digest challenge by sending
 	// it again, whole, with the Authorization the challenge asks for
 	// (MD5, MD5-sess, SHA-256 or SHA-256-sess; qop "auth" when offered).
-	// A response other than that 401 is the request's response.
+	// A response other than that 401 is the request's response, except
+	// that a success (2xx) to the probe of a request with a body makes
+	// curl send the request again, whole and without credentials, as the
+	// body never went.
 	Digest bool
 }
 
