@@ -138,6 +138,7 @@ func scriptGenerators() map[string]scriptGenerator {
 	return map[string]scriptGenerator{
 		"shell": genShellScript,
 		"php":   genPHPScript,
+		"c":     genCScript,
 	}
 }
 
@@ -258,9 +259,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "php": true}
-	digestLanguages     = map[string]bool{"shell": true, "php": true}
-	encodeLanguages     = map[string]bool{"shell": true, "php": true}
+	jarLanguages        = map[string]bool{"shell": true, "php": true, "c": true}
+	digestLanguages     = map[string]bool{"shell": true, "php": true, "c": true}
+	encodeLanguages     = map[string]bool{"shell": true, "php": true, "c": true}
 )
 
 // unconverted warns of what the command asks that lang's program does
