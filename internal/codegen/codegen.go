@@ -139,6 +139,7 @@ func scriptGenerators() map[string]scriptGenerator {
 		"shell": genShellScript,
 		"php":   genPHPScript,
 		"c":     genCScript,
+		"ruby":  genRubyScript,
 	}
 }
 
@@ -259,9 +260,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "php": true, "c": true}
-	digestLanguages     = map[string]bool{"shell": true, "php": true, "c": true}
-	encodeLanguages     = map[string]bool{"shell": true, "php": true, "c": true}
+	jarLanguages        = map[string]bool{"shell": true, "php": true, "c": true, "ruby": true}
+	digestLanguages     = map[string]bool{"shell": true, "php": true, "c": true, "ruby": true}
+	encodeLanguages     = map[string]bool{"shell": true, "php": true, "c": true, "ruby": true}
 )
 
 // unconverted warns of what the command asks that lang's program does

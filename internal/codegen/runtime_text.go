@@ -40,3 +40,12 @@ func (s valueSyntax) expr(t curl.Text) string {
 	}
 	return strings.Join(parts, s.join)
 }
+
+// readsValues reports whether r reads a file's contents or encodes a value
+// when the program runs: in its URL (--url-query, -G) or its data
+// (--data-urlencode).
+func readsValues(r *curl.Request) (files, encodes bool) {
+	files = len(r.URL.Files()) > 0 || len(r.Body.Data.Files()) > 0
+	encodes = r.URL.Encodes() || r.Body.Data.Encodes()
+	return files, encodes
+}
