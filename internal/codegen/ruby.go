@@ -680,9 +680,10 @@ def store_cookies(jar, uri, response)
     name, value = pair.to_s.split('=', 2)
     next if name.nil? || name.empty? || value.nil?
 
-    # Without a Path, RFC 6265's default: the request path up to its last '/'.
-    default_path = uri.path[%r{\A/.*(?=/)}] || '/'
-    cookie = { domain: host, subdomains: false, path: default_path, raw_path: default_path, secure: false,
+    # Without a Path, the request's folder: its path up to its last '/', which
+    # curl writes with that '/' and matches without it.
+    default_path = uri.path[%r{\A/.*/}] || '/'
+    cookie = { domain: host, subdomains: false, path: cookie_path(default_path), raw_path: default_path, secure: false,
                expires: 0, name: name, value: value, http_only: false }
     max_age = nil
     refused = attributes.any? do |attribute|
