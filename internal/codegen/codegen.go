@@ -140,6 +140,9 @@ func scriptGenerators() map[string]scriptGenerator {
 		"rust":       genRustScript,
 		"javascript": genJSScript,
 		"java":       genJavaScript,
+		"php":        genPHPScript,
+		"c":          genCScript,
+		"ruby":       genRubyScript,
 	}
 }
 
@@ -260,9 +263,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
-	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
-	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true}
+	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true}
+	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true}
+	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true}
 )
 
 // unconverted warns of what the command asks that lang's program does
