@@ -136,7 +136,9 @@ type scriptGenerator func(rs []*curl.Request, ps []policy) string
 // another (see GenerateScript).
 func scriptGenerators() map[string]scriptGenerator {
 	return map[string]scriptGenerator{
-		"shell": genShellScript,
+		"shell":        genShellScript,
+		"python":       genPythonScript,
+		"python-httpx": genHTTPXScript,
 	}
 }
 
@@ -257,9 +259,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true}
-	digestLanguages     = map[string]bool{"shell": true}
-	encodeLanguages     = map[string]bool{"shell": true}
+	jarLanguages        = map[string]bool{"shell": true, "python": true, "python-httpx": true}
+	digestLanguages     = map[string]bool{"shell": true, "python": true, "python-httpx": true}
+	encodeLanguages     = map[string]bool{"shell": true, "python": true, "python-httpx": true}
 )
 
 // unconverted warns of what the command asks that lang's program does
