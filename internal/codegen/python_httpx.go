@@ -236,7 +236,8 @@ func (g *httpxGen) constants() string {
 			}
 			w("%s", httpxPolicyClass)
 		}
-	} else if r, p := g.rs[0], g.ps[0]; true {
+	} else {
+		r, p := g.rs[0], g.ps[0]
 		if p.Retry {
 			w("MAX_ATTEMPTS = %d\n", p.Attempts)
 			w("BASE_DELAY = %s\n", pyFloat(p.BaseDelay.Seconds()))
@@ -305,12 +306,8 @@ func (g *httpxGen) request(r *curl.Request, p policy, name, doc string) string {
 		def = "async def"
 	}
 	w("%s %s():\n%s", def, name, doc)
-	if g.script {
-		for i, x := range g.rs {
-			if pol := g.policyOf(i); x == r && pol != "" {
-				w("    policy = %s\n", pol)
-			}
-		}
+	if i := slices.Index(g.rs, r); g.script && g.policyOf(i) != "" {
+		w("    policy = %s\n", g.policyOf(i))
 	}
 	w("    method = %s\n", jsonQuote(r.Method))
 	w("    url = %s\n", g.str(r.URL))
