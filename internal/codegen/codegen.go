@@ -136,15 +136,17 @@ type scriptGenerator func(rs []*curl.Request, ps []policy) string
 // another (see GenerateScript).
 func scriptGenerators() map[string]scriptGenerator {
 	return map[string]scriptGenerator{
-		"shell":       genShellScript,
-		"rust":        genRustScript,
-		"javascript":  genJSScript,
-		"java":        genJavaScript,
-		"php":         genPHPScript,
-		"c":           genCScript,
-		"ruby":        genRubyScript,
-		"go":          genGoScript,
-		"go-holdfast": genGoHoldfastScript,
+		"shell":        genShellScript,
+		"rust":         genRustScript,
+		"javascript":   genJSScript,
+		"java":         genJavaScript,
+		"php":          genPHPScript,
+		"c":            genCScript,
+		"ruby":         genRubyScript,
+		"go":           genGoScript,
+		"go-holdfast":  genGoHoldfastScript,
+		"python":       genPythonScript,
+		"python-httpx": genHTTPXScript,
 	}
 }
 
@@ -265,9 +267,9 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 var (
 	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
 	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true}
-	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true}
-	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true}
+	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
+	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
+	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
 )
 
 // unconverted warns of what the command asks that lang's program does
