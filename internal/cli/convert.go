@@ -94,7 +94,6 @@ func convert(e env, args []string, lang string, opts codegen.Options) int {
 	for _, r := range script.Requests {
 		warnings = append(warnings, codegen.Warnings(lang, r, opts)...)
 	}
-	warnings = append(warnings, codegen.ScriptWarnings(lang, script.Requests)...)
 	for _, w := range curl.SortWarnings(warnings) {
 		fmt.Fprintf(stderr, "holdfast convert: warning: %s\n", w)
 	}

@@ -131,9 +131,8 @@ func canonical(lang string) string {
 // when any failed. It is called with two requests or more.
 type scriptGenerator func(rs []*curl.Request, ps []policy) string
 
-// scriptGenerators holds the languages that write several requests as
-// one program. The others write one program per request, one after
-// another (see GenerateScript).
+// scriptGenerators holds, for every language, the generator of a program
+// that makes several requests.
 func scriptGenerators() map[string]scriptGenerator {
 	return map[string]scriptGenerator{
 		"shell":        genShellScript,
@@ -173,10 +172,7 @@ func checkLanguage(lang string, opts Options) error {
 // order, as one curl command line (with several URLs or --next) or
 // several commands make them. One request gives what Generate gives.
 // Several give one program with a function per request, run in order,
-// that goes on after a failed request and exits non-zero if any failed;
-// in a language that cannot (see ScriptWarnings), the programs of the
-// requests one after another, each headed by a comment, to be saved as
-// separate files.
+// that goes on after a failed request and exits non-zero if any failed.
 func GenerateScript(lang string, rs []*curl.Request, opts Options) (string, error) {
 	if err := checkLanguage(lang, opts); err != nil {
 		return "", err
@@ -184,53 +180,11 @@ func GenerateScript(lang string, rs []*curl.Request, opts Options) (string, erro
 	if len(rs) == 1 {
 		return Generate(lang, rs[0], opts)
 	}
-	if sg := scriptGenerators()[canonical(lang)]; sg != nil && len(rs) > 1 {
-		ps := make([]policy, len(rs))
-		for i, r := range rs {
-			ps[i] = newPolicy(r, opts)
-		}
-		return sg(rs, ps), nil
-	}
-	var b strings.Builder
+	ps := make([]policy, len(rs))
 	for i, r := range rs {
-		out, err := Generate(lang, r, opts)
-		if err != nil {
-			return "", err
-		}
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		marker := fmt.Sprintf("request %d of %d: %s %s", i+1, len(rs), r.Method, r.URL)
-		if canonical(lang) == "php" && i == 0 {
-			// Before the first <?php, PHP would print a bare comment
-			// line: there it goes in a block that prints nothing.
-			fmt.Fprintf(&b, "<?php /* %s */ ?>\n", strings.ReplaceAll(marker, "*/", "* /"))
-		} else {
-			fmt.Fprintf(&b, "%s %s\n", commentPrefix(lang), marker)
-		}
-		b.WriteString(out)
+		ps[i] = newPolicy(r, opts)
 	}
-	return b.String(), nil
-}
-
-// ScriptWarnings returns what GenerateScript does differently from the
-// command for the requests rs as a whole: in a language without a
-// script generator, several requests become several programs.
-func ScriptWarnings(lang string, rs []*curl.Request) []curl.Warning {
-	if len(rs) < 2 || scriptGenerators()[canonical(lang)] != nil || generators()[canonical(lang)] == nil {
-		return nil
-	}
-	return []curl.Warning{{Pos: rs[1].Pos, Msg: fmt.Sprintf(
-		"%d requests are written as %d %s programs, one after another, to be saved and run separately", len(rs), len(rs), canonical(lang))}}
-}
-
-// commentPrefix starts a line comment in lang.
-func commentPrefix(lang string) string {
-	switch canonical(lang) {
-	case "python", "python-httpx", "shell", "ruby":
-		return "#"
-	}
-	return "//"
+	return scriptGenerators()[canonical(lang)](rs, ps), nil
 }
 
 // Warnings returns what the program that Generate writes in lang for r
@@ -245,7 +199,6 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 	if l := languageLimits()[canonical(lang)]; l != nil {
 		out = append(out, l(r, p)...)
 	}
-	out = append(out, unconverted(canonical(lang), r)...)
 	if p.dropsRetry(r) {
 		out = append(out, curl.Warning{
 			Pos:    r.Retry.Pos,
@@ -254,57 +207,6 @@ func Warnings(lang string, r *curl.Request, opts Options) []curl.Warning {
 				"so it is not resent after an error status, a timeout or a dropped connection; "+
 				"add -H 'Idempotency-Key: <unique value>' if the server deduplicates on it", r.Retry.Count, r.Method, r.URL.String()),
 		})
-	}
-	return out
-}
-
-// proxyLanguages are the languages whose programs go through the proxy
-// of -x (Request.Proxy); cookieFileLanguages those that read the cookie
-// files of -b (Request.CookieFiles); jarLanguages those that write the
-// jar of -c (Request.CookieJar); digestLanguages those that answer a
-// Digest challenge (Auth.Digest); encodeLanguages those that read files
-// and encode values when they run (curl.Segment's File and Encode).
-var (
-	proxyLanguages      = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	cookieFileLanguages = map[string]bool{"shell": true, "go": true, "go-holdfast": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "rust": true, "python": true, "python-httpx": true}
-	jarLanguages        = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
-	digestLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
-	encodeLanguages     = map[string]bool{"shell": true, "rust": true, "javascript": true, "java": true, "php": true, "c": true, "ruby": true, "go": true, "go-holdfast": true, "python": true, "python-httpx": true}
-)
-
-// unconverted warns of what the command asks that lang's program does
-// not do.
-func unconverted(lang string, r *curl.Request) []curl.Warning {
-	var out []curl.Warning
-	if r.CookieJar != "" && !jarLanguages[lang] {
-		out = append(out, curl.Warning{Pos: r.Pos, Option: "-c", Msg: fmt.Sprintf(
-			"the %s program does not write the cookie jar %q: the cookies the server sets are not saved", lang, r.CookieJar)})
-	}
-	if r.Auth != nil && r.Auth.Digest && !digestLanguages[lang] {
-		out = append(out, curl.Warning{Pos: r.Pos, Option: "--digest", Msg: fmt.Sprintf(
-			"the %s program sends Basic authentication, not Digest (--digest): the password goes out in the clear and a Digest-only server refuses it", lang)})
-	}
-	if !encodeLanguages[lang] {
-		for _, w := range []struct {
-			t   curl.Text
-			opt string
-		}{{r.URL, "--url-query"}, {r.Body.Data, "--data-urlencode"}} {
-			if files := w.t.Files(); len(files) > 0 {
-				out = append(out, curl.Warning{Pos: r.Pos, Option: w.opt, Msg: fmt.Sprintf(
-					"the %s program does not read %s: its contents, which curl sends URL-encoded, are left out", lang, strings.Join(files, ", "))})
-			} else if w.t.Encodes() {
-				out = append(out, curl.Warning{Pos: r.Pos, Option: w.opt, Msg: fmt.Sprintf(
-					"the %s program sends the value of %s as it is, where curl URL-encodes it", lang, "$"+strings.Join(w.t.Vars(), ", $"))})
-			}
-		}
-	}
-	if r.Proxy != nil && !proxyLanguages[lang] {
-		out = append(out, curl.Warning{Pos: r.Pos, Option: "-x", Msg: fmt.Sprintf(
-			"the proxy %s is not used by the %s program: it connects directly", r.Proxy.URL.String(), lang)})
-	}
-	if len(r.CookieFiles) > 0 && !cookieFileLanguages[lang] {
-		out = append(out, curl.Warning{Pos: r.Pos, Option: "-b", Msg: fmt.Sprintf(
-			"the cookie file %q is not read by the %s program: pass its cookies as -b 'name=value'", r.CookieFiles[0], lang)})
 	}
 	return out
 }
@@ -529,20 +431,3 @@ func parens(expr string, wrap bool) string {
 // splitComment is the comment on the code that splits -u "$CREDS" when
 // the program runs.
 const splitComment = "curl -u: the value is user:password, split at its first ':' (no ':': no password)"
-
-// textExpr renders t as an expression of a language: lit quotes a literal,
-// env reads a variable, join concatenates.
-func textExpr(t curl.Text, lit func(string) string, env func(string) string, join string) string {
-	if len(t) == 0 {
-		return lit("")
-	}
-	parts := make([]string, 0, len(t))
-	for _, s := range t {
-		if s.Env != "" {
-			parts = append(parts, env(s.Env))
-			continue
-		}
-		parts = append(parts, lit(s.Lit))
-	}
-	return strings.Join(parts, join)
-}

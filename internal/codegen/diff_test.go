@@ -582,17 +582,8 @@ func diffTarget(t *testing.T, rn runner, names []string, want map[string]curlRun
 	for i, name := range names {
 		recs[i] = newRecorder(t)
 		cases[i] = prepareCase(t, name, recs[i])
-		// One program for all the requests, in a language that writes
-		// them as one; else one program each.
-		var units [][]*curl.Request
-		if rs := cases[i].script.Requests; len(ScriptWarnings(rn.lang, rs)) == 0 {
-			units = [][]*curl.Request{rs}
-		} else {
-			for _, r := range rs {
-				units = append(units, []*curl.Request{r})
-			}
-		}
-		for j, rs := range units {
+		// One program for all the requests of the command.
+		for j, rs := range [][]*curl.Request{cases[i].script.Requests} {
 			src, err := GenerateScript(rn.lang, rs, rn.opts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)

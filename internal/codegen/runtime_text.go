@@ -7,7 +7,7 @@ import (
 )
 
 // valueSyntax renders a curl.Text as an expression of a language whose
-// program reads files and encodes values when it runs (encodeLanguages):
+// program reads files and encodes values when it runs:
 // lit quotes a literal, env reads a variable, file reads a file's whole
 // contents, encode wraps an expression in the language's form of curl's
 // --data-urlencode encoding, and join concatenates.
