@@ -322,13 +322,14 @@ func reaches(s *Script, it sourceItem) bool {
 // FuzzParse checks that no input makes the parser panic, and that what it
 // accepts it accepts consistently.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("../../../shared/curl-corpus/*.sh")
+	files, _ := filepath.Glob("../codegen/testdata/curl-corpus/*.sh")
 	for _, file := range files {
 		if b, err := os.ReadFile(file); err == nil {
 			f.Add(string(b))
 		}
 	}
-	for _, s := range []string{`curl -sSLk http://h`, `curl -XPOST -d@- http://h <<< x`, `curl "$A${B}" -F 'a=@"x;y";type=t'`, `curl -- -x`, `curl --next`} {
+	for _, s := range []string{`curl -sSLk http://h`, `curl -XPOST -d@- http://h <<< x`, `curl "$A${B}" -F 'a=@"x;y";type=t'`, `curl -- -x`, `curl --next`,
+		`curl --data-urlencode n@f --url-query @q -G --data-urlencode "=$V" http://h`, `curl --digest -u "$C" -c j -b j http://h --next http://i`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
