@@ -164,6 +164,9 @@ func cHelpers(b *strings.Builder, uses map[string]bool, retry bool, report, retr
 	if uses["cat"] {
 		b.WriteString(cCatHelper)
 	}
+	if uses["readFile"] || uses["escapedFile"] {
+		b.WriteString(cReadAllHelper)
+	}
 	if uses["readFile"] {
 		b.WriteString(cReadFileHelper)
 	}
@@ -794,16 +797,15 @@ static char *cat(const char *first, ...)
 }
 `
 
-const cReadFileHelper = `
-// read_file reads a whole file, or standard input for "-", when the program
-// runs, as curl does; *len is its size.
-static char *read_file(const char *path, size_t *len)
+// cReadAllHelper reads an open file to its end; read_file and
+// escaped_file open it, each with its own answer to a file that is not
+// there.
+const cReadAllHelper = `
+// read_all reads what is left of f, named path, and closes it unless it is
+// standard input; *len is its size. Running out of memory, or a read that
+// fails halfway, ends the program.
+static char *read_all(FILE *f, const char *path, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        fail("cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
     size_t cap = 65536, n = 0;
     char *data = malloc(cap);
     while (data != NULL) {
@@ -818,18 +820,33 @@ static char *read_file(const char *path, size_t *len)
         }
         data = more;
     }
+    int failed = ferror(f);
+    if (f != stdin) {
+        fclose(f);
+    }
     if (data == NULL) {
         fail("out of memory reading %s", path);
         return NULL;
     }
-    if (ferror(f)) {
+    if (failed) {
         fail("cannot read %s: %s", path, strerror(errno));
-    }
-    if (f != stdin) {
-        fclose(f);
     }
     *len = n;
     return data;
+}
+`
+
+const cReadFileHelper = `
+// read_file reads a whole file, or standard input for "-", when the program
+// runs, as curl does; *len is its size.
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fail("cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return read_all(f, path, len);
 }
 `
 
@@ -1083,8 +1100,8 @@ static char *form_escape(const char *data, size_t len)
 const cEscapedFileHelper = `
 // escaped_file reads a whole file, or standard input for "-", and URL-encodes
 // it, as curl's --data-urlencode name@file and --url-query @file do: a file
-// that cannot be read gives an empty value, with a warning, as in curl. The
-// caller frees the result.
+// that cannot be opened gives an empty value, with a warning, as in curl.
+// The caller frees the result.
 static char *escaped_file(const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -1092,27 +1109,8 @@ static char *escaped_file(const char *path)
         fprintf(stderr, "warning: cannot read %s: %s; its value is left empty\n", path, strerror(errno));
         return form_escape("", 0);
     }
-    size_t cap = 65536, n = 0;
-    char *data = malloc(cap);
-    while (data != NULL) {
-        n += fread(data + n, 1, cap - n, f);
-        if (n < cap) {
-            break;
-        }
-        cap *= 2;
-        char *more = realloc(data, cap);
-        if (more == NULL) {
-            free(data);
-        }
-        data = more;
-    }
-    if (data == NULL) {
-        fail("out of memory reading %s", path);
-        return NULL;
-    }
-    if (f != stdin) {
-        fclose(f);
-    }
+    size_t n;
+    char *data = read_all(f, path, &n);
     char *out = form_escape(data, n);
     free(data);
     return out;

@@ -50,15 +50,11 @@ static void fail(const char *format, ...)
     exit(1);
 }
 
-// read_file reads a whole file, or standard input for "-", when the program
-// runs, as curl does; *len is its size.
-static char *read_file(const char *path, size_t *len)
+// read_all reads what is left of f, named path, and closes it unless it is
+// standard input; *len is its size. Running out of memory, or a read that
+// fails halfway, ends the program.
+static char *read_all(FILE *f, const char *path, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        fail("cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
     size_t cap = 65536, n = 0;
     char *data = malloc(cap);
     while (data != NULL) {
@@ -73,18 +69,31 @@ static char *read_file(const char *path, size_t *len)
         }
         data = more;
     }
+    int failed = ferror(f);
+    if (f != stdin) {
+        fclose(f);
+    }
     if (data == NULL) {
         fail("out of memory reading %s", path);
         return NULL;
     }
-    if (ferror(f)) {
+    if (failed) {
         fail("cannot read %s: %s", path, strerror(errno));
-    }
-    if (f != stdin) {
-        fclose(f);
     }
     *len = n;
     return data;
+}
+
+// read_file reads a whole file, or standard input for "-", when the program
+// runs, as curl does; *len is its size.
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        fail("cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return read_all(f, path, len);
 }
 
 // on_body collects the body of the current attempt's response.
