@@ -77,7 +77,7 @@
 // host's circuit is not closed or when adaptive throttling refuses any of
 // its requests. Only requests that are safe to send twice are hedged (the
 // idempotent methods, or a POST or PATCH with an Idempotency-Key), never
-// one whose body is streamed. Hedges are attempts, numbered and counted
+// one whose body is streamed or that asks for a protocol upgrade. Hedges are attempts, numbered and counted
 // against MaxAttempts like retries; [Attempt].Hedge marks them, and the
 // attempts that lost are reported with [StopSuperseded].
 //

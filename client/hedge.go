@@ -25,7 +25,8 @@ import (
 // the servers work on, mostly for nothing. So only requests that are
 // safe to send twice are hedged (GET, HEAD, OPTIONS, TRACE, PUT, DELETE,
 // or a request with an Idempotency-Key), never one whose body cannot be
-// replayed (a body streamed past BodyBufferLimit); every hedge takes a
+// replayed (a body streamed past BodyBufferLimit) nor one that asks for a
+// protocol upgrade (Upgrade, as a WebSocket handshake); every hedge takes a
 // token of its host's retry budget, and none is sent when the budget is
 // spent, when the host's circuit is not closed or when adaptive
 // throttling refuses any of its requests, so that a slow host is not hit
@@ -45,10 +46,12 @@ type HedgeConfig struct {
 }
 
 // hedges reports whether the request is hedged: hedging is on, it is safe
-// to send twice, and its body can be given to attempts at the same time.
+// to send twice, its body can be given to attempts at the same time, and
+// it asks for no protocol upgrade (a WebSocket handshake is a GET, but two
+// of them would open two sessions).
 func (c *call) hedges() bool {
 	hc := c.t.Hedge
-	return hc.Delay > 0 && hc.MaxInFlight != 1 && c.idempotent && c.body.shareable()
+	return hc.Delay > 0 && hc.MaxInFlight != 1 && c.idempotent && c.body.shareable() && c.req.Header.Get("Upgrade") == ""
 }
 
 // flight is one attempt of a hedged round.

@@ -82,13 +82,16 @@ func TestHedgeOnlyWhatIsSafe(t *testing.T) {
 		method   string
 		key      bool
 		streamed bool // a body over BodyBufferLimit
+		upgrade  bool // asks for a WebSocket
 		requests int64
 	}{
-		{"POST without key", http.MethodPost, false, false, 1},
-		{"POST with key", http.MethodPost, true, false, 2},
-		{"PATCH with key", http.MethodPatch, true, false, 2},
-		{"PUT", http.MethodPut, false, false, 2},
-		{"PUT streamed", http.MethodPut, false, true, 1},
+		{"POST without key", http.MethodPost, false, false, false, 1},
+		{"POST with key", http.MethodPost, true, false, false, 2},
+		{"PATCH with key", http.MethodPatch, true, false, false, 2},
+		{"PUT", http.MethodPut, false, false, false, 2},
+		{"PUT streamed", http.MethodPut, false, true, false, 1},
+		{"GET upgrade", http.MethodGet, false, false, true, 1},
+		{"GET", http.MethodGet, false, false, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hungEnded := make(chan error, 1)
@@ -108,6 +111,10 @@ func TestHedgeOnlyWhatIsSafe(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, f.URL, body)
 			if tc.key {
 				req.Header.Set("Idempotency-Key", "k1")
+			}
+			if tc.upgrade {
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "websocket")
 			}
 			resp, err := c.Do(req)
 			if tc.requests == 2 {
