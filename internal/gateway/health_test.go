@@ -16,12 +16,26 @@ import (
 )
 
 // flaky is a backend whose health path can be made to fail, and which
-// counts the client requests (not the checks) it serves.
+// counts the client requests (not the checks) it serves. Once watch is set,
+// every check it answers records the server's state as the check found it:
+// checks of one server run one at a time, so that state holds the outcome
+// of every earlier check and none of this one.
 type flaky struct {
 	*testutil.Counting
 	healthy atomic.Bool
 	body    atomic.Value // string: the health body
 	served  atomic.Int64 // client requests
+	watch   atomic.Pointer[upstream.Server]
+
+	mu     sync.Mutex
+	checks []seenCheck
+}
+
+// seenCheck is one check a flaky backend answered: whether it answered
+// healthy, and the server's state when the check arrived.
+type seenCheck struct {
+	healthy bool
+	st      upstream.ServerStatus
 }
 
 func newFlaky(t *testing.T, name string) *flaky {
@@ -30,7 +44,13 @@ func newFlaky(t *testing.T, name string) *flaky {
 	f.body.Store(`{"status":"ok"}`)
 	f.Counting = testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
-			if !f.healthy.Load() {
+			healthy := f.healthy.Load()
+			if s := f.watch.Load(); s != nil {
+				f.mu.Lock()
+				f.checks = append(f.checks, seenCheck{healthy, s.Status(time.Now(), true)})
+				f.mu.Unlock()
+			}
+			if !healthy {
 				w.WriteHeader(http.StatusInternalServerError)
 			}
 			io.WriteString(w, f.body.Load().(string))
@@ -40,6 +60,33 @@ func newFlaky(t *testing.T, name string) *flaky {
 		io.WriteString(w, name)
 	}))
 	return f
+}
+
+// seen returns the checks answered so far since watch was set.
+func (f *flaky) seen() []seenCheck {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seenCheck(nil), f.checks...)
+}
+
+// awaitCheck waits up to 2 seconds for a check, answered healthy or not as
+// given, that found the server available or not as given, and returns the
+// checks answered so far.
+func (f *flaky) awaitCheck(t *testing.T, healthy, available bool) []seenCheck {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		seen := f.seen()
+		for _, c := range seen {
+			if c.healthy == healthy && c.st.Available == available {
+				return seen
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no check answered healthy=%v found the server available=%v within 2s; checks: %+v", healthy, available, seen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // healthConfig is one pool of the given servers with checks every 100ms,
@@ -94,12 +141,14 @@ func serverOf(g *Gateway, url string) *upstream.Server {
 }
 
 // TestActiveHealthDetection measures the figures of active checks: a
-// server that starts failing its health path is out of rotation within
-// fall × interval + timeout (plus jitter), no client request reaches it
-// afterwards, and once it recovers it takes traffic again within
-// rise × interval.
+// server whose health path starts failing leaves rotation at the fall-th
+// failed check, not one check earlier or later, and no client request
+// reaches it afterwards; once it recovers it is back at the rise-th passed
+// check. The figures are counted in checks, which is what rise and fall
+// mean: under load a check may be late, never miscounted.
 func TestActiveHealthDetection(t *testing.T) {
 	t.Parallel()
+	const rise, fall = 2, 3 // as healthConfig sets them
 	a, b := newFlaky(t, "a"), newFlaky(t, "b")
 	g, addr := start(t, healthConfig("", a.URL, b.URL))
 	if got, bad := send(t, addr, 20); got["a"] == 0 || got["b"] == 0 || len(bad) > 0 {
@@ -107,20 +156,14 @@ func TestActiveHealthDetection(t *testing.T) {
 	}
 	sb := serverOf(g, b.URL)
 
+	// Every check records the state the earlier ones left: available
+	// exactly while fewer than fall checks in a row have failed, then
+	// unavailable until rise checks in a row have passed.
+	b.watch.Store(sb)
 	failAt := time.Now()
 	b.healthy.Store(false)
-	for sb.Available(time.Now()) {
-		if time.Since(failAt) > 2*time.Second {
-			t.Fatal("server still in rotation 2s after its health path began failing")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	b.awaitCheck(t, false, false)
 	detect := time.Since(failAt)
-	// fall × interval + timeout, and one interval for the check that was
-	// already scheduled when the failure began.
-	if limit := 3*100*time.Millisecond + 50*time.Millisecond + 100*time.Millisecond; detect > limit {
-		t.Errorf("out of rotation after %s, want within %s", detect, limit)
-	}
 	before := b.served.Load()
 	got, bad := send(t, addr, 50)
 	if n := b.served.Load() - before; n != 0 || len(bad) > 0 || got["a"] != 50 {
@@ -132,20 +175,29 @@ func TestActiveHealthDetection(t *testing.T) {
 
 	upAt := time.Now()
 	b.healthy.Store(true)
-	for !sb.Available(time.Now()) {
-		if time.Since(upAt) > 2*time.Second {
-			t.Fatal("server not back 2s after recovering")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	seen := b.awaitCheck(t, true, true)
 	recover := time.Since(upAt)
-	if limit := 2*100*time.Millisecond + 100*time.Millisecond; recover > limit {
-		t.Errorf("back in rotation after %s, want within %s (rise × interval, plus the check in flight)", recover, limit)
-	}
 	if got, _ := send(t, addr, 20); got["b"] == 0 {
 		t.Errorf("after recovery: %v, want b serving again", got)
 	}
-	t.Logf("detected in %s, recovered in %s", detect.Round(time.Millisecond), recover.Round(time.Millisecond))
+
+	down := false // whether the server has gone down since the checks began
+	for i, c := range seen {
+		act := c.st.Active
+		if act == nil {
+			t.Fatalf("check %d: no active status", i)
+		}
+		if act.ConsecutiveFailures >= fall {
+			down = true
+		} else if act.ConsecutivePasses >= rise {
+			down = false
+		}
+		if c.st.Available == down {
+			t.Errorf("check %d (answered healthy=%v) found the server available=%v after %d passes and %d failures in a row: want available=%v (rise %d, fall %d)",
+				i, c.healthy, c.st.Available, act.ConsecutivePasses, act.ConsecutiveFailures, !down, rise, fall)
+		}
+	}
+	t.Logf("%d checks; detected in %s, recovered in %s", len(seen), detect.Round(time.Millisecond), recover.Round(time.Millisecond))
 }
 
 // TestHealthBodyMismatch: a check whose body does not match the regular
