@@ -19,23 +19,27 @@ type replay struct {
 	getBody func() (io.ReadCloser, error) // nil: the body is streamed, not replayed
 	length  int64                         // the length of a buffered body, else -1
 	lent    *lentBody                     // a streamed body lent to the last attempt
+	empty   bool                          // the request has no body: each attempt sends none, as the caller's
 }
 
-// newReplay prepares req's body for replay: req.GetBody when set, else the
-// body read into memory if it fits in limit bytes. A larger body (or any
-// body, with a negative limit) is streamed by the first attempt only.
-func newReplay(req *http.Request, limit int64) (*replay, error) {
-	r := &replay{orig: req.Body, getBody: req.GetBody, length: -1}
+// noBody is the getBody of a request without a body.
+func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
+
+// init prepares req's body for replay: req.GetBody when set, else the body
+// read into memory if it fits in limit bytes. A larger body (or any body,
+// with a negative limit) is streamed by the first attempt only.
+func (r *replay) init(req *http.Request, limit int64) error {
+	*r = replay{orig: req.Body, getBody: req.GetBody, length: -1}
 	switch {
 	case req.Body == nil || req.Body == http.NoBody:
-		r.orig = nil
-		r.getBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		r.orig, r.empty = nil, true
+		r.getBody = noBody
 	case req.GetBody != nil, limit < 0, req.ContentLength > limit:
 	default:
 		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 		if err != nil {
 			req.Body.Close()
-			return nil, fmt.Errorf("client: reading the request body: %w", err)
+			return fmt.Errorf("client: reading the request body: %w", err)
 		}
 		if int64(len(buf)) > limit {
 			// Too large to keep: send what was read, then the rest.
@@ -43,18 +47,25 @@ func newReplay(req *http.Request, limit int64) (*replay, error) {
 				io.Reader
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-			return r, nil
+			return nil
 		}
 		req.Body.Close()
 		r.orig, r.length = nil, int64(len(buf))
 		r.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	}
-	return r, nil
+	return nil
 }
 
 // next returns the body for the next attempt and sets areq's GetBody, so
 // that the base transport can replay it too.
 func (r *replay) next(areq *http.Request) (io.ReadCloser, error) {
+	if r.empty {
+		// No body at all, rather than an empty one to copy: net/http
+		// writes a request whose Body is nil or NoBody with no body, but
+		// copies from any other reader, NoBody too, through a
+		// LimitReader.
+		return areq.Body, nil
+	}
 	areq.GetBody = r.getBody
 	if r.length >= 0 && areq.ContentLength <= 0 {
 		areq.ContentLength = r.length
@@ -160,17 +171,28 @@ func drain(body io.ReadCloser) (io.ReadCloser, bool) {
 
 // causeBody names the cause of a read error on the final response's body,
 // so that a reset or a stall part way through is an error that says so.
+// Closing it releases the attempt's tracker, once.
 type causeBody struct {
 	io.ReadCloser
-	tr *cause.Tracker
+	tr atomic.Pointer[cause.Tracker]
 }
 
 func (b *causeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
-		err = &cause.Error{Cause: b.tr.Classify(err), Phase: cause.PhaseRead, Err: err}
+		// The header arrived: whatever fails now fails reading the body.
+		err = &cause.Error{Cause: cause.Classify(err, cause.PhaseRead), Phase: cause.PhaseRead, Err: err}
 	}
 	return n, err
+}
+
+// Close implements io.Closer.
+func (b *causeBody) Close() error {
+	err := b.ReadCloser.Close()
+	if tr := b.tr.Swap(nil); tr != nil {
+		tr.Release()
+	}
+	return err
 }
 
 // newKey returns a random (version 4) UUID for an Idempotency-Key.

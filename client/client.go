@@ -154,7 +154,7 @@ type Transport struct {
 	fallbacks []*url.URL
 	initErr   error
 	mu        sync.Mutex
-	hosts     map[string]*host
+	hosts     map[hostID]*host
 }
 
 // Interface guard.
@@ -314,7 +314,7 @@ func (t *Transport) init() {
 		if t.base == nil {
 			t.base = t.defaultBase()
 		}
-		t.hosts = make(map[string]*host)
+		t.hosts = make(map[hostID]*host)
 		for _, s := range t.Fallbacks {
 			u, err := url.Parse(s)
 			if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "" ||
@@ -330,27 +330,35 @@ func (t *Transport) init() {
 	})
 }
 
-// host returns the budget and breaker for the host of u.
-func (t *Transport) host(u *url.URL) *host {
-	key := hostKey(u)
-	now := t.clock()
+// host returns the budget and breaker for the host of u, used at now.
+func (t *Transport) host(u *url.URL, now time.Time) *host {
+	id := hostIDOf(u)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := t.hosts[key]
+	h := t.hosts[id]
 	if h == nil {
 		if len(t.hosts) >= maxHosts {
 			t.pruneHosts(now)
 		}
-		h = newHost(t, key)
-		t.hosts[key] = h
+		h = newHost(t, id.String())
+		t.hosts[id] = h
 	}
 	h.lastUsed = now
 	return h
 }
 
-// hostKey is how hosts are told apart: "https://api.example.com:8443",
-// scheme and host lowercased, port as written.
-func hostKey(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
+// hostID is how hosts are told apart: scheme and host lowercased, port as
+// written. Its String is the host's name in OnStateChange,
+// "https://api.example.com:8443".
+type hostID struct{ scheme, host string }
+
+// hostIDOf returns the hostID of u; it allocates only when u's scheme or
+// host has upper-case letters.
+func hostIDOf(u *url.URL) hostID {
+	return hostID{strings.ToLower(u.Scheme), strings.ToLower(u.Host)}
+}
+
+func (id hostID) String() string { return id.scheme + "://" + id.host }
 
 // BreakerState returns the state of the circuit breaker of host, a base
 // URL such as "https://api.example.com" or "http://10.0.0.7:8080" (a
@@ -359,12 +367,12 @@ func hostKey(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Ho
 // its circuit closed, is BreakerClosed, as is every host when the breaker
 // is disabled. It is safe to call concurrently, OnStateChange included.
 func (t *Transport) BreakerState(host string) BreakerState {
-	key := strings.ToLower(host)
-	if u, err := url.Parse(host); err == nil && u.Host != "" {
-		key = hostKey(u)
+	u, err := url.Parse(host)
+	if err != nil || u.Host == "" {
+		return BreakerClosed // not a base URL: no host of the Transport's
 	}
 	t.mu.Lock()
-	h := t.hosts[key]
+	h := t.hosts[hostIDOf(u)]
 	t.mu.Unlock()
 	if h == nil {
 		return BreakerClosed

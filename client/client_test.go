@@ -594,7 +594,7 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 	if count.Load() != 8 {
 		t.Errorf("server saw %d requests, want 8", count.Load())
 	}
-	if h := tr.host(mustParse(t, srv.URL)); h.breaker.state != BreakerClosed {
+	if h := tr.host(mustParse(t, srv.URL), tr.clock()); h.breaker.state != BreakerClosed {
 		t.Errorf("breaker state = %v, want closed", h.breaker.state)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -44,6 +45,17 @@ type Attempt struct {
 	// while an earlier attempt of the request was still waiting for its
 	// response.
 	Hedge bool
+
+	u   *url.URL  // the URL tried, until name writes URL from it
+	end time.Time // when the attempt's response header or error came
+}
+
+// name sets URL from the URL tried, when it is not set yet: the string is
+// made only for an attempt that someone sees.
+func (a *Attempt) name() {
+	if a.URL == "" && a.u != nil {
+		a.URL = a.u.Redacted()
+	}
 }
 
 // StopReason says why a failed attempt was not retried.

@@ -121,7 +121,7 @@ func TestBreakerStateHostForms(t *testing.T) {
 	tr := &Transport{Breaker: BreakerConfig{MinAttempts: 1}}
 	tr.now = clk.Now
 	tr.init()
-	tr.host(mustURL(t, "https://API.example.com:8443/v1")).breaker.record(clk.Now(), failure, 0)
+	tr.host(mustURL(t, "https://API.example.com:8443/v1"), tr.clock()).breaker.record(clk.Now(), failure, 0)
 	for _, in := range []string{"https://api.example.com:8443", "HTTPS://Api.Example.com:8443/v1?x=1", "https://api.example.com:8443/"} {
 		if got := tr.BreakerState(in); got != BreakerOpen {
 			t.Errorf("BreakerState(%q) = %v, want open", in, got)

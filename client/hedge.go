@@ -145,8 +145,8 @@ func (c *call) hedge(n, after int) (*flight, *url.URL) {
 		target++
 	}
 	u := c.urlAt(target)
-	h := c.t.host(u)
 	now := c.t.clock()
+	h := c.t.host(u, now)
 	if h.throttle.refusing(now) || h.breaker.current() != BreakerClosed || !h.budget.spend() {
 		return nil, nil
 	}

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 )
@@ -51,10 +53,18 @@ func BenchmarkClientOverhead(b *testing.B) {
 
 // staticRoundTripper answers every request at once with a 200 and an empty
 // body, from memory: the base of BenchmarkClientOverheadAlone, which
-// leaves nothing to measure but the Transport itself.
+// leaves nothing to measure but the Transport itself. It calls the
+// request's trace hooks as net/http's Transport does for a request sent on
+// a kept-alive connection.
 type staticRoundTripper struct{}
 
 func (staticRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if tr := httptrace.ContextClientTrace(req.Context()); tr != nil {
+		tr.GotConn(httptrace.GotConnInfo{Reused: true, WasIdle: true})
+		tr.WroteHeaders()
+		tr.WroteRequest(httptrace.WroteRequestInfo{})
+		tr.GotFirstResponseByte()
+	}
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 }
 
@@ -112,5 +122,54 @@ func TestAttemptLeavesRequestAlone(t *testing.T) {
 	}
 	if len(req.Header) != 1 || req.Header.Get("Idempotency-Key") != "" || req.URL.String() != primary+"/x" {
 		t.Errorf("caller's request changed: header %v, URL %s", req.Header, req.URL)
+	}
+}
+
+// TestReusedTrackerLeavesResponseAlone: the attempt's tracker goes back to
+// a pool once the response is closed, but what the caller keeps of the
+// response is untouched by the requests that reuse it. resp.Request's
+// context still carries the caller's values and, once the tracker is
+// released, no trace hooks, and a POST whose first attempt is refused after a run of
+// successful GETs (each freeing a tracker for it) is retried, as one that
+// never left: no hook of another attempt marked it written.
+func TestReusedTrackerLeavesResponseAlone(t *testing.T) {
+	type key struct{}
+	srv, n := counting(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	})
+	c, _ := testClient(t, nil, WithFallbacks(srv.URL))
+	ctx := context.WithValue(t.Context(), key{}, "caller's")
+	var kept []*http.Response
+	for range 20 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		kept = append(kept, resp)
+	}
+	for i, resp := range kept {
+		rctx := resp.Request.Context()
+		if v := rctx.Value(key{}); v != "caller's" {
+			t.Errorf("response %d: its request's context has %v, want the caller's value", i, v)
+		}
+		// The first attempt dialed: its tracker is never reused, and keeps
+		// its hooks. Every later one ran on the kept-alive connection.
+		if i > 0 && httptrace.ContextClientTrace(rctx) != nil {
+			t.Errorf("response %d: its request's context still carries trace hooks after its tracker was released", i)
+		}
+	}
+	before := n.Load()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+deadAddr(t)+"/", strings.NewReader("once"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST refused by the primary and not failed over: %v", err)
+	}
+	resp.Body.Close()
+	if got := n.Load() - before; got != 1 {
+		t.Errorf("fallback saw %d POSTs, want 1", got)
 	}
 }

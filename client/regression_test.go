@@ -266,17 +266,17 @@ func TestHostStatePruned(t *testing.T) {
 	tr := &Transport{}
 	tr.now = clk.Now
 	tr.init()
-	open := tr.host(mustURL(t, "http://open.example"))
+	open := tr.host(mustURL(t, "http://open.example"), tr.clock())
 	open.breaker.mu.Lock()
 	open.breaker.state, open.breaker.openedAt = BreakerHalfOpen, clk.Now()
 	open.breaker.mu.Unlock()
 	for i := 0; i < maxHosts; i++ {
-		tr.host(mustURL(t, fmt.Sprintf("http://h%d.example", i)))
+		tr.host(mustURL(t, fmt.Sprintf("http://h%d.example", i)), tr.clock())
 	}
 	clk.Advance(hostIdle + time.Minute)
-	tr.host(mustURL(t, "http://new.example")) // over the limit: prunes
+	tr.host(mustURL(t, "http://new.example"), tr.clock()) // over the limit: prunes
 	tr.mu.Lock()
-	n, kept := len(tr.hosts), tr.hosts["http://open.example"] != nil
+	n, kept := len(tr.hosts), tr.hosts[hostID{"http", "open.example"}] != nil
 	tr.mu.Unlock()
 	if n != 2 || !kept {
 		t.Errorf("%d hosts kept (open circuit kept: %v), want 2: the new one and the one whose circuit is not closed", n, kept)

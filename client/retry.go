@@ -35,17 +35,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, t.initErr
 	}
-	body, err := newReplay(req, t.bodyBufferLimit())
-	if err != nil {
+	c := &call{t: t, req: req, max: t.maxAttempts()}
+	c.attempts = c.history[:0]
+	if err := c.body.init(req, t.bodyBufferLimit()); err != nil {
 		return nil, &Error{Method: req.Method, URL: req.URL.Redacted(), Cause: cause.HTTPRequestError,
 			Stop: StopNotRetryable, Err: &cause.Error{Cause: cause.HTTPRequestError, Err: err}}
 	}
-	defer body.close()
-	ctx := req.Context()
+	defer c.body.close()
+	c.ctx = req.Context()
 	if t.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
-		resp, err := t.roundTrip(ctx, req, body)
+		c.ctx, cancel = context.WithTimeout(c.ctx, t.Timeout)
+		resp, err := c.start()
 		if resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 			cancel()
 		} else {
@@ -53,7 +54,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
-	return t.roundTrip(ctx, req, body)
+	return c.start()
 }
 
 // errAttemptTimeout is the cause with which the AttemptTimeout timer ends
@@ -73,9 +74,11 @@ func (b *cancelBody) Close() error {
 	return err
 }
 
-func (t *Transport) roundTrip(ctx context.Context, req *http.Request, body *replay) (*http.Response, error) {
-	c := &call{t: t, req: req, ctx: ctx, body: body, max: t.maxAttempts()}
-	if t.IdempotencyKeys && (req.Method == http.MethodPost || req.Method == http.MethodPatch) &&
+// start runs the request: it adds an Idempotency-Key if the Transport
+// says so, and sends the attempts.
+func (c *call) start() (*http.Response, error) {
+	req := c.req
+	if c.t.IdempotencyKeys && (req.Method == http.MethodPost || req.Method == http.MethodPatch) &&
 		req.Header.Get("Idempotency-Key") == "" && req.Header.Get("X-Idempotency-Key") == "" {
 		c.key = newKey()
 	}
@@ -83,12 +86,14 @@ func (t *Transport) roundTrip(ctx context.Context, req *http.Request, body *repl
 	return c.run()
 }
 
-// call is the state of one request across its attempts.
+// call is the state of one request across its attempts. What the first
+// attempt needs is part of it, so that a request that succeeds at once
+// costs few allocations.
 type call struct {
 	t          *Transport
 	req        *http.Request
 	ctx        context.Context
-	body       *replay
+	body       replay
 	key        string // the Idempotency-Key added, if any
 	idempotent bool
 	max        int
@@ -96,6 +101,9 @@ type call struct {
 	attempts   []Attempt
 	waited     time.Duration
 	kept       *http.Response // the last discarded response, body buffered
+	history    [1]Attempt     // attempts' first backing array
+	first      sending        // the first attempt's, when not hedged
+	sent       bool           // first is taken
 }
 
 func (c *call) url() *url.URL { return c.urlAt(c.target) }
@@ -168,8 +176,8 @@ func (c *call) round(n int, u *url.URL, h *host, probe uint64) (*http.Response, 
 func (c *call) route(n int) (u *url.URL, h *host, probe uint64, refused StopReason) {
 	for {
 		u = c.url()
-		h = c.t.host(u)
 		now := c.t.clock()
+		h = c.t.host(u, now)
 		err, stop := ErrThrottled, StopThrottled
 		if h.throttle.allow(now, c.t.random) {
 			var ok bool
@@ -178,7 +186,7 @@ func (c *call) route(n int) (u *url.URL, h *host, probe uint64, refused StopReas
 			}
 			err, stop = ErrCircuitOpen, StopCircuitOpen
 		}
-		a := Attempt{N: n, URL: u.Redacted(), Cause: cause.DestinationUnavailable, Err: err}
+		a := Attempt{N: n, u: u, Cause: cause.DestinationUnavailable, Err: err}
 		if c.target == len(c.t.fallbacks) {
 			c.report(a, false, 0, stop)
 			return nil, nil, 0, stop
@@ -191,7 +199,10 @@ func (c *call) route(n int) (u *url.URL, h *host, probe uint64, refused StopReas
 // settle tells the host's breaker, budget and throttle how an attempt
 // sent to it ended.
 func (c *call) settle(h *host, probe uint64, a Attempt) {
-	now := c.t.clock()
+	now := a.end
+	if now.IsZero() {
+		now = c.t.clock()
+	}
 	out := outcomeOf(a.Cause)
 	if c.ctx.Err() != nil {
 		out = ignored // the caller's own deadline or cancel: nothing about the host
@@ -235,7 +246,12 @@ type sending struct {
 }
 
 func (c *call) prepare(ctx context.Context, n, target int, u *url.URL) *sending {
-	s := &sending{tr: new(cause.Tracker), actx: ctx, endAttempt: func() {}}
+	s := &c.first
+	if c.sent {
+		s = new(sending)
+	}
+	c.sent = true
+	*s = sending{tr: cause.AcquireTracker(), actx: ctx, endAttempt: func() {}}
 	if d := c.t.AttemptTimeout; d > 0 {
 		actx, cancel := context.WithCancelCause(ctx)
 		timer := time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
@@ -263,7 +279,7 @@ func (c *call) prepare(ctx context.Context, n, target int, u *url.URL) *sending 
 		h.Set("Idempotency-Key", c.key)
 		areq.Header = h
 	}
-	s.a = Attempt{N: n, URL: u.Redacted()}
+	s.a = Attempt{N: n, u: u}
 	body, err := c.body.next(areq)
 	if err != nil {
 		s.endAttempt()
@@ -288,7 +304,8 @@ func (c *call) send(s *sending) (*http.Response, Attempt, *cause.Tracker) {
 	areq, actx, endAttempt, timer, tr, a := s.areq, s.actx, s.endAttempt, s.timer, s.tr, s.a
 	start := c.t.clock()
 	resp, err := c.t.base.RoundTrip(areq)
-	a.Duration = c.t.clock().Sub(start)
+	a.end = c.t.clock()
+	a.Duration = a.end.Sub(start)
 	a.Phase, a.Written = tr.Phase(), tr.Written()
 	if err != nil {
 		a.Cause, a.Err = tr.Classify(err), err
@@ -355,7 +372,7 @@ func (c *call) decide(n int, resp *http.Response, a Attempt) (StopReason, time.D
 	}
 	saved := c.target
 	c.target = next
-	if !t.host(c.url()).budget.allow() {
+	if !t.host(c.url(), t.clock()).budget.allow() {
 		c.target = saved
 		return StopBudget, 0
 	}
@@ -422,7 +439,8 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 func (c *call) report(a Attempt, retry bool, wait time.Duration, stop StopReason) {
 	info := AttemptInfo{Attempt: a, Retry: retry, Wait: wait, Stop: stop}
 	if retry && c.t.OnAttempt != nil {
-		if next := c.url().Redacted(); next != a.URL {
+		info.Attempt.name()
+		if next := c.url().Redacted(); next != info.URL {
 			info.Next = next
 		}
 	}
@@ -436,6 +454,7 @@ func (c *call) tell(info AttemptInfo) {
 		return
 	}
 	info.Method, info.Max = c.req.Method, c.max
+	info.Attempt.name()
 	c.t.OnAttempt(info)
 }
 
@@ -460,9 +479,17 @@ func (c *call) dropKept() {
 // deliver returns the final response with its body intact.
 func (c *call) deliver(resp *http.Response, tr *cause.Tracker) *http.Response {
 	c.dropKept()
-	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
+	switch {
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		// The body is the connection: its tracker is left to the garbage
+		// collector.
+	case resp.Body != nil && resp.Body != http.NoBody:
 		tr.Reading()
-		resp.Body = &causeBody{ReadCloser: resp.Body, tr: tr}
+		b := &causeBody{ReadCloser: resp.Body}
+		b.tr.Store(tr)
+		resp.Body = b
+	default:
+		tr.Release()
 	}
 	return resp
 }
@@ -481,6 +508,9 @@ func (c *call) finish(stop StopReason) (*http.Response, error) {
 }
 
 func (c *call) fail(stop StopReason) error {
+	for i := range c.attempts {
+		c.attempts[i].name()
+	}
 	e := &Error{Method: c.req.Method, URL: c.req.URL.Redacted(), Attempts: len(c.attempts),
 		History: c.attempts, TotalWait: c.waited, Stop: stop}
 	if stop == StopCanceled && c.ctx.Err() != nil {

@@ -131,7 +131,7 @@ func TestThrottledRequestFailsOver(t *testing.T) {
 	c, tr := testClient(t, clk, WithAdaptiveThrottling(2), WithFallbacks(backup.URL), WithOnAttempt(rec.hook))
 	tr.randN = func(int64) int64 { return 0 } // refuses whenever the share is above zero
 	tr.init()
-	th := &tr.host(mustURL(t, primary.URL)).throttle
+	th := &tr.host(mustURL(t, primary.URL), tr.clock()).throttle
 	for range 20 {
 		th.record(clk.Now(), false)
 	}
