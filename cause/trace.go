@@ -2,6 +2,8 @@ package cause
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
@@ -75,7 +77,7 @@ func newPooledTracker() any {
 		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			bits := uint32(lifeGotConn | lifeWriting)
-			if !info.WasIdle {
+			if !info.WasIdle || isHTTP2(info.Conn) {
 				bits |= lifeTainted
 			}
 			t.life.Or(bits)
@@ -93,15 +95,31 @@ func newPooledTracker() any {
 	return t
 }
 
+// isHTTP2 reports whether c is a TLS connection that negotiated HTTP/2.
+// Over HTTP/2, net/http's own pool reports GotConn, and its WasIdle says
+// only that the connection had no stream open, not that no dial was
+// started for the attempt: such an attempt is never reused.
+func isHTTP2(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
+
 // AcquireTracker returns a Tracker for one attempt that goes back to a pool
 // for a later attempt once the attempt is over, which saves the dozen
-// allocations of building the hooks each time. Call [Tracker.Release] when
-// done with the attempt's response (its body closed, or none); the Tracker
-// is reused only when, besides, its attempt ran on a connection taken from
-// the idle pool and its request was written to its end: then net/http
-// holds nothing that can call its hooks. Otherwise (the attempt dialed,
-// waited for a connection, failed, or Release was never called) it is left
-// to the garbage collector. After Release, read nothing from the Tracker.
+// allocations of building the hooks each time. Call [Tracker.Release] once
+// when done with the attempt's response (its body closed, or none); the
+// Tracker is reused only when, besides, its attempt ran over HTTP/1 on a
+// connection taken from the idle pool and its request was written to its
+// end: then net/http holds nothing that can call its hooks. Otherwise (the
+// attempt dialed, waited for a connection, went over HTTP/2, failed, or
+// Release was never called) it is left to the garbage collector. After
+// Release, read nothing from the Tracker.
+//
+// The rule holds for net/http's own Transport over HTTP/1.1 and TLS. Use
+// it only with an *http.Transport that does not speak unencrypted HTTP/2
+// (its Protocols); another RoundTripper may call hooks after RoundTrip
+// returns, or call them for another request with the same context, and
+// should get a Tracker of its own (the zero value).
 //
 // A context from WithContext carries the hooks only until the Tracker is
 // reused; then it carries its parent's values alone, so a request kept
@@ -116,8 +134,10 @@ func AcquireTracker() *Tracker {
 	return t
 }
 
-// Release says the caller is done with the tracked attempt's response. It
-// is a no-op for a Tracker that does not come from AcquireTracker.
+// Release says the caller is done with the tracked attempt's response.
+// Call it at most once: a second call could come after the Tracker went to
+// another attempt. It is a no-op for a Tracker that does not come from
+// AcquireTracker.
 func (t *Tracker) Release() {
 	if !t.pooled {
 		return

@@ -149,12 +149,15 @@ type Transport struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	randN func(n int64) int64
 
-	once      sync.Once
-	base      http.RoundTripper
-	fallbacks []*url.URL
-	initErr   error
-	mu        sync.Mutex
-	hosts     map[hostID]*host
+	once sync.Once
+	base http.RoundTripper
+	// reuseTrackers says the base is an *http.Transport, whose attempts
+	// take their trackers from cause.AcquireTracker.
+	reuseTrackers bool
+	fallbacks     []*url.URL
+	initErr       error
+	mu            sync.Mutex
+	hosts         map[hostID]*host
 }
 
 // Interface guard.
@@ -313,6 +316,11 @@ func (t *Transport) init() {
 		t.base = t.Base
 		if t.base == nil {
 			t.base = t.defaultBase()
+		}
+		// Trackers are reused only over net/http's own Transport, whose
+		// calls of the trace hooks cause.AcquireTracker's rule is made for.
+		if ht, ok := t.base.(*http.Transport); ok {
+			t.reuseTrackers = ht.Protocols == nil || !ht.Protocols.UnencryptedHTTP2()
 		}
 		t.hosts = make(map[hostID]*host)
 		for _, s := range t.Fallbacks {

@@ -251,7 +251,12 @@ func (c *call) prepare(ctx context.Context, n, target int, u *url.URL) *sending 
 		s = new(sending)
 	}
 	c.sent = true
-	*s = sending{tr: cause.AcquireTracker(), actx: ctx, endAttempt: func() {}}
+	*s = sending{actx: ctx, endAttempt: func() {}}
+	if c.t.reuseTrackers {
+		s.tr = cause.AcquireTracker()
+	} else {
+		s.tr = new(cause.Tracker)
+	}
 	if d := c.t.AttemptTimeout; d > 0 {
 		actx, cancel := context.WithCancelCause(ctx)
 		timer := time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
