@@ -35,16 +35,16 @@ type Tracker struct {
 }
 
 // The life bits of a pooled Tracker. It goes back to the pool only when
-// nothing net/http still holds can call its hooks again: the attempt got a
-// connection straight from the idle pool, so no dial was started for it
-// (a dial runs on in the background with the attempt's hooks, even when
-// the attempt got another connection), the request was written to its end
-// (net/http may still be writing it after an early response), and the
-// caller is done with the response.
+// nothing net/http still holds can call its hooks again: the attempt got an
+// HTTP/1 connection straight from the idle pool, so no dial was started
+// for it (a dial runs on in the background with the attempt's hooks, even
+// when the attempt got another connection), the request was written to
+// its end (net/http may still be writing it after an early response), and
+// the caller is done with the response.
 const (
 	lifeGotConn  = 1 << iota // a connection was handed to the attempt
 	lifeWriting              // a connection was handed over, its request not yet written
-	lifeTainted              // a dial hook fired, or a connection did not come from the idle pool: never reused
+	lifeTainted              // a dial hook fired, or the connection was HTTP/2 or not from the idle pool: never reused
 	lifeDone                 // Release was called
 	lifeReleased             // back in the pool
 )
@@ -83,7 +83,7 @@ func newPooledTracker() any {
 			t.life.Or(bits)
 			t.gotConn(info)
 		},
-		WroteHeaders: func() { t.written.Store(true) },
+		WroteHeaders: t.wroteHeaders,
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			t.wroteRequest(info)
 			t.life.And(^uint32(lifeWriting))
@@ -182,7 +182,7 @@ func (t *Tracker) WithContext(ctx context.Context) context.Context {
 			}
 			t.gotConn(info)
 		},
-		WroteHeaders:         func() { t.written.Store(true) },
+		WroteHeaders:         t.wroteHeaders,
 		WroteRequest:         t.wroteRequest,
 		GotFirstResponseByte: func() { t.advance(PhaseWait) },
 	})
@@ -214,9 +214,13 @@ func (t *Tracker) gotConn(info httptrace.GotConnInfo) {
 	t.idle.Store(int64(info.IdleTime))
 }
 
-// wroteRequest ends the write. WroteHeaders fires once the header is in
-// the connection's write buffer, perhaps not yet on the wire: counting it
-// as written errs on the safe side for retry decisions.
+// wroteHeaders marks the request written. WroteHeaders fires once the
+// header is in the connection's write buffer, perhaps not yet on the wire:
+// counting it as written errs on the safe side for retry decisions.
+func (t *Tracker) wroteHeaders() { t.written.Store(true) }
+
+// wroteRequest ends the write: what comes next is the wait for the
+// response.
 func (t *Tracker) wroteRequest(info httptrace.WroteRequestInfo) {
 	if info.Err == nil {
 		t.advance(PhaseWait)
