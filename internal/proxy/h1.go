@@ -53,7 +53,6 @@ type h1Conn struct {
 	c        net.Conn // uc, or the TLS connection over it
 	tls      bool     // c is a TLS connection
 	br       *bufio.Reader
-	bw       *bufio.Writer
 	idleFrom time.Time
 	probe    idleProbe // looks at the socket before reuse
 	ip       string    // the address dialled
@@ -61,6 +60,12 @@ type h1Conn struct {
 	kill     func()    // uc.kill, made once: a method value allocates each time it is taken
 	head     []byte    // scratch for response heads (h1wire_response.go)
 }
+
+// writers lends the buffer a request is written through. The write is
+// over before the response is read, so a connection holds one only while
+// it writes, not while it waits for the response or idles in the pool: at
+// 256 connections that is 4 MiB less memory than a buffer each.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 
 // errHeaderTooLarge reports response headers over the limit.
 var errHeaderTooLarge = &cause.Error{Cause: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseWait, Err: errors.New("upstream response header section over 64KiB")}
@@ -345,7 +350,6 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 		pc.c, pc.tls = tc, true
 	}
 	pc.br = bufio.NewReaderSize(pc.c, 16<<10)
-	pc.bw = bufio.NewWriterSize(pc.c, 16<<10)
 	return pc, nil
 }
 
@@ -375,10 +379,14 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		stop := context.AfterFunc(ctx, pc.kill)
 		start := pc.uc.Written()
 
-		err := head.write(pc.bw, req)
+		bw := writers.Get().(*bufio.Writer)
+		bw.Reset(pc.c)
+		err := head.write(bw, req)
 		if err == nil {
-			err = pc.bw.Flush()
+			err = bw.Flush()
 		}
+		bw.Reset(nil) // what was not sent is dropped, never sent elsewhere
+		writers.Put(bw)
 		if err != nil {
 			if pc.uc.Written() > start && ctx.Err() == nil {
 				// Part of the request went out and then the upstream

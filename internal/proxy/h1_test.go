@@ -170,3 +170,40 @@ func TestH1ConcurrentRequestsShareThePool(t *testing.T) {
 		t.Errorf("%d upstream connections for 8 concurrent clients, want at most 8", n)
 	}
 }
+
+// TestH1LargeRequestThroughSmallBuffers: a request whose head and body are
+// each several times the upstream connection's write buffer (4 KiB) reaches
+// the backend whole, byte for byte, on one kept-alive connection, between
+// small requests that must stay in step.
+func TestH1LargeRequestThroughSmallBuffers(t *testing.T) {
+	var got []string
+	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Header.Get("X-Big-1")+r.Header.Get("X-Big-2")+"|"+string(b))
+		fmt.Fprintf(w, "%d", len(b))
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	big1, big2 := strings.Repeat("a", 9000), strings.Repeat("b", 9000)
+	body := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB
+	for i := range 3 {
+		r := e.do("GET", "/", "")
+		wantStatus(t, r, 200)
+		r = e.do("POST", "/", body, "X-Big-1", big1, "X-Big-2", big2)
+		wantStatus(t, r, 200)
+		if r.body != fmt.Sprint(len(body)) {
+			t.Fatalf("round %d: backend read %s bytes, want %d", i, r.body, len(body))
+		}
+	}
+	for i, g := range got {
+		want := "|"
+		if i%2 == 1 {
+			want = big1 + big2 + "|" + body
+		}
+		if g != want {
+			t.Fatalf("request %d reached the backend as %d bytes, want %d", i, len(g), len(want))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections, want 1", n)
+	}
+}
