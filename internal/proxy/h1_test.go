@@ -172,9 +172,9 @@ func TestH1ConcurrentRequestsShareThePool(t *testing.T) {
 }
 
 // TestH1LargeRequestThroughSmallBuffers: a request whose head and body are
-// each several times the upstream connection's write buffer (4 KiB) reaches
-// the backend whole, byte for byte, on one kept-alive connection, between
-// small requests that must stay in step.
+// each larger than the write buffer lent for it (16 KiB) reaches the
+// backend whole, byte for byte, on one kept-alive connection, between small
+// requests that must stay in step.
 func TestH1LargeRequestThroughSmallBuffers(t *testing.T) {
 	var got []string
 	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -205,5 +205,54 @@ func TestH1LargeRequestThroughSmallBuffers(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d upstream connections, want 1", n)
+	}
+}
+
+// TestH1WriteBufferLeavesNothingBehind: a write that fails part way (the
+// upstream reads a little of a large body and resets the connection) leaves
+// bytes in the buffer lent for it; the next request, written through the
+// same pooled buffer to another upstream, must carry none of them.
+func TestH1WriteBufferLeavesNothingBehind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 1024)
+				c.Read(buf)
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close() // reset while the body is still being written
+			}()
+		}
+	}()
+	var got []string
+	good, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.Path+" "+string(b))
+	}))
+	bad := newEnv(t, poolConfig("retry: {tries: 1}", "http://"+ln.Addr().String()))
+	e := newEnv(t, poolConfig("", good.URL))
+	secret := strings.Repeat("secret-", 200<<10/7)
+	for i := range 5 {
+		if r := bad.do("POST", "/upload", secret); r.status == 200 {
+			t.Fatalf("round %d: the resetting upstream answered 200", i)
+		}
+		r := e.do("POST", "/next", "mine")
+		wantStatus(t, r, 200)
+	}
+	for i, g := range got {
+		if g != "POST /next mine" {
+			t.Fatalf("request %d reached the good upstream as %q, want only its own bytes", i, g[:min(len(g), 80)])
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("the good upstream saw %d requests, want 5", len(got))
 	}
 }
