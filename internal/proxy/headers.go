@@ -148,6 +148,12 @@ func forwardedNode(a netip.Addr, raw string) string {
 		return `"[` + a.String() + `]"`
 	}
 	if a.IsValid() {
+		// raw is already the address's text when the peer's address came
+		// from the socket: give it back rather than a new string.
+		var buf [len("255.255.255.255")]byte
+		if text := a.Unmap().AppendTo(buf[:0]); string(text) == raw {
+			return raw
+		}
 		return a.Unmap().String()
 	}
 	return quoteForwarded(raw)

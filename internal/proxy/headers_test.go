@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -53,6 +54,23 @@ func TestLearnKeepAliveHint(t *testing.T) {
 		learnKeepAlive(s, tc.header, now)
 		if got := s.State.IdleLimit(now); got != tc.want {
 			t.Errorf("Keep-Alive: %s: idle limit %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
+
+// TestForwardedNode: RFC 7239 nodes for the addresses a peer can have,
+// written as the address's canonical text whatever the raw form.
+func TestForwardedNode(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8::1", `"[2001:db8::1]"`},
+		{"2001:0db8:0:0:0:0:0:1", `"[2001:db8::1]"`},
+		{"unknown host:80", `"unknown host:80"`},
+	} {
+		a, _ := netip.ParseAddr(tc.raw)
+		if got := forwardedNode(a, tc.raw); got != tc.want {
+			t.Errorf("forwardedNode(%q) = %s, want %s", tc.raw, got, tc.want)
 		}
 	}
 }
