@@ -74,10 +74,11 @@ func (t trustedSet) contains(a netip.Addr) bool {
 }
 
 // setForwarded sets X-Forwarded-For, -Proto, -Host, X-Real-IP, Forwarded
-// and Via on the outgoing header from the client request r. Headers sent by a client are
-// extended only when the client's address is trusted; otherwise they are
-// replaced, so that nobody can forge the client address upstreams see.
-func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
+// and Via on the outgoing header from the client request r, and
+// X-Request-Id to reqID. Headers sent by a client are extended only when
+// the client's address is trusted; otherwise they are replaced, so that
+// nobody can forge the client address upstreams see.
+func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID string) {
 	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		clientIP = r.RemoteAddr
@@ -93,7 +94,7 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
 	// Every field set here gets a one-value slice of one shared array:
 	// one allocation for all of them, where Header.Set makes one each.
 	// The keys are written in canonical form.
-	var vals [6]string
+	var vals [7]string
 	n := 0
 	set := func(k, v string) {
 		vals[n] = v
@@ -140,6 +141,7 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet) {
 	} else {
 		set("Via", via)
 	}
+	set("X-Request-Id", reqID)
 }
 
 // forwardedNode formats a node for RFC 7239: IPv6 in quotes and brackets.

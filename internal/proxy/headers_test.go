@@ -3,9 +3,11 @@ package proxy
 import (
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/testutil"
 	"github.com/holdfast/holdfast/internal/upstream"
 )
 
@@ -72,5 +74,34 @@ func TestForwardedNode(t *testing.T) {
 		if got := forwardedNode(a, tc.raw); got != tc.want {
 			t.Errorf("forwardedNode(%q) = %s, want %s", tc.raw, got, tc.want)
 		}
+	}
+}
+
+// TestRequestIDBothWays: the upstream and the client see the same
+// X-Request-Id, one holdfast made or a sane one the client sent; an
+// upstream's own X-Request-Id on the response is left as it is.
+func TestRequestIDBothWays(t *testing.T) {
+	var seen []string
+	var answer atomic.Value
+	answer.Store("")
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("X-Request-Id"))
+		if v := answer.Load().(string); v != "" {
+			w.Header().Set("X-Request-Id", v)
+		}
+	}))
+	e := newEnv(t, poolConfig("", b.URL))
+	r := e.do("GET", "/", "")
+	if id := r.header.Get("X-Request-Id"); id == "" || len(seen) != 1 || seen[0] != id {
+		t.Errorf("made ID: client got %q, upstream saw %q", id, seen)
+	}
+	r = e.do("GET", "/", "", "X-Request-Id", "client-42")
+	if id := r.header.Get("X-Request-Id"); id != "client-42" || seen[1] != "client-42" {
+		t.Errorf("client's ID: client got %q, upstream saw %q", id, seen[1])
+	}
+	answer.Store("upstream-7")
+	r = e.do("GET", "/", "")
+	if got := r.header.Values("X-Request-Id"); len(got) != 1 || got[0] != "upstream-7" {
+		t.Errorf("upstream's own ID: client got %q, want [upstream-7]", got)
 	}
 }

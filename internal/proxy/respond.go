@@ -38,7 +38,12 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		dst["Trailer"] = announced
 	}
 	if _, ok := dst["X-Request-Id"]; !ok {
-		dst["X-Request-Id"] = []string{x.reqID}
+		// The outgoing request's value, read-only in both headers.
+		if v := x.trip.hdr["X-Request-Id"]; len(v) == 1 && v[0] == x.reqID {
+			dst["X-Request-Id"] = v
+		} else {
+			dst["X-Request-Id"] = []string{x.reqID}
+		}
 	}
 	if p.retryOn.status(resp.StatusCode) {
 		// Retries ran out on an upstream error status: say so (RFC 9209),

@@ -160,8 +160,7 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	if headerHasToken(r.Header, "Te", "trailers") {
 		hdr.Set("Te", "trailers")
 	}
-	setForwarded(hdr, r, h.trusted)
-	hdr.Set("X-Request-Id", x.reqID)
+	setForwarded(hdr, r, h.trusted, x.reqID)
 	x.cache.revalidate(hdr)
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = nil // do not let net/http add its own
