@@ -93,6 +93,6 @@ func TestGoCookieJar(t *testing.T) {
 		t.Run("curl", func(t *testing.T) { run(t, "sh", "-c", cmd) })
 	}
 	for _, g := range goTargets {
-		t.Run(g.lang, func(t *testing.T) { run(t, buildGo(t, g.lang, g.holdfast, cmd)[0]) })
+		t.Run(g.lang, func(t *testing.T) { run(t, buildGo(t, g.lang, g.holdfast, cmd)[0]...) })
 	}
 }

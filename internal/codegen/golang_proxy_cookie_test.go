@@ -20,8 +20,8 @@ var goTargets = []struct {
 }{{"go", false}, {"go-holdfast", true}}
 
 // buildGo writes the program lang generates for each command and builds
-// them with one go build; it returns the binaries, in order.
-func buildGo(t *testing.T, lang string, holdfast bool, cmds ...string) []string {
+// them with one go build; it returns the command that runs each, in order.
+func buildGo(t *testing.T, lang string, holdfast bool, cmds ...string) [][]string {
 	t.Helper()
 	root := t.TempDir()
 	var files []string
@@ -29,11 +29,7 @@ func buildGo(t *testing.T, lang string, holdfast bool, cmds ...string) []string 
 		_, file := writeProgram(t, runner{lang: lang, ext: "go"}, root, i, cmd)
 		files = append(files, file)
 	}
-	var bins []string
-	for _, argv := range goBuildAll(holdfast)(t, root, files) {
-		bins = append(bins, argv[0])
-	}
-	return bins
+	return goBuildAll(holdfast)(t, root, files)
 }
 
 // hop is one request as a test server saw it.
@@ -148,8 +144,8 @@ func TestGoCookieFiles(t *testing.T) {
 	}
 	for _, g := range goTargets {
 		t.Run(g.lang, func(t *testing.T) {
-			bin := buildGo(t, g.lang, g.holdfast, cmd)[0]
-			check(t, run(t, bin), false)
+			argv := buildGo(t, g.lang, g.holdfast, cmd)[0]
+			check(t, run(t, argv...), false)
 		})
 	}
 }
@@ -167,8 +163,8 @@ func TestGoHTTPProxy(t *testing.T) {
 	want := hop{"proxy", "http://origin.test/x", "origin.test", "", "Basic cHVzZXI6cHBhc3M="}
 	for _, g := range goTargets {
 		t.Run(g.lang, func(t *testing.T) {
-			bin := buildGo(t, g.lang, g.holdfast, cmd)[0]
-			c := exec.Command(bin)
+			argv := buildGo(t, g.lang, g.holdfast, cmd)[0]
+			c := exec.Command(argv[0], argv[1:]...)
 			c.Env = append(os.Environ(), "HTTP_PROXY="+elsewhere.URL, "http_proxy="+elsewhere.URL, "NO_PROXY=origin.test")
 			if out, err := c.CombinedOutput(); err != nil {
 				t.Fatalf("%v\n%s", err, out)
@@ -191,8 +187,8 @@ func TestGoSOCKS5Proxy(t *testing.T) {
 	cmd := "curl --socks5-hostname " + socks.addr + " -U suser:spass http://origin.test/s"
 	for _, g := range goTargets {
 		t.Run(g.lang, func(t *testing.T) {
-			bin := buildGo(t, g.lang, g.holdfast, cmd)[0]
-			if out, err := exec.Command(bin).CombinedOutput(); err != nil {
+			argv := buildGo(t, g.lang, g.holdfast, cmd)[0]
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
 			if hops := rec.take(); len(hops) != 1 || hops[0].target != "/s" || hops[0].host != "origin.test" {
