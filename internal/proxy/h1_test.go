@@ -171,11 +171,11 @@ func TestH1ConcurrentRequestsShareThePool(t *testing.T) {
 	}
 }
 
-// TestH1LargeRequestThroughSmallBuffers: a request whose head and body are
+// TestH1RequestLargerThanWriteBuffer: a request whose head and body are
 // each larger than the write buffer lent for it (16 KiB) reaches the
 // backend whole, byte for byte, on one kept-alive connection, between small
 // requests that must stay in step.
-func TestH1LargeRequestThroughSmallBuffers(t *testing.T) {
+func TestH1RequestLargerThanWriteBuffer(t *testing.T) {
 	var got []string
 	srv, conns := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -213,31 +213,13 @@ func TestH1LargeRequestThroughSmallBuffers(t *testing.T) {
 // bytes in the buffer lent for it; the next request, written through the
 // same pooled buffer to another upstream, must carry none of them.
 func TestH1WriteBufferLeavesNothingBehind(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 1024)
-				c.Read(buf)
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close() // reset while the body is still being written
-			}()
-		}
-	}()
+	resetter := testutil.ResetAfterRequest(t) // reads the head, resets during the body
 	var got []string
 	good, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got = append(got, r.Method+" "+r.URL.Path+" "+string(b))
 	}))
-	bad := newEnv(t, poolConfig("retry: {tries: 1}", "http://"+ln.Addr().String()))
+	bad := newEnv(t, poolConfig("retry: {tries: 1}", "http://"+resetter.Addr))
 	e := newEnv(t, poolConfig("", good.URL))
 	secret := strings.Repeat("secret-", 200<<10/7)
 	for i := range 5 {
@@ -254,5 +236,8 @@ func TestH1WriteBufferLeavesNothingBehind(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Errorf("the good upstream saw %d requests, want 5", len(got))
+	}
+	if n := resetter.Requests.Load(); n < 5 {
+		t.Errorf("the resetting upstream read %d request heads, want 5: the failed writes did not happen", n)
 	}
 }
