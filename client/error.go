@@ -23,7 +23,9 @@ var ErrCircuitOpen = errors.New("client: circuit open")
 var ErrThrottled = errors.New("client: throttled: the host rejects most requests")
 
 // Attempt is the record of one attempt. The zero value is an attempt that
-// has not happened.
+// has not happened. It also carries unexported bookkeeping (the URL
+// before its string is made, when the response came), so compare
+// Attempts field by field rather than with == or a deep comparison.
 type Attempt struct {
 	N      int    // 1 for the first attempt
 	URL    string // the URL tried (after any fallback), password redacted
