@@ -52,7 +52,8 @@ type h1Conn struct {
 	uc       *upConn  // the TCP connection (deadlines, counters)
 	c        net.Conn // uc, or the TLS connection over it
 	tls      bool     // c is a TLS connection
-	br       *bufio.Reader
+	br       *bufio.Reader // nil while a lent one is given back (reader)
+	lend     bool          // br is lent from readers, not the connection's own
 	idleFrom time.Time
 	probe    idleProbe // looks at the socket before reuse
 	ip       string    // the address dialled
@@ -66,6 +67,36 @@ type h1Conn struct {
 // it writes, not while it waits for the response or idles in the pool: at
 // 256 connections that is 4 MiB less memory than a buffer each.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// readers lends the buffer a response is read through, on plain TCP
+// connections: a connection takes one when the response's first bytes have
+// arrived (idleProbe.wait) and gives it back once the response is read to
+// its end, so that neither the wait for a response nor the pool holds one.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+// reader returns the connection's read buffer, taking one from readers
+// once there is something to read if the connection holds none.
+func (pc *h1Conn) reader() *bufio.Reader {
+	if pc.br == nil {
+		pc.probe.wait()
+		pc.br = readers.Get().(*bufio.Reader)
+		pc.br.Reset(pc.c)
+	}
+	return pc.br
+}
+
+// giveBack returns a lent read buffer to readers, before the connection
+// goes back to the pool. Only an empty buffer goes back, and only from the
+// goroutine that read the response to its end: nothing reads through it
+// any more. A connection that closes keeps its buffer, since a read in
+// flight on another goroutine may still be filling it.
+func (pc *h1Conn) giveBack() {
+	if pc.lend && pc.br != nil && pc.br.Buffered() == 0 {
+		pc.br.Reset(nil)
+		readers.Put(pc.br)
+		pc.br = nil
+	}
+}
 
 // errHeaderTooLarge reports response headers over the limit.
 var errHeaderTooLarge = &cause.Error{Cause: cause.HTTPResponseHeaderSectionSize, Phase: cause.PhaseWait, Err: errors.New("upstream response header section over 64KiB")}
@@ -349,7 +380,12 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 		}
 		pc.c, pc.tls = tc, true
 	}
-	pc.br = bufio.NewReaderSize(pc.c, 16<<10)
+	if pc.tls || !pc.probe.canWait() {
+		// TLS reads whole records into buffers of its own anyway.
+		pc.br = bufio.NewReaderSize(pc.c, 16<<10)
+	} else {
+		pc.lend = true
+	}
 	return pc, nil
 }
 
@@ -395,7 +431,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 				// one to pass on.
 				pc.uc.setReadDeadline(p.now().Add(earlyResponseGrace))
 				pc.uc.readLimit.Store(maxResponseHeader)
-				r, rerr := readResponse(pc.br, req, &pc.head)
+				r, rerr := readResponse(pc.reader(), req, &pc.head)
 				pc.uc.readLimit.Store(0)
 				if rerr == nil {
 					r.resp.Close = true // the connection is not reusable
@@ -417,7 +453,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			pc.uc.setReadDeadline(d)
 		}
 		pc.uc.readLimit.Store(maxResponseHeader)
-		r, err := readResponse(pc.br, req, &pc.head)
+		r, err := readResponse(pc.reader(), req, &pc.head)
 		pc.uc.readLimit.Store(0)
 		pc.uc.until = time.Time{} // the total deadline ends with the header
 		if err != nil {
@@ -518,6 +554,8 @@ func (b *h1Body) finish(complete bool) {
 		case peekOpen:
 			if !b.pool.server.State.ReuseSuspended(now) {
 				b.pc.uc.setReadDeadline(time.Time{})
+				b.wb.br = nil // the buffer may serve another connection now
+				b.pc.giveBack()
 				b.pool.put(b.pc, now)
 				return
 			}

@@ -241,3 +241,64 @@ func TestH1WriteBufferLeavesNothingBehind(t *testing.T) {
 		t.Errorf("the resetting upstream read %d request heads, want 5: the failed writes did not happen", n)
 	}
 }
+
+// TestH1ReadBuffersLentPerResponse: on plain TCP a connection reads each
+// response through a buffer lent for that response alone (h1.go, readers).
+// Concurrent responses of every framing and of sizes around the buffer's
+// must each reach their own client byte for byte, and every connection
+// idle in the pool afterwards must hold no buffer.
+func TestH1ReadBuffersLentPerResponse(t *testing.T) {
+	srv, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		var size int
+		fmt.Sscan(r.URL.Query().Get("size"), &size)
+		body := strings.Repeat(id+".", size/(len(id)+1)+1)[:size]
+		switch r.URL.Query().Get("frame") {
+		case "chunked":
+			half := len(body) / 2
+			io.WriteString(w, body[:half])
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+			io.WriteString(w, body[half:])
+		default:
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			io.WriteString(w, body)
+		}
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	sizes := []int{0, 1, 100, 4095, 16 << 10, 16<<10 + 1, 40 << 10}
+	const workers, rounds = 12, 30
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			for i := range rounds {
+				id := fmt.Sprintf("w%di%d", g, i)
+				size := sizes[(g+i)%len(sizes)]
+				frame := []string{"length", "chunked"}[i%2]
+				r := e.do("GET", fmt.Sprintf("/?id=%s&size=%d&frame=%s", id, size, frame), "")
+				want := strings.Repeat(id+".", size/(len(id)+1)+1)[:size]
+				if r.err != nil || r.status != 200 || r.body != want {
+					errs <- fmt.Errorf("%s (%d B, %s): status %d, %d B, err %v: not its own response", id, size, frame, r.status, len(r.body), r.err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := e.h.pools["p"].h1[0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) == 0 {
+		t.Fatal("no connection went back to the pool")
+	}
+	for i, pc := range p.idle {
+		if !pc.lend || pc.br != nil {
+			t.Errorf("idle connection %d of %d holds a read buffer (lent: %v)", i, len(p.idle), pc.lend)
+		}
+	}
+}

@@ -11,3 +11,7 @@ type idleProbe struct{}
 func (p *idleProbe) init(net.Conn) {}
 
 func (p *idleProbe) peek() (peekState, []byte) { return peekOpen, nil }
+
+func (p *idleProbe) canWait() bool { return false }
+
+func (p *idleProbe) wait() {}
