@@ -344,10 +344,10 @@ type conn struct {
 	bgBuf   []byte // the buffer the read filled, which becomes buf
 	bgN     int
 	bgErr   error
-	handoff bool               // nobody waits for it: its goroutine serves on
-	waiting bool               // someone waits on cond for it
-	cancel  context.CancelFunc // the request in flight, canceled if the client goes
-	gone    bool               // the client closed while a request was in flight
+	handoff bool        // nobody waits for it: its goroutine serves on
+	waiting bool        // someone waits on cond for it
+	reqCtx  *reqContext // the request in flight's, canceled if the client goes
+	gone    bool        // the client closed while a request was in flight
 
 	head head // the request in flight's, parsed
 	// wmu orders a 100 Continue, written by whoever reads the body, with
@@ -447,8 +447,8 @@ func (c *conn) bgFinish(b []byte, n int, err error) {
 	c.bg = bgDone
 	handoff := c.handoff
 	c.handoff = false
-	cancel := c.cancel
-	gone := err != nil && !isTimeout(err) && cancel != nil
+	reqCtx := c.reqCtx
+	gone := err != nil && !isTimeout(err) && reqCtx != nil
 	if gone {
 		c.gone = true
 	}
@@ -457,7 +457,7 @@ func (c *conn) bgFinish(b []byte, n int, err error) {
 	}
 	c.mu.Unlock()
 	if gone && !handoff {
-		cancel()
+		reqCtx.cancel()
 	}
 	if handoff {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
@@ -866,7 +866,7 @@ func (c *conn) serveOne(raw string) bool {
 	if u.Host != "" {
 		host = u.Host
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := new(reqContext)
 	tmpl := http.Request{
 		Method:        h.method,
 		URL:           u,
@@ -901,14 +901,14 @@ func (c *conn) serveOne(raw string) bool {
 	}
 	c.req = req
 	c.mu.Lock()
-	c.cancel, c.gone = cancel, false
+	c.reqCtx, c.gone = ctx, false
 	c.mu.Unlock()
 	if c.reqBody == nil {
 		c.startBG()
 	}
 	c.run(w, req)
 	if c.hijacked {
-		cancel()
+		ctx.cancel()
 		c.srv.trackConn(c, false)
 		return false
 	}
@@ -923,10 +923,10 @@ func (c *conn) serveOne(raw string) bool {
 		c.nc.SetWriteDeadline(time.Time{})
 	}
 	c.mu.Lock()
-	c.cancel = nil
+	c.reqCtx = nil
 	gone := c.gone
 	c.mu.Unlock()
-	cancel()
+	ctx.cancel()
 	c.req = nil
 	if b := c.reqBody; b != nil {
 		c.reqBody = nil

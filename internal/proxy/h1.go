@@ -49,9 +49,9 @@ type h1Pool struct {
 
 // h1Conn is one upstream connection with its buffers.
 type h1Conn struct {
-	uc       *upConn  // the TCP connection (deadlines, counters)
-	c        net.Conn // uc, or the TLS connection over it
-	tls      bool     // c is a TLS connection
+	uc       *upConn       // the TCP connection (deadlines, counters)
+	c        net.Conn      // uc, or the TLS connection over it
+	tls      bool          // c is a TLS connection
 	br       *bufio.Reader // nil while a lent one is given back (reader)
 	lend     bool          // br is lent from readers, not the connection's own
 	idleFrom time.Time
@@ -412,7 +412,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		}
 		tr.gotConn(pc.uc, reused, idle)
 		pc.uc.until = tr.until
-		stop := context.AfterFunc(ctx, pc.kill)
+		stop := watchCtx(ctx, pc.kill)
 		start := pc.uc.Written()
 
 		bw := writers.Get().(*bufio.Writer)
@@ -438,7 +438,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 					return r.bind(pc, p, stop, req), nil
 				}
 			}
-			stop()
+			stop.off()
 			pc.close()
 			if reused && pc.uc.Written() == start && ctx.Err() == nil && rewind(req) {
 				// Closed under us before a byte left: try another.
@@ -457,7 +457,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		pc.uc.readLimit.Store(0)
 		pc.uc.until = time.Time{} // the total deadline ends with the header
 		if err != nil {
-			stop()
+			stop.off()
 			pc.close()
 			if pc.uc.overLimit.Load() {
 				return nil, errHeaderTooLarge
@@ -469,9 +469,44 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 	}
 }
 
+// doneWatcher is a request context that can tell one party of its end
+// without an allocation: the HTTP/1.1 server's (internal/h1).
+type doneWatcher interface {
+	WatchDone(f func()) uint64
+	UnwatchDone(token uint64) bool
+}
+
+// killSwitch aborts an attempt's connection when the attempt's context
+// ends, until it is turned off.
+type killSwitch struct {
+	w     interface{ UnwatchDone(token uint64) bool }
+	token uint64
+}
+
+// afterFuncStop is the stop function of context.AfterFunc, for a context
+// that is not a doneWatcher (or whose watcher is taken).
+type afterFuncStop func() bool
+
+func (f afterFuncStop) UnwatchDone(uint64) bool { return f() }
+
+// watchCtx arranges for kill to run once ctx ends, as context.AfterFunc
+// does, without its allocations when ctx is the HTTP/1.1 server's.
+func watchCtx(ctx context.Context, kill func()) killSwitch {
+	if w, ok := ctx.(doneWatcher); ok {
+		if t := w.WatchDone(kill); t != 0 {
+			return killSwitch{w: w, token: t}
+		}
+	}
+	return killSwitch{w: afterFuncStop(context.AfterFunc(ctx, kill))}
+}
+
+// off turns the switch off, and reports whether it did so before the
+// context's end ran kill.
+func (k killSwitch) off() bool { return k.w.UnwatchDone(k.token) }
+
 // bind makes the response's body the connection's: reading it to the end
 // gives the connection back to the pool.
-func (r *h1Response) bind(pc *h1Conn, p *h1Pool, stop func() bool, req *http.Request) *http.Response {
+func (r *h1Response) bind(pc *h1Conn, p *h1Pool, stop killSwitch, req *http.Request) *http.Response {
 	b := &r.body
 	b.pc, b.pool, b.stop, b.req = pc, p, stop, req
 	r.resp.Body = b
@@ -509,7 +544,7 @@ type h1Body struct {
 	wb   wireBody // reads the body as it is delimited
 	pc   *h1Conn
 	pool *h1Pool
-	stop func() bool
+	stop killSwitch
 	resp *http.Response
 	req  *http.Request
 	done bool
@@ -543,7 +578,7 @@ func (b *h1Body) finish(complete bool) {
 		return
 	}
 	b.done = true
-	aborted := !b.stop() // the context ended: the deadline may be poisoned
+	aborted := !b.stop.off() // the context ended: the deadline may be poisoned
 	if complete && !aborted && !b.resp.Close && !b.req.Close {
 		now := b.pool.now()
 		switch b.pc.afterResponse() {

@@ -302,3 +302,46 @@ func TestH1ReadBuffersLentPerResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestH1ClientGoneAbortsAttempt: when the client closes its connection
+// while the upstream is still thinking, holdfast abandons the attempt at
+// once: the upstream connection closes (the backend's request context
+// ends) long before the backend would have answered, and the next request
+// is served as usual.
+func TestH1ClientGoneAbortsAttempt(t *testing.T) {
+	aborted := make(chan time.Time, 1)
+	srv, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			io.WriteString(w, "ok")
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			aborted <- time.Now()
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	e := newEnv(t, poolConfig("", srv.URL))
+	wantStatus(t, e.do("GET", "/", ""), 200)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(200 * time.Millisecond) // the attempt waits on the upstream
+	closed := time.Now()
+	c.Close()
+	select {
+	case at := <-aborted:
+		if d := at.Sub(closed); d > 5*time.Second {
+			t.Fatalf("the upstream connection closed %v after the client left", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream connection stayed open 10s after the client left")
+	}
+	r := e.do("GET", "/", "")
+	wantStatus(t, r, 200)
+	if r.body != "ok" {
+		t.Fatalf("the next request got %q", r.body)
+	}
+}

@@ -94,7 +94,7 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 	// Every field set here gets a one-value slice of one shared array:
 	// one allocation for all of them, where Header.Set makes one each.
 	// The keys are written in canonical form.
-	var vals [7]string
+	var vals [forwardingFields]string
 	n := 0
 	set := func(k, v string) {
 		vals[n] = v
@@ -142,6 +142,36 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 		set("Via", via)
 	}
 	set("X-Request-Id", reqID)
+}
+
+// forwardingFields is the most fields setForwarded adds.
+const forwardingFields = 7
+
+// cloneHeader copies h as h.Clone does (the values of every field in one
+// shared array), into a map with room for extra fields more, so that
+// adding the forwarding fields does not grow it again.
+func cloneHeader(h http.Header, extra int) http.Header {
+	if h == nil {
+		return make(http.Header, extra)
+	}
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := make([]string, nv)
+	out := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if vv == nil {
+			// Kept as nil, as Clone keeps it: a field that is set but
+			// must not be sent.
+			out[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return out
 }
 
 // forwardedNode formats a node for RFC 7239: IPv6 in quotes and brackets.

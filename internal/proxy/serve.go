@@ -151,7 +151,7 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	t.up = upgradeType(r.Header)
 	body.viaStd = body.expect || t.up != ""
 
-	hdr := r.Header.Clone()
+	hdr := cloneHeader(r.Header, forwardingFields)
 	removeHopHeaders(hdr)
 	if t.up != "" {
 		hdr.Set("Connection", "Upgrade")
