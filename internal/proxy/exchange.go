@@ -47,6 +47,14 @@ type exchange struct {
 	trip         trip          // what the attempts share (serve.go)
 	cache        cacheState    // what the cache step learnt (cache.go)
 	out          outRequest    // the request of the attempt in progress, for holdfast's own client
+
+	// The outgoing header's storage, kept from one exchange to the next
+	// (serve.go, prepare): the map, the array its values share, and the
+	// forwarding fields' values. Nothing may keep a reference to them once
+	// the exchange is over.
+	hdrMap  http.Header
+	hdrVals []string
+	fwdVals [forwardingFields]string
 }
 
 func (x *exchange) reset() {
@@ -54,10 +62,18 @@ func (x *exchange) reset() {
 	if body.Cap() > 64<<10 {
 		body = bytes.Buffer{} // a large body's buffer is not kept pooled
 	}
-	*x = exchange{body: body}
+	hdrMap, hdrVals := x.hdrMap, x.hdrVals
+	if len(hdrMap) > maxKeptFields || cap(hdrVals) > maxKeptFields {
+		hdrMap, hdrVals = nil, nil // an unusually large header's are not kept
+	}
+	*x = exchange{body: body, hdrMap: hdrMap, hdrVals: hdrVals}
 	x.body.Reset()
 	x.attempts = x.attemptsBuf[:0]
 }
+
+// maxKeptFields bounds the outgoing header an exchange keeps the storage
+// of for the next one.
+const maxKeptFields = 64
 
 // attemptRecord is one line of the attempt ledger in the access log.
 type attemptRecord struct {

@@ -78,7 +78,10 @@ func (t trustedSet) contains(a netip.Addr) bool {
 // X-Request-Id to reqID. Headers sent by a client are extended only when
 // the client's address is trusted; otherwise they are replaced, so that
 // nobody can forge the client address upstreams see.
-func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID string) {
+//
+// The values go in vals when it is not nil (the exchange's own array, so
+// that they cost no allocation), in a new array otherwise.
+func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID string, vals *[forwardingFields]string) {
 	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		clientIP = r.RemoteAddr
@@ -94,7 +97,9 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 	// Every field set here gets a one-value slice of one shared array:
 	// one allocation for all of them, where Header.Set makes one each.
 	// The keys are written in canonical form.
-	var vals [forwardingFields]string
+	if vals == nil {
+		vals = new([forwardingFields]string)
+	}
 	n := 0
 	set := func(k, v string) {
 		vals[n] = v
@@ -149,29 +154,36 @@ const forwardingFields = 7
 
 // cloneHeader copies h as h.Clone does (the values of every field in one
 // shared array), into a map with room for extra fields more, so that
-// adding the forwarding fields does not grow it again.
-func cloneHeader(h http.Header, extra int) http.Header {
-	if h == nil {
-		return make(http.Header, extra)
-	}
+// adding the forwarding fields does not grow it again. When dst is not nil
+// it is emptied and filled instead of a new map, and the values go in vals
+// when it is large enough; the map and the values' array are returned.
+func cloneHeader(dst, h http.Header, vals []string, extra int) (http.Header, []string) {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
 	}
-	sv := make([]string, nv)
-	out := make(http.Header, len(h)+extra)
+	if cap(vals) < nv {
+		vals = make([]string, nv)
+	}
+	vals = vals[:nv]
+	if dst == nil {
+		dst = make(http.Header, len(h)+extra)
+	} else {
+		clear(dst)
+	}
+	sv := vals
 	for k, vv := range h {
 		if vv == nil {
 			// Kept as nil, as Clone keeps it: a field that is set but
 			// must not be sent.
-			out[k] = nil
+			dst[k] = nil
 			continue
 		}
 		n := copy(sv, vv)
-		out[k] = sv[:n:n]
+		dst[k] = sv[:n:n]
 		sv = sv[n:]
 	}
-	return out
+	return dst, vals
 }
 
 // forwardedNode formats a node for RFC 7239: IPv6 in quotes and brackets.

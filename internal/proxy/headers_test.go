@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -103,5 +105,65 @@ func TestRequestIDBothWays(t *testing.T) {
 	r = e.do("GET", "/", "")
 	if got := r.header.Values("X-Request-Id"); len(got) != 1 || got[0] != "upstream-7" {
 		t.Errorf("upstream's own ID: client got %q, want [upstream-7]", got)
+	}
+}
+
+// TestOutgoingHeaderStorageKeptApart: the outgoing header is built in
+// storage the exchange keeps for the next one. Concurrent requests with
+// headers of every size, some answered 204 (whose head the server writes
+// after the handler returned), must each reach the upstream with their own
+// fields and get their own X-Request-Id back.
+func TestOutgoingHeaderStorageKeptApart(t *testing.T) {
+	be := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := fmt.Sprintf("%s|%s|%d|%s", r.Header.Get("X-Mine"), r.Header.Get("X-Request-Id"), len(r.Header.Values("X-Pad")), r.Header.Get("X-Forwarded-Host"))
+		w.Header().Set("X-Got", got)
+		if r.URL.Query().Get("empty") != "" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		io.WriteString(w, got)
+	}))
+	e := newEnv(t, poolConfig("", be.URL))
+	const workers, rounds = 8, 40
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			for i := range rounds {
+				id := fmt.Sprintf("w%d-r%d", g, i)
+				pads := (g*7 + i*3) % 40
+				empty := i%2 == 1
+				path := "/"
+				if empty {
+					path = "/?empty=1"
+				}
+				hdr := []string{"X-Mine", id, "X-Request-Id", id, "Host", id + ".example"}
+				for p := range pads {
+					hdr = append(hdr, fmt.Sprintf("X-Pad-%d", p), id)
+				}
+				hdr = append(hdr, "X-Pad", id)
+				r := e.do("GET", path, "", hdr...)
+				want := fmt.Sprintf("%s|%s|1|%s.example", id, id, id)
+				switch {
+				case r.err != nil:
+					errs <- r.err
+					return
+				case r.header.Get("X-Got") != want:
+					errs <- fmt.Errorf("request %s reached the upstream as %q, want %q", id, r.header.Get("X-Got"), want)
+					return
+				case r.header.Get("X-Request-Id") != id:
+					errs <- fmt.Errorf("request %s got X-Request-Id %q back", id, r.header.Get("X-Request-Id"))
+					return
+				case !empty && r.body != want:
+					errs <- fmt.Errorf("request %s got body %q", id, r.body)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -38,12 +38,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		dst["Trailer"] = announced
 	}
 	if _, ok := dst["X-Request-Id"]; !ok {
-		// The outgoing request's value, read-only in both headers.
-		if v := x.trip.hdr["X-Request-Id"]; len(v) == 1 && v[0] == x.reqID {
-			dst["X-Request-Id"] = v
-		} else {
-			dst["X-Request-Id"] = []string{x.reqID}
-		}
+		// A slice of its own: the outgoing header's storage serves the
+		// next exchange, and the response's head may be written after
+		// this one is over.
+		dst["X-Request-Id"] = []string{x.reqID}
 	}
 	if p.retryOn.status(resp.StatusCode) {
 		// Retries ran out on an upstream error status: say so (RFC 9209),

@@ -151,7 +151,19 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	t.up = upgradeType(r.Header)
 	body.viaStd = body.expect || t.up != ""
 
-	hdr := cloneHeader(r.Header, forwardingFields)
+	var hdr http.Header
+	fwd := &x.fwdVals
+	if body.viaStd {
+		// net/http's Transport may still read the request after the
+		// exchange is over: its header must be its own.
+		hdr, _ = cloneHeader(nil, r.Header, nil, forwardingFields)
+		fwd = nil
+	} else {
+		// holdfast's own client is done with it when the exchange is:
+		// the exchange's storage serves again for the next one.
+		hdr, x.hdrVals = cloneHeader(x.hdrMap, r.Header, x.hdrVals, forwardingFields)
+		x.hdrMap = hdr
+	}
 	removeHopHeaders(hdr)
 	if t.up != "" {
 		hdr.Set("Connection", "Upgrade")
@@ -160,7 +172,7 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	if headerHasToken(r.Header, "Te", "trailers") {
 		hdr.Set("Te", "trailers")
 	}
-	setForwarded(hdr, r, h.trusted, x.reqID)
+	setForwarded(hdr, r, h.trusted, x.reqID, fwd)
 	x.cache.revalidate(hdr)
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = nil // do not let net/http add its own
