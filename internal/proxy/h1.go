@@ -60,6 +60,64 @@ type h1Conn struct {
 	gen      uint64    // the generation of the server's DNS answer it was dialled from
 	kill     func()    // uc.kill, made once: a method value allocates each time it is taken
 	head     []byte    // scratch for response heads (h1wire_response.go)
+	out      upWriter  // what the request is written to
+}
+
+// upWriter is what a request is written to: the connection, except that
+// on plain TCP the request's last piece, when small, is set aside and sent
+// by send together with the wait for the response (upConn.writeWait: one
+// system call less than a write and then a wait), once the write buffer
+// has gone back to its pool: no buffer is held while the upstream thinks.
+type upWriter struct {
+	pc      *h1Conn
+	tr      *attemptTrace
+	last    bool            // the next write is the request's last
+	tail    *[tailSize]byte // the last piece, set aside; nil when none
+	tailN   int             // its length
+	waited  bool            // send waited for the response
+	written func()          // sent, made once per connection
+}
+
+// tailSize bounds the last piece of a request that is sent with the wait:
+// a request head without a body takes one piece, typically well under
+// 4 KiB.
+const tailSize = 4 << 10
+
+// tails lends the buffer the last piece of a request waits in while the
+// write buffer goes back to its pool.
+var tails = sync.Pool{New: func() any { return new([tailSize]byte) }}
+
+func (w *upWriter) Write(p []byte) (int, error) {
+	if w.last && w.tail == nil && len(p) <= tailSize {
+		w.tail = tails.Get().(*[tailSize]byte)
+		w.tailN = copy(w.tail[:], p)
+		return len(p), nil
+	}
+	return w.pc.c.Write(p)
+}
+
+// send writes the piece set aside and waits for the response; its buffer
+// goes back to tails once written, before the wait.
+func (w *upWriter) send() error {
+	_, waited, err := w.pc.uc.writeWait(&w.pc.probe, w.tail[:w.tailN], w.written)
+	w.waited = waited
+	w.drop()
+	return err
+}
+
+// sent is told by writeWait that the piece is out: the attempt waits from
+// now on, and the piece's buffer is free.
+func (w *upWriter) sent() {
+	w.tr.set(cause.PhaseWait)
+	w.drop()
+}
+
+// drop gives the piece's buffer back, if it still holds one.
+func (w *upWriter) drop() {
+	if w.tail != nil {
+		tails.Put(w.tail)
+		w.tail, w.tailN = nil, 0
+	}
 }
 
 // writers lends the buffer a request is written through. The write is
@@ -78,7 +136,10 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10
 // once there is something to read if the connection holds none.
 func (pc *h1Conn) reader() *bufio.Reader {
 	if pc.br == nil {
-		pc.probe.wait()
+		if !pc.out.waited {
+			pc.probe.wait()
+		}
+		pc.out.waited = false
 		pc.br = readers.Get().(*bufio.Reader)
 		pc.br.Reset(pc.c)
 	}
@@ -380,6 +441,8 @@ func (p *h1Pool) dial(ctx context.Context, tr *attemptTrace) (*h1Conn, error) {
 		}
 		pc.c, pc.tls = tc, true
 	}
+	pc.out.pc = pc
+	pc.out.written = pc.out.sent // a method value allocates: made once
 	if pc.tls || !pc.probe.canWait() {
 		// TLS reads whole records into buffers of its own anyway.
 		pc.br = bufio.NewReaderSize(pc.c, 16<<10)
@@ -416,13 +479,25 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		start := pc.uc.Written()
 
 		bw := writers.Get().(*bufio.Writer)
-		bw.Reset(pc.c)
+		pc.out.tr, pc.out.waited = tr, false
+		bw.Reset(&pc.out)
 		err := head.write(bw, req)
 		if err == nil {
+			pc.out.last = pc.lend
 			err = bw.Flush()
+			pc.out.last = false
 		}
 		bw.Reset(nil) // what was not sent is dropped, never sent elsewhere
 		writers.Put(bw)
+		if err == nil && pc.out.tail != nil {
+			// The last piece goes with the wait for the response: its
+			// read deadline first.
+			if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
+				pc.uc.setReadDeadline(d)
+			}
+			err = pc.out.send()
+		}
+		pc.out.drop()
 		if err != nil {
 			if pc.uc.Written() > start && ctx.Err() == nil {
 				// Part of the request went out and then the upstream
@@ -449,8 +524,11 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		}
 		tr.set(cause.PhaseWait)
 
-		if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
-			pc.uc.setReadDeadline(d)
+		if !pc.out.waited {
+			// The read timeout runs from the end of the write.
+			if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
+				pc.uc.setReadDeadline(d)
+			}
 		}
 		pc.uc.readLimit.Store(maxResponseHeader)
 		r, err := readResponse(pc.reader(), req, &pc.head)

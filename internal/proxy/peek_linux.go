@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -18,6 +19,14 @@ type idleProbe struct {
 	n      int
 	st     peekState
 	looked bool // wait: the socket was looked at once already
+
+	// writeWait's: the bytes to write, what became of them.
+	wwFn    func(fd uintptr) bool
+	wb      []byte
+	wn      int
+	werr    error
+	wrote   bool   // the write was made (the next call is the wake-up)
+	written func() // called once all of wb went, before the wait
 }
 
 func (p *idleProbe) init(c net.Conn) {
@@ -60,6 +69,29 @@ func (p *idleProbe) init(c net.Conn) {
 			return errno != syscall.EAGAIN && errno != syscall.EWOULDBLOCK
 		}
 	}
+	p.wwFn = func(fd uintptr) bool {
+		if p.wrote {
+			return true // woken by the poller
+		}
+		p.wrote = true
+		for {
+			n, err := syscall.Write(int(fd), p.wb)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				err = nil // the buffer is full: the caller waits to write
+			}
+			p.wn, p.werr = max(n, 0), err
+			break
+		}
+		if p.werr != nil || p.wn < len(p.wb) {
+			return true // the caller writes the rest and waits as usual
+		}
+		p.wb = nil
+		p.written()
+		return false
+	}
 }
 
 // canWait reports whether wait can wait for the socket (a TCP connection
@@ -80,6 +112,34 @@ func (p *idleProbe) wait() {
 	}
 	p.looked = false
 	p.rc.Read(p.waitFn) // an error (deadline, closed) is the read's to report
+}
+
+// writeWait writes b to the socket with one system call and, when all of
+// it went, waits as wait does for what follows, inside one RawConn.Read:
+// the poller is armed before the write, so a response cannot arrive
+// unseen, and the look that finds nothing is saved. It returns how much
+// of b went and the write's error; waited is false when not all of it
+// went (the socket's buffer was full, the write failed, or the socket was
+// closed or past its deadline before the write), and the caller then
+// writes the rest, or reports the error, and waits as usual. A read deadline set
+// beforehand bounds the wait; its error is the read's to report. written
+// is called once all of b went, before the wait: b may be reused from then
+// on.
+func (p *idleProbe) writeWait(b []byte, written func()) (n int, err error, waited bool) {
+	p.wb, p.wrote, p.wn, p.werr, p.written = b, false, 0, nil, written
+	rerr := p.rc.Read(p.wwFn)
+	n, err = p.wn, p.werr
+	waited = p.wrote && err == nil && n == len(b)
+	p.wb, p.written = nil, nil
+	if !p.wrote || rerr != nil && !waited {
+		// Closed, or a deadline passed, before anything was written: the
+		// caller's own write reports it as a write would.
+		return n, nil, false
+	}
+	if err != nil {
+		err = os.NewSyscallError("write", err)
+	}
+	return n, err, waited
 }
 
 // peek reports what waits on the connection, and the first bytes of it.

@@ -15,3 +15,5 @@ func (p *idleProbe) peek() (peekState, []byte) { return peekOpen, nil }
 func (p *idleProbe) canWait() bool { return false }
 
 func (p *idleProbe) wait() {}
+
+func (p *idleProbe) writeWait([]byte, func()) (int, error, bool) { return 0, nil, false }

@@ -268,6 +268,30 @@ func (c *upConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// writeWait writes p and, when all of it went at once, waits for the
+// response's first bytes (idleProbe.writeWait: one system call less than a
+// write and then a wait); written is called between the two. What did not
+// go at once is written as Write writes it, and then waited reports false:
+// the wait is the read's.
+func (c *upConn) writeWait(probe *idleProbe, p []byte, written func()) (n int, waited bool, err error) {
+	c.lastWrite.Store(c.now().UnixNano())
+	if !c.dead.Load() {
+		n, err, waited = probe.writeWait(p, written)
+		c.written.Add(int64(n))
+		if err != nil {
+			err = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+			e := err
+			c.writeErr.Store(&e)
+			return n, false, err
+		}
+	}
+	if n < len(p) {
+		m, err := c.Write(p[n:])
+		return n + m, false, err
+	}
+	return n, waited, nil
+}
+
 // bound returns the deadline of an operation starting at now that may take
 // d (0: no limit), cut short by the attempt's total deadline; zero for none.
 func (c *upConn) bound(now time.Time, d time.Duration) time.Time {
