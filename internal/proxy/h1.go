@@ -55,7 +55,7 @@ type h1Conn struct {
 	br       *bufio.Reader // nil while a lent one is given back (reader)
 	lend     bool          // br is lent from readers, not the connection's own
 	idleFrom time.Time
-	probe    idleProbe // looks at the socket before reuse
+	probe    idleProbe // looks at the socket before reuse, waits on it for responses
 	ip       string    // the address dialled
 	gen      uint64    // the generation of the server's DNS answer it was dialled from
 	kill     func()    // uc.kill, made once: a method value allocates each time it is taken
@@ -128,7 +128,8 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10
 
 // readers lends the buffer a response is read through, on plain TCP
 // connections: a connection takes one when the response's first bytes have
-// arrived (idleProbe.wait) and gives it back once the response is read to
+// arrived (idleProbe.wait, or writeWait with the request's last piece) and
+// gives it back once the response is read to
 // its end, so that neither the wait for a response nor the pool holds one.
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
@@ -482,19 +483,27 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		pc.out.tr, pc.out.waited = tr, false
 		bw.Reset(&pc.out)
 		err := head.write(bw, req)
+		var until time.Time // the read deadline, when the last piece waits
 		if err == nil {
-			pc.out.last = pc.lend
+			// The last piece may go with the wait for the response
+			// (upWriter) only when no answer can be on its way yet:
+			// nothing of this request has gone out (an upstream may
+			// answer a body's first bytes early), the connection was
+			// looked at and found quiet just before (reused), and a read
+			// deadline bounds the wait. Bytes that arrive before the
+			// piece is written wake nobody: RawConn.Read arms the poller
+			// afresh.
+			if pc.lend && reused && pc.uc.Written() == start {
+				until = pc.uc.bound(p.now(), p.t.Read)
+			}
+			pc.out.last = !until.IsZero()
 			err = bw.Flush()
 			pc.out.last = false
 		}
 		bw.Reset(nil) // what was not sent is dropped, never sent elsewhere
 		writers.Put(bw)
 		if err == nil && pc.out.tail != nil {
-			// The last piece goes with the wait for the response: its
-			// read deadline first.
-			if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
-				pc.uc.setReadDeadline(d)
-			}
+			pc.uc.setReadDeadline(until)
 			err = pc.out.send()
 		}
 		pc.out.drop()
@@ -525,7 +534,8 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		tr.set(cause.PhaseWait)
 
 		if !pc.out.waited {
-			// The read timeout runs from the end of the write.
+			// The read timeout runs from the end of the write (from
+			// just before the last piece, when it went with the wait).
 			if d := pc.uc.bound(p.now(), p.t.Read); !d.IsZero() {
 				pc.uc.setReadDeadline(d)
 			}
@@ -667,7 +677,7 @@ func (b *h1Body) finish(complete bool) {
 		case peekOpen:
 			if !b.pool.server.State.ReuseSuspended(now) {
 				b.pc.uc.setReadDeadline(time.Time{})
-				b.wb.br = nil // the buffer may serve another connection now
+				b.wb.br, b.wb.cr = nil, nil // the buffer may serve another connection now
 				b.pc.giveBack()
 				b.pool.put(b.pc, now)
 				return

@@ -345,3 +345,60 @@ func TestH1ClientGoneAbortsAttempt(t *testing.T) {
 		t.Fatalf("the next request got %q", r.body)
 	}
 }
+
+// TestH1EarlyAnswerBeforeTheBodyEnds: an upstream that answers as soon as
+// it has a request's head (a 401 before the body, on a kept-alive
+// connection) has its answer passed on once the body is sent, not taken
+// for silence: the body streams (larger than retry.body_buffer) and its
+// last bytes come from the client only after the answer has arrived.
+func TestH1EarlyAnswerBeforeTheBodyEnds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method == "GET" {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						continue
+					}
+					io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
+					io.Copy(io.Discard, req.Body) // stays in step for the next request
+				}
+			}()
+		}
+	}()
+	e := newEnv(t, poolConfig("retry: {body_buffer: 1024}\ntimeouts: {read: 3s}", "http://"+ln.Addr().String()))
+	wantStatus(t, e.do("GET", "/", ""), 200) // the PUT reuses this connection
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(strings.Repeat("a", 2000)))
+		time.Sleep(300 * time.Millisecond)
+		pw.Write([]byte(strings.Repeat("b", 100)))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("PUT", e.URL+"/upload", pr)
+	req.ContentLength = 2100
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || string(b) != "nope" {
+		t.Fatalf("got %d %q, want the upstream's early 401 %q", resp.StatusCode, b, "nope")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,7 +116,21 @@ func TestRequestIDBothWays(t *testing.T) {
 // fields and get their own X-Request-Id back.
 func TestOutgoingHeaderStorageKeptApart(t *testing.T) {
 	be := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := fmt.Sprintf("%s|%s|%d|%s", r.Header.Get("X-Mine"), r.Header.Get("X-Request-Id"), len(r.Header.Values("X-Pad")), r.Header.Get("X-Forwarded-Host"))
+		// Every padding field must be this request's own, and all of
+		// them there: none left over from another request's header.
+		mine, pads := r.Header.Get("X-Mine"), 0
+		for k, vv := range r.Header {
+			if strings.HasPrefix(k, "X-Pad-") {
+				pads++
+				if len(vv) != 1 || vv[0] != mine {
+					mine = "foreign " + k + "=" + strings.Join(vv, ",")
+				}
+			}
+		}
+		if want := r.URL.Query().Get("pads"); fmt.Sprint(pads) != want {
+			mine = fmt.Sprintf("%d padding fields, want %s", pads, want)
+		}
+		got := fmt.Sprintf("%s|%s|%d|%s", mine, r.Header.Get("X-Request-Id"), len(r.Header.Values("X-Pad")), r.Header.Get("X-Forwarded-Host"))
 		w.Header().Set("X-Got", got)
 		if r.URL.Query().Get("empty") != "" {
 			w.WriteHeader(http.StatusNoContent)
@@ -132,9 +147,9 @@ func TestOutgoingHeaderStorageKeptApart(t *testing.T) {
 				id := fmt.Sprintf("w%d-r%d", g, i)
 				pads := (g*7 + i*3) % 40
 				empty := i%2 == 1
-				path := "/"
+				path := fmt.Sprintf("/?pads=%d", pads)
 				if empty {
-					path = "/?empty=1"
+					path += "&empty=1"
 				}
 				hdr := []string{"X-Mine", id, "X-Request-Id", id, "Host", id + ".example"}
 				for p := range pads {

@@ -9,8 +9,9 @@ import (
 
 // idleProbe looks at an idle pooled connection without consuming anything
 // and without blocking: has the peer closed it, or sent bytes nobody asked
-// for? It is set up once per connection, so that a look costs one system
-// call and no allocation.
+// for? It also waits on the socket for a response without reading it
+// (wait, writeWait). It is set up once per connection, so that a look costs
+// one system call and no allocation.
 type idleProbe struct {
 	rc     syscall.RawConn
 	fn     func(fd uintptr)
@@ -116,8 +117,11 @@ func (p *idleProbe) wait() {
 
 // writeWait writes b to the socket with one system call and, when all of
 // it went, waits as wait does for what follows, inside one RawConn.Read:
-// the poller is armed before the write, so a response cannot arrive
-// unseen, and the look that finds nothing is saved. It returns how much
+// the poller is armed before the write, so a response to b cannot arrive
+// unseen, and the look that finds nothing is saved. Bytes that were
+// already there when writeWait began do not wake it (arming the poller
+// forgets them): the caller uses it only when none can be, and with a
+// read deadline. It returns how much
 // of b went and the write's error; waited is false when not all of it
 // went (the socket's buffer was full, the write failed, or the socket was
 // closed or past its deadline before the write), and the caller then

@@ -119,7 +119,10 @@ func TestWriteWaitFullBuffer(t *testing.T) {
 		io.ReadFull(peer, b)
 		received <- b
 	}()
-	n, waited, err := uc.writeWait(probe, last, func() {})
+	// Told of a complete write only: were it told early, the rest would
+	// be written from a buffer already reused (scribbled over here).
+	scribble := func() { copy(last, bytes.Repeat([]byte("X"), len(last))) }
+	n, waited, err := uc.writeWait(probe, last, scribble)
 	if n != len(last) || waited || err != nil {
 		t.Fatalf("writeWait into a full buffer = %d, waited %v, %v; want %d, false, nil", n, waited, err, len(last))
 	}
