@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,6 +84,9 @@ func BenchmarkServeNetHTTP(b *testing.B) {
 // connections are plain sockets read through one shared buffer, so
 // nearly all of the heap counted is the server's and the netpoller's.
 func BenchmarkIdleConnMemory(b *testing.B) {
+	// A browser's request: its head is what a connection could keep.
+	idleReq := []byte("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("u", 120) +
+		"\r\nAccept: text/html\r\nCookie: " + strings.Repeat("c", 1024) + "\r\n\r\n")
 	const n = 2000
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Length"] = []string{"2"}
@@ -107,7 +111,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			conns = append(conns, c)
-			c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+			c.Write(idleReq)
 			total := 0
 			for !bytes.HasSuffix(buf[:total], []byte("ok")) {
 				m, err := c.Read(buf[total:])

@@ -944,6 +944,9 @@ func (c *conn) serveOne(raw string) bool {
 		c.close()
 		return false
 	}
+	// An idle connection keeps nothing of the request it served: not its
+	// head's text, not its header map.
+	c.head = head{}
 	return true
 }
 
