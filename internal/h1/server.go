@@ -349,7 +349,7 @@ type conn struct {
 	reqCtx  *reqContext // the request in flight's, canceled if the client goes
 	gone    bool        // the client closed while a request was in flight
 
-	head head // the request in flight's, parsed
+	head head // the request in flight's, parsed; zero while the connection is idle
 	// wmu orders a 100 Continue, written by whoever reads the body, with
 	// the response; headGone: the final head has begun.
 	wmu      sync.Mutex

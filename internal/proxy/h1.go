@@ -64,14 +64,15 @@ type h1Conn struct {
 }
 
 // upWriter is what a request is written to: the connection, except that
-// on plain TCP the request's last piece, when small, is set aside and sent
-// by send together with the wait for the response (upConn.writeWait: one
-// system call less than a write and then a wait), once the write buffer
-// has gone back to its pool: no buffer is held while the upstream thinks.
+// when roundTrip allows it (last: see the conditions there) the request's
+// last piece, if at most tailSize, is set aside and sent by send together
+// with the wait for the response (upConn.writeWait: one system call less
+// than a write and then a wait), once the write buffer has gone back to
+// its pool: no buffer is held while the upstream thinks.
 type upWriter struct {
 	pc      *h1Conn
 	tr      *attemptTrace
-	last    bool            // the next write is the request's last
+	last    bool            // the next write is the request's last, and may go with the wait
 	tail    *[tailSize]byte // the last piece, set aside; nil when none
 	tailN   int             // its length
 	waited  bool            // send waited for the response
@@ -490,9 +491,11 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			// nothing of this request has gone out (an upstream may
 			// answer a body's first bytes early), the connection was
 			// looked at and found quiet just before (reused), and a read
-			// deadline bounds the wait. Bytes that arrive before the
-			// piece is written wake nobody: RawConn.Read arms the poller
-			// afresh.
+			// deadline bounds the wait. Bytes that arrive before
+			// RawConn.Read arms the poller afresh wake nobody: a close
+			// or stray bytes from the upstream in the microseconds since
+			// the look are then found only by what the write provokes
+			// (a reset), or at the read deadline.
 			if pc.lend && reused && pc.uc.Written() == start {
 				until = pc.uc.bound(p.now(), p.t.Read)
 			}
