@@ -45,10 +45,26 @@ func TestKeepAliveRace(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 
 	// First contact: holdfast does not know this backend's idle timeout
-	// until the backend first closes an idle connection. A few GETs at the
-	// same pace (retried safely if they race) let that happen; the POSTs
-	// that follow must then never meet a closing connection.
-	for i := 0; i < 5; i++ {
+	// until the backend first closes an idle connection. GETs at a slower
+	// pace (retried safely if they race) let that happen; the POSTs that
+	// follow must then never meet a closing connection. On a loaded
+	// machine the backend's timer can fire late enough for a few GETs to
+	// find their connection still open, so the warm-up lasts until
+	// holdfast has learned the timeout, not a fixed count.
+	learned := func() bool {
+		for _, p := range e.h.Pools() {
+			for _, s := range p.Servers {
+				if s.State.IdleLimit(time.Now()) > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i := 0; i < 5 || !learned(); i++ {
+		if i == 200 {
+			t.Fatal("200 warm-up GETs 25ms apart and holdfast never learned the backend's 20ms idle timeout")
+		}
 		resp, err := client.Get(e.URL + "/warmup")
 		if err != nil {
 			t.Fatalf("warm-up GET: %v", err)
