@@ -66,6 +66,10 @@ func (x *exchange) reset() {
 	if len(hdrMap) > maxKeptFields || cap(hdrVals) > maxKeptFields {
 		hdrMap, hdrVals = nil, nil // an unusually large header's are not kept
 	}
+	// Kept empty: a pooled exchange holds none of the last request's
+	// values (its cookies, its credentials).
+	clear(hdrMap)
+	clear(hdrVals[:cap(hdrVals)])
 	*x = exchange{body: body, hdrMap: hdrMap, hdrVals: hdrVals}
 	x.body.Reset()
 	x.attempts = x.attemptsBuf[:0]

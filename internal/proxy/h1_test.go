@@ -352,36 +352,8 @@ func TestH1ClientGoneAbortsAttempt(t *testing.T) {
 // for silence: the body streams (larger than retry.body_buffer) and its
 // last bytes come from the client only after the answer has arrived.
 func TestH1EarlyAnswerBeforeTheBodyEnds(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.Method == "GET" {
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-						continue
-					}
-					io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
-					io.Copy(io.Discard, req.Body) // stays in step for the next request
-				}
-			}()
-		}
-	}()
-	e := newEnv(t, poolConfig("retry: {body_buffer: 1024}\ntimeouts: {read: 3s}", "http://"+ln.Addr().String()))
+	up := testutil.EarlyAnswer(t)
+	e := newEnv(t, poolConfig("retry: {body_buffer: 1024}\ntimeouts: {read: 3s}", "http://"+up.Addr))
 	wantStatus(t, e.do("GET", "/", ""), 200) // the PUT reuses this connection
 	pr, pw := io.Pipe()
 	go func() {
@@ -400,5 +372,8 @@ func TestH1EarlyAnswerBeforeTheBodyEnds(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || string(b) != "nope" {
 		t.Fatalf("got %d %q, want the upstream's early 401 %q", resp.StatusCode, b, "nope")
+	}
+	if n := up.Conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections, want 1: the PUT must go on the GET's pooled connection", n)
 	}
 }

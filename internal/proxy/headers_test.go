@@ -182,3 +182,24 @@ func TestOutgoingHeaderStorageKeptApart(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledExchangeKeepsNoValues: the outgoing header's storage an
+// exchange keeps for the next request is empty once the exchange is reset:
+// a pooled exchange holds no request's cookies or credentials.
+func TestPooledExchangeKeepsNoValues(t *testing.T) {
+	x := new(exchange)
+	in := http.Header{"Cookie": {"session=secret"}, "Authorization": {"Bearer secret"}, "Accept": {"a", "b"}}
+	x.hdrMap, x.hdrVals = cloneHeader(nil, in, nil, forwardingFields)
+	x.reset()
+	if x.hdrMap == nil || x.hdrVals == nil {
+		t.Fatal("the storage was not kept for the next exchange")
+	}
+	if len(x.hdrMap) != 0 {
+		t.Errorf("kept map holds %d fields: %v", len(x.hdrMap), x.hdrMap)
+	}
+	for i, v := range x.hdrVals[:cap(x.hdrVals)] {
+		if v != "" {
+			t.Errorf("kept values array holds %q at %d", v, i)
+		}
+	}
+}

@@ -181,6 +181,33 @@ func Raw(t testing.TB, response string) *Fault {
 	})
 }
 
+// EarlyAnswer answers every request on a kept-alive connection as soon as
+// it has the head, before reading the body: a request with a body gets
+// "401 Unauthorized" and the body "nope", one without gets 200 "ok". The
+// body is then read and dropped, so that the connection stays in step for
+// the next request: an upstream that refuses an upload on its headers
+// alone, as an authenticating server does.
+func EarlyAnswer(t testing.TB) *Fault {
+	t.Helper()
+	return serveFault(t, func(f *Fault, c *net.TCPConn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			f.Requests.Add(1)
+			if req.ContentLength == 0 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // BigHeader reads the request and answers 200 with one header, X-Big, whose
 // value is n bytes long, then closes: an upstream whose cookies or debug
 // headers outgrew the proxy's response header limit.
