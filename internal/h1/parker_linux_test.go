@@ -128,3 +128,69 @@ func TestParkedIdleTimeout(t *testing.T) {
 		return connCount(srv) == 0 && parkedCount(srv) == 0
 	})
 }
+
+// TestFewIdleConnectionsParked: with few connections open, the goroutine
+// that served a request waits for the next one, but only for parkAfter:
+// a connection idle longer is parked like the others, and the goroutines
+// that waited for it end. Its next request is served as before.
+func TestFewIdleConnectionsParked(t *testing.T) {
+	oldAfter := parkAfter
+	parkAfter = 100 * time.Millisecond
+	t.Cleanup(func() { parkAfter = oldAfter })
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	})
+	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	const n = 3
+	before := runtime.NumGoroutine()
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+	}
+	for round, path := range []string{"/first", "/second"} {
+		for i, c := range conns {
+			c.write("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello "+path {
+				t.Fatalf("round %d, conn %d: %d %q", round, i, resp.StatusCode, body)
+			}
+		}
+		waitUntil(t, "the idle connections did not park", 5*time.Second, func() bool { return parkedCount(srv) == n })
+		// Each waited on two goroutines (the one that served and its
+		// read); parked, it has none.
+		waitUntil(t, "goroutines left behind by parked connections", 5*time.Second, func() bool {
+			return runtime.NumGoroutine()-before <= 2
+		})
+	}
+}
+
+// TestManyWaitingParkAtOnce: once maxWaiting connections wait for their
+// next request in goroutines of their own, a connection that has answered
+// a request is parked at once rather than after parkAfter, so that a burst
+// of connections does not leave a goroutine per connection behind.
+func TestManyWaitingParkAtOnce(t *testing.T) {
+	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
+	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, time.Hour
+	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	})
+	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	const n = 20
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+	}
+	for round, path := range []string{"/first", "/second", "/third"} {
+		for i, c := range conns {
+			c.write("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello "+path {
+				t.Fatalf("round %d, conn %d: %d %q", round, i, resp.StatusCode, body)
+			}
+		}
+		// parkAfter is an hour: only parking at once gets them there.
+		waitUntil(t, "the connections did not park at once", 5*time.Second, func() bool { return parkedCount(srv) == n })
+	}
+	if w := srv.waiting.Load(); w != 0 {
+		t.Errorf("%d connections counted as waiting in a goroutine, all are parked", w)
+	}
+}

@@ -66,11 +66,14 @@ type Server struct {
 	// could be built, handler panics) at debug level. nil: discarded.
 	Log *slog.Logger
 
-	park       parker // idle connections without a goroutine (Linux)
-	mu         sync.Mutex
-	listeners  map[*net.Listener]struct{}
-	conns      map[*conn]struct{}
-	nconns     atomic.Int64 // len(conns), read without the lock
+	park      parker // idle connections without a goroutine (Linux)
+	mu        sync.Mutex
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	nconns    atomic.Int64 // len(conns), read without the lock
+	// waiting counts the connections whose wait for a request runs in a
+	// goroutine of its own (the background read with handoff set).
+	waiting    atomic.Int64
 	inShutdown atomic.Bool
 }
 
@@ -80,10 +83,19 @@ type Server struct {
 // the next request: many idle connections then cost little memory, and few
 // busy ones no stack growth per request.
 //
-// On Linux, beyond it, an idle connection has no goroutine at all: it is
-// parked in an epoll set of the server's own (parker_linux.go) until bytes
-// arrive. (A variable, so that tests can park every connection.)
+// On Linux, a connection idle for parkAfter, however many are open, has no
+// goroutine at all: it is parked in an epoll set of the server's own
+// (parker_linux.go) until bytes arrive. (A variable, so that tests can
+// treat every connection as one of many.)
 var keepGoroutineUpTo int64 = 512
+
+// maxWaiting bounds the connections beyond keepGoroutineUpTo that wait for
+// their next request in a goroutine of their own: past it, a connection
+// that has answered a request is parked at once instead of after
+// parkAfter. A burst of new connections then leaves few goroutines behind,
+// whose descriptors the runtime keeps for good and whose stacks it gives
+// back to the system only slowly. (A variable, for tests.)
+var maxWaiting int64 = 512
 
 // bufSize is the size of a connection's read buffer and response writer.
 // A head longer than the read buffer grows it, up to the head limit, for
@@ -387,6 +399,7 @@ func (c *conn) start() {
 	}
 	c.bg = bgReading
 	c.handoff = true
+	c.srv.waiting.Add(1)
 	go c.bgRead()
 }
 
@@ -447,6 +460,9 @@ func (c *conn) bgFinish(b []byte, n int, err error) {
 	c.bg = bgDone
 	handoff := c.handoff
 	c.handoff = false
+	if handoff {
+		c.srv.waiting.Add(-1)
+	}
 	reqCtx := c.reqCtx
 	gone := err != nil && !isTimeout(err) && reqCtx != nil
 	if gone {
@@ -597,10 +613,15 @@ func (c *conn) serve() {
 		}
 		many := c.srv.nconns.Load() > keepGoroutineUpTo
 		dl := c.idleUntil
-		if many && parkSupported && c.rc != nil {
+		if parkSupported && c.rc != nil {
 			// The read that waits for the next request gives up after
-			// parkAfter, and the connection is parked (see parkLater).
-			if p := time.Now().Add(parkAfter); dl.IsZero() || p.Before(dl) {
+			// parkAfter, and the connection is parked (see parkLater);
+			// at once when many already wait in goroutines.
+			p := time.Now().Add(parkAfter)
+			if many && c.srv.waiting.Load() >= maxWaiting {
+				p = aLongTimeAgo
+			}
+			if dl.IsZero() || p.Before(dl) {
 				dl = p
 			}
 		}
@@ -625,13 +646,21 @@ func (c *conn) serve() {
 				c.waiting = false
 				err := c.takeBG()
 				c.mu.Unlock()
-				if err != nil && c.r == c.w || !c.state.CompareAndSwap(stateIdle, stateActive) {
-					c.close() // the client left, the idle timeout, or Shutdown
+				if !c.state.CompareAndSwap(stateIdle, stateActive) {
+					c.close() // Shutdown
+					return
+				}
+				if err != nil && c.r == c.w {
+					if isTimeout(err) && c.parkLater() {
+						return // idle for parkAfter: parked
+					}
+					c.close() // the client left, or the idle timeout
 					return
 				}
 				continue
 			}
 			c.handoff = true
+			c.srv.waiting.Add(1)
 			c.mu.Unlock()
 			if c.srv.inShutdown.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
 				c.nc.Close()
@@ -655,11 +684,11 @@ func (c *conn) serve() {
 }
 
 // parkAfter is how long a kept-alive connection waits for its next request
-// in a goroutine, when there are more than keepGoroutineUpTo connections,
-// before it is parked. Connections in steady use never wait that long:
-// parking costs system calls and a new goroutine per request, which only
-// idle connections should pay.
-const parkAfter = time.Second
+// in a goroutine before it is parked (sooner when maxWaiting others wait
+// so). Connections in steady use never wait that long: parking costs
+// system calls and a new goroutine per request, which only idle
+// connections should pay. (A variable, for tests.)
+var parkAfter = time.Second
 
 // parkLater parks a kept-alive connection whose wait for its next request
 // reached parkAfter (a read deadline), unless its idle timeout has passed
@@ -695,6 +724,7 @@ func (c *conn) resumeParked() {
 	c.mu.Lock()
 	c.bg = bgReading
 	c.handoff = true
+	c.srv.waiting.Add(1)
 	c.mu.Unlock()
 	c.bgRead()
 }
@@ -706,6 +736,7 @@ func (c *conn) startBGHandoff() {
 	c.mu.Lock()
 	c.bg = bgReading
 	c.handoff = true
+	c.srv.waiting.Add(1)
 	c.mu.Unlock()
 	c.state.Store(stateIdle)
 	if c.srv.inShutdown.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
