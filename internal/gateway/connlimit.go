@@ -8,10 +8,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/holdfast/holdfast/internal/h1"
 )
 
-// client.max_connections. An idle keep-alive connection costs tens of
-// kilobytes (buffers, a goroutine, TLS state), so a flood of them exhausts
+// client.max_connections. An idle keep-alive connection costs memory (a
+// few hundred bytes parked in plain HTTP/1.1, tens of kilobytes with TLS:
+// buffers, a goroutine, TLS state), so a flood of them exhausts
 // memory long before it exhausts file descriptors: holdfast caps the client
 // connections open at once over all its listeners. The count is the
 // Gateway's, so it spans the listeners of every configuration, those still
@@ -151,6 +154,15 @@ func (c *limitConn) Close() error {
 // only grows; reloads do not reset it.
 func (g *Gateway) RefusedConnections() uint64 { return g.conns.refused.Load() }
 
+// NetConn returns the connection it wraps. With SetNetConn, it lets the
+// HTTP/1.1 server park an idle connection as its socket alone (see
+// h1.ConnWrapper): the slot stays taken until the wrapper is closed.
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
+// SetNetConn makes nc the wrapped connection: the same socket, made again
+// when a parked connection's next request arrives.
+func (c *limitConn) SetNetConn(nc net.Conn) { c.Conn = nc }
+
 // SyscallConn exposes the socket, so that the HTTP/1.1 server can wait for
 // a request on an idle connection without holding a buffer.
 func (c *limitConn) SyscallConn() (syscall.RawConn, error) {
@@ -168,3 +180,6 @@ func (c *limitConn) CloseWrite() error {
 	}
 	return errors.ErrUnsupported
 }
+
+// A parked client connection keeps its slot through the wrapper.
+var _ h1.ConnWrapper = (*limitConn)(nil)

@@ -255,3 +255,43 @@ func TestLimitConnReleasesOnce(t *testing.T) {
 		t.Errorf("%d open after one of two closed three times", n)
 	}
 }
+
+// TestMaxConnectionsHoldsParked: an idle plain connection parked by the
+// HTTP/1.1 server after a second keeps its slot while it is parked as its
+// socket alone, is served through the same slot when its next request
+// comes, and gives the slot back when the client closes it while parked.
+func TestMaxConnectionsHoldsParked(t *testing.T) {
+	be := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	g, addr, _ := startLogged(t, oneRoute("127.0.0.1:0", "client: {max_connections: 2}\n", be.URL), nil)
+	a, b := keptConn(t, addr, nil), keptConn(t, addr, nil)
+	if a == nil || b == nil {
+		t.Fatal("the first two connections were refused")
+	}
+	defer a.Close()
+	defer b.Close()
+	time.Sleep(1500 * time.Millisecond) // idle for longer than the server waits before parking
+	if n := g.conns.open.Load(); n != 2 {
+		t.Fatalf("%d slots taken with two parked connections, want 2", n)
+	}
+	wantRefused(t, addr)
+	for i, c := range []net.Conn{a, b} {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		io.WriteString(c, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("conn %d, after parking: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "ok /again" {
+			t.Fatalf("conn %d, after parking: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	a.Close()
+	waitKept(t, addr, nil).Close()
+	if n := g.RefusedConnections(); n == 0 {
+		t.Error("no connection was counted as refused")
+	}
+}

@@ -67,6 +67,12 @@ func startServer(t testing.TB, h http.Handler, configure ...func(*Server)) (*Ser
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveListener(t, ln, h, configure...)
+}
+
+// serveListener is startServer on a listener of the test's own.
+func serveListener(t testing.TB, ln net.Listener, h http.Handler, configure ...func(*Server)) (*Server, string) {
+	t.Helper()
 	srv := &Server{Handler: h}
 	for _, f := range configure {
 		f(srv)
@@ -88,11 +94,13 @@ func startServer(t testing.TB, h http.Handler, configure ...func(*Server)) (*Ser
 	return srv, ln.Addr().String()
 }
 
-// connCount reports how many connections the server tracks.
+// connCount reports how many connections the server has open: those it
+// tracks, and those parked as their socket.
 func connCount(srv *Server) int {
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	return len(srv.conns)
+	n := len(srv.conns)
+	srv.mu.Unlock()
+	return n + srv.park.dormantCount()
 }
 
 func waitNoConns(t testing.TB, srv *Server) {

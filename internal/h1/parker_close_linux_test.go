@@ -12,9 +12,9 @@ import (
 // it. The test forces the interleaving: it holds s.mu while the sweep
 // unparks the expired connections, and lets Close wait for s.mu too.
 func TestCloseDuringParkerSweep(t *testing.T) {
-	old := keepGoroutineUpTo
-	keepGoroutineUpTo = -1
-	t.Cleanup(func() { keepGoroutineUpTo = old })
+	old, oldSocket := keepGoroutineUpTo, parkAsSocket
+	keepGoroutineUpTo, parkAsSocket = -1, false // parked whole: their close untracks them
+	t.Cleanup(func() { keepGoroutineUpTo, parkAsSocket = old, oldSocket })
 
 	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		func(s *Server) { s.IdleTimeout = 1200 * time.Millisecond })

@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -13,23 +15,46 @@ import (
 // connections the goroutines' stacks would otherwise be most of the
 // server's memory.
 //
-// The sockets stay registered with Go's own poller too; this set only says
-// when to start reading. A connection is removed from the set (EPOLL_CTL_DEL,
-// inside RawConn.Control, so never on a closed or reused descriptor) before
-// anything else touches it: on its event, on the idle timeout, on Shutdown.
+// Most connections are parked reduced to their socket (see dormant and
+// ConnWrapper): the parker then owns a duplicate of the descriptor, and
+// the connection's Go side (its conn, its net.Conn and the runtime's poll
+// descriptor) is freed. The others are parked whole: their sockets stay
+// registered with Go's own poller too, and this set only says when to
+// start reading.
+//
+// A connection is removed from the set (EPOLL_CTL_DEL, on a descriptor the
+// parker owns or inside RawConn.Control, so never on a closed or reused
+// one) before anything else touches it: on its event, on the idle
+// timeout, on Shutdown.
 type parker struct {
 	once  sync.Once
 	err   error
 	epfd  int
 	wake  [2]int // a pipe whose read end is in the set: Close writes to it
 	mu    sync.Mutex
-	conns map[int]*conn // by descriptor
+	conns map[int]*conn    // parked whole, by descriptor
+	dorm  map[int]*dormant // parked as a socket, by the parker's descriptor
 	done  chan struct{}
 	stop  bool
 }
 
+// dormant is a connection parked as its socket: a duplicate of the
+// socket's descriptor, which the parker owns and closes, and what the
+// connection needs again when its next request arrives.
+type dormant struct {
+	fd     int
+	wrap   ConnWrapper // nil: the socket was the connection itself
+	remote string
+	served int
+	until  time.Time // the end of its idle timeout; zero: none
+}
+
 // parkSupported reports whether this build can park connections.
 const parkSupported = true
+
+// parkAsSocket: park connections reduced to their socket when they can be
+// (see parkDormant). A variable, so that tests can park them whole.
+var parkAsSocket = true
 
 func (p *parker) start(s *Server) error {
 	p.once.Do(func() {
@@ -66,6 +91,7 @@ func (p *parker) start(s *Server) error {
 			return
 		}
 		p.conns = make(map[int]*conn)
+		p.dorm = make(map[int]*dormant)
 		p.done = make(chan struct{})
 		p.mu.Unlock()
 		go p.loop(s)
@@ -102,6 +128,183 @@ func (p *parker) park(s *Server, c *conn, until time.Time) bool {
 	return err == nil && ok
 }
 
+// parkDormant parks c reduced to its socket, when it can be (see
+// ConnWrapper), and reports whether it did. c must be the caller's
+// (stateActive), with no read in flight and no buffer. c itself is then
+// forgotten: a new conn serves the connection's next request.
+func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
+	base := c.nc
+	wrap, _ := c.nc.(ConnWrapper)
+	if wrap != nil {
+		base = wrap.NetConn()
+	}
+	switch base.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return false // it could not be made again from its descriptor
+	}
+	if !parkAsSocket {
+		return false
+	}
+	if c.rc == nil || p.start(s) != nil {
+		return false
+	}
+	fd := -1
+	if err := c.rc.Control(func(sfd uintptr) { fd = dupCloexec(int(sfd)) }); err != nil || fd < 0 {
+		return false
+	}
+	// From here the socket is the dormant connection's, on the
+	// duplicate; c is forgotten (under s.mu, which Close holds while it
+	// closes every connection it tracks, the wrapper included), and its
+	// own descriptor closed.
+	d := &dormant{fd: fd, wrap: wrap, remote: c.remote, served: c.served, until: until}
+	s.mu.Lock()
+	delete(s.conns, c) // nconns counts it on, as a dormant connection
+	if wrap != nil {
+		wrap.SetNetConn(closedConn{}) // let the old connection go
+	}
+	s.mu.Unlock()
+	base.Close()
+	p.mu.Lock()
+	if !p.stop {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
+		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) == nil {
+			p.dorm[fd] = d
+			p.mu.Unlock()
+			return true
+		}
+	}
+	stopped := p.stop
+	p.mu.Unlock()
+	if stopped {
+		s.closeDormant(d) // Shutdown or Close
+	} else {
+		go s.revive(d) // the set refused it: it waits in a goroutine
+	}
+	return true
+}
+
+// closedConn stands in a dormant connection's wrapper for the connection
+// it wrapped, closed and let go: every method fails, Close included.
+type closedConn struct{}
+
+func (closedConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (closedConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (closedConn) Close() error                     { return net.ErrClosed }
+func (closedConn) LocalAddr() net.Addr              { return nil }
+func (closedConn) RemoteAddr() net.Addr             { return nil }
+func (closedConn) SetDeadline(time.Time) error      { return net.ErrClosed }
+func (closedConn) SetReadDeadline(time.Time) error  { return net.ErrClosed }
+func (closedConn) SetWriteDeadline(time.Time) error { return net.ErrClosed }
+
+// dormantCount reports how many connections are parked as their socket.
+func (p *parker) dormantCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dorm)
+}
+
+// dupCloexec returns a duplicate of fd, close-on-exec, or -1.
+func dupCloexec(fd int) int {
+	for {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1
+		}
+		return int(r)
+	}
+}
+
+// takeDormantLocked removes d from the set and the parker's hands; p.mu is
+// held. The caller revives or closes it.
+func (p *parker) takeDormantLocked(d *dormant) {
+	delete(p.dorm, d.fd)
+	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, d.fd, nil)
+}
+
+// closeDormant takes every dormant connection out of the set and closes
+// them, for Shutdown and Close.
+func (p *parker) closeDormant(s *Server) {
+	p.mu.Lock()
+	all := p.takeAllDormantLocked()
+	p.mu.Unlock()
+	for _, d := range all {
+		s.closeDormant(d)
+	}
+}
+
+// takeAllDormantLocked takes every dormant connection out of the set and
+// returns them; p.mu is held.
+func (p *parker) takeAllDormantLocked() []*dormant {
+	var all []*dormant
+	for _, d := range p.dorm {
+		all = append(all, d)
+	}
+	for _, d := range all {
+		p.takeDormantLocked(d)
+	}
+	return all
+}
+
+// closeDormant closes a dormant connection taken out of the set: its
+// socket, then its wrapper (whose own connection is closed already).
+func (s *Server) closeDormant(d *dormant) {
+	syscall.Close(d.fd)
+	if d.wrap != nil {
+		d.wrap.Close()
+	}
+	s.nconns.Add(-1)
+}
+
+// revive serves a dormant connection taken out of the set: it makes a
+// connection from the socket again and reads its next request.
+func (s *Server) revive(d *dormant) {
+	nc, err := connFromFD(d.fd)
+	if err != nil {
+		s.debug("a parked connection could not be made again", "remote", d.remote, "err", err)
+		if d.wrap != nil {
+			d.wrap.Close()
+		}
+		s.nconns.Add(-1)
+		return
+	}
+	if d.wrap != nil {
+		d.wrap.SetNetConn(nc)
+		nc = d.wrap
+	}
+	s.nconns.Add(-1) // counted again as the conn it becomes
+	c := &conn{srv: s, nc: nc, remote: d.remote, served: d.served}
+	c.cond.L = &c.mu
+	c.useSocket()
+	if c.rc == nil || !s.trackConn(c, true) {
+		nc.Close() // Shutdown (a TCP or Unix socket always has an rc)
+		return
+	}
+	c.state.Store(stateIdle)
+	c.idleUntil, c.parkedUntil = d.until, d.until
+	c.resumeParked()
+}
+
+// connFromFD makes a net.Conn from a socket's descriptor, which it
+// consumes: the net.Conn holds a duplicate, and fd is closed.
+func connFromFD(fd int) (net.Conn, error) {
+	// Blocking for the moment, so that os.NewFile does not register the
+	// descriptor with the runtime's poller only for it to be closed;
+	// net.FileConn makes its own duplicate non-blocking again (the flag
+	// belongs to the socket, which all duplicates share).
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	return nc, err
+}
+
 // unparkLocked removes c from the set; p.mu is held. It reports whether c
 // was parked.
 func (p *parker) unparkLocked(c *conn) bool {
@@ -123,8 +326,9 @@ func (p *parker) unpark(c *conn) bool {
 	return p.unparkLocked(c)
 }
 
-// close stops the loop and releases the set.
-func (p *parker) close() {
+// close stops the loop, closes the dormant connections and releases the
+// set.
+func (p *parker) close(s *Server) {
 	p.mu.Lock()
 	started := p.done != nil && !p.stop
 	p.stop = true
@@ -134,6 +338,7 @@ func (p *parker) close() {
 	}
 	syscall.Write(p.wake[1], []byte{0})
 	<-p.done
+	p.closeDormant(s)
 	syscall.Close(p.epfd)
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
@@ -145,6 +350,7 @@ func (p *parker) loop(s *Server) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
 	var woken []*conn
+	var wokenDorm []*dormant
 	nextSweep := time.Now().Add(time.Second)
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, 1000)
@@ -160,9 +366,13 @@ func (p *parker) loop(s *Server) {
 			for _, c := range all {
 				p.unparkLocked(c)
 			}
+			dorm := p.takeAllDormantLocked()
 			p.mu.Unlock()
 			for _, c := range all {
 				go c.resumeParked()
+			}
+			for _, d := range dorm {
+				go s.revive(d)
 			}
 			return
 		}
@@ -171,13 +381,17 @@ func (p *parker) loop(s *Server) {
 			p.mu.Unlock()
 			return
 		}
-		woken = woken[:0]
+		woken, wokenDorm = woken[:0], wokenDorm[:0]
 		for _, ev := range events[:max(n, 0)] {
-			if c := p.conns[int(ev.Fd)]; c != nil && p.unparkLocked(c) {
+			if d := p.dorm[int(ev.Fd)]; d != nil {
+				p.takeDormantLocked(d)
+				wokenDorm = append(wokenDorm, d)
+			} else if c := p.conns[int(ev.Fd)]; c != nil && p.unparkLocked(c) {
 				woken = append(woken, c)
 			}
 		}
 		var expired []*conn
+		var expiredDorm []*dormant
 		if now := time.Now(); now.After(nextSweep) {
 			nextSweep = now.Add(time.Second)
 			for _, c := range p.conns {
@@ -188,10 +402,24 @@ func (p *parker) loop(s *Server) {
 			for _, c := range expired {
 				p.unparkLocked(c)
 			}
+			for _, d := range p.dorm {
+				if !d.until.IsZero() && now.After(d.until) {
+					expiredDorm = append(expiredDorm, d)
+				}
+			}
+			for _, d := range expiredDorm {
+				p.takeDormantLocked(d)
+			}
 		}
 		p.mu.Unlock()
 		for _, c := range woken {
 			go c.resumeParked()
+		}
+		for _, d := range wokenDorm {
+			go s.revive(d)
+		}
+		for _, d := range expiredDorm {
+			s.closeDormant(d)
 		}
 		for _, c := range expired {
 			// Unparked above, it has no goroutine: close it whatever its

@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// parkedCount reports how many connections wait in the server's epoll set.
+// parkedCount reports how many connections wait in the server's epoll set,
+// whole or as their socket.
 func parkedCount(s *Server) int {
 	s.park.mu.Lock()
 	defer s.park.mu.Unlock()
-	return len(s.park.conns)
+	return len(s.park.conns) + len(s.park.dorm)
 }
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -83,7 +84,13 @@ func TestParkedConnections(t *testing.T) {
 		return connCount(srv) == n-10 && parkedCount(srv) == n-10
 	})
 
-	// Shutdown closes the parked connections at once and returns.
+	shutdownParked(t, srv, conns[10:])
+}
+
+// shutdownParked checks that Shutdown closes the parked connections conns
+// at once and returns, leaving none open.
+func shutdownParked(t *testing.T, srv *Server, conns []*rawConn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -93,7 +100,7 @@ func TestParkedConnections(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Shutdown took %v with only parked connections", d)
 	}
-	for _, c := range conns[10:] {
+	for _, c := range conns {
 		c.expectClosed(2 * time.Second)
 	}
 	if connCount(srv) != 0 || parkedCount(srv) != 0 {

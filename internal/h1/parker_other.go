@@ -11,6 +11,9 @@ type parker struct{}
 // parkSupported reports whether this build can park connections.
 const parkSupported = false
 
-func (p *parker) park(*Server, *conn, time.Time) bool { return false }
-func (p *parker) unpark(*conn) bool                   { return false }
-func (p *parker) close()                              {}
+func (p *parker) park(*Server, *conn, time.Time) bool        { return false }
+func (p *parker) parkDormant(*Server, *conn, time.Time) bool { return false }
+func (p *parker) unpark(*conn) bool                          { return false }
+func (p *parker) closeDormant(*Server)                       {}
+func (p *parker) close(*Server)                              {}
+func (p *parker) dormantCount() int                          { return 0 }

@@ -77,6 +77,24 @@ type Server struct {
 	inShutdown atomic.Bool
 }
 
+// ConnWrapper is implemented by a net.Conn that wraps another one, such as
+// a listener's wrapper that counts open connections. On Linux, an idle
+// connection the server parks is then reduced to its socket: the wrapped
+// connection is closed while a duplicate of its descriptor keeps the
+// socket open, and when the next request arrives a connection made from
+// the descriptor again takes its place (SetNetConn). A parked connection
+// that ends (idle timeout, Shutdown) is closed through the wrapper. A
+// *net.TCPConn or *net.UnixConn is parked the same way without one; other
+// connections are parked whole.
+type ConnWrapper interface {
+	net.Conn
+	// NetConn returns the wrapped connection.
+	NetConn() net.Conn
+	// SetNetConn makes nc the wrapped connection. It is called only
+	// while the connection is parked, when nothing else uses it.
+	SetNetConn(nc net.Conn)
+}
+
 // keepGoroutineUpTo is the number of open connections up to which the
 // goroutine that served a request waits for the connection's next one.
 // Beyond it, the goroutine ends and a new one, with a small stack, serves
@@ -282,12 +300,13 @@ func (s *Server) closeIdle() bool {
 			c.nc.Close()
 		}
 	}
+	s.park.closeDormant(s)
 	empty := len(s.conns) == 0
 	s.mu.Unlock()
 	if empty {
 		// Outside s.mu: the parker's loop may be closing a connection,
 		// which untracks it under s.mu.
-		s.park.close()
+		s.park.close(s)
 	}
 	return empty
 }
@@ -295,7 +314,7 @@ func (s *Server) closeIdle() bool {
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
 	s.inShutdown.Store(true)
-	defer s.park.close() // after s.mu is released (see closeIdle)
+	defer s.park.close(s) // after s.mu is released (see closeIdle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.closeListeners()
@@ -385,12 +404,7 @@ type conn struct {
 // background read whose goroutine then serves it.
 func (c *conn) start() {
 	c.remote = c.nc.RemoteAddr().String()
-	if sc, ok := c.nc.(syscall.Conn); ok && rawReadSupported {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.readFn = c.readOnce
-		}
-	}
+	c.useSocket()
 	c.state.Store(stateIdle)
 	if d := c.srv.ReadHeaderTimeout; d > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(d))
@@ -401,6 +415,17 @@ func (c *conn) start() {
 	c.handoff = true
 	c.srv.waiting.Add(1)
 	go c.bgRead()
+}
+
+// useSocket gives the connection access to its socket, for the background
+// read, when it offers one.
+func (c *conn) useSocket() {
+	if sc, ok := c.nc.(syscall.Conn); ok && rawReadSupported {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.readFn = c.readOnce
+		}
+	}
 }
 
 // bgRead reads into the free end of the buffer: the first bytes of the
@@ -607,9 +632,10 @@ func (c *conn) serve() {
 		// Wait for the next request in the background read, started when
 		// the body ended; this goroutine, with its grown stack, ends.
 		c.releaseWriter()
+		now := time.Now()
 		c.idleUntil = time.Time{}
 		if d := c.idleTimeout(); d > 0 {
-			c.idleUntil = time.Now().Add(d)
+			c.idleUntil = now.Add(d)
 		}
 		many := c.srv.nconns.Load() > keepGoroutineUpTo
 		dl := c.idleUntil
@@ -617,7 +643,7 @@ func (c *conn) serve() {
 			// The read that waits for the next request gives up after
 			// parkAfter, and the connection is parked (see parkLater);
 			// at once when many already wait in goroutines.
-			p := time.Now().Add(parkAfter)
+			p := now.Add(parkAfter)
 			if many && c.srv.waiting.Load() >= maxWaiting {
 				p = aLongTimeAgo
 			}
@@ -702,6 +728,9 @@ func (c *conn) parkLater() bool {
 		return false // the idle timeout itself
 	}
 	c.releaseBuf()
+	if c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
+		return true
+	}
 	c.state.Store(stateIdle)
 	c.nc.SetReadDeadline(time.Time{})
 	if c.srv.park.park(c.srv, c, c.idleUntil) {
