@@ -530,7 +530,12 @@ func (g *Gateway) syncListeners(cfg *config.Config) error {
 				defer g.draining.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.DrainTimeout)
 				defer cancel()
-				_ = ln.srv.Shutdown(ctx)
+				if ln.srv.Shutdown(ctx) != nil {
+					// As on SIGTERM: what still runs after the drain
+					// timeout is closed, and the server's resources
+					// (its parked connections' set) released.
+					ln.srv.Close()
+				}
 			}()
 		}
 	}

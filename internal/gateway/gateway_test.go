@@ -442,3 +442,40 @@ func TestReloadSwitchesAddressBetweenPlainAndTLS(t *testing.T) {
 	default:
 	}
 }
+
+// TestReloadClosesRetiredListenerAfterDrain: a listener a reload removes
+// drains like a shutdown: a request still in flight when
+// shutdown.drain_timeout has passed has its connection closed, rather than
+// holding it (and the retired server) open until the upstream answers.
+func TestReloadClosesRetiredListenerAfterDrain(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	cfg := func(addr string) string {
+		return oneRoute(addr, "shutdown: {drain_timeout: 300ms}\n", b.URL)
+	}
+	first, second := testutil.DeadAddr(t), testutil.DeadAddr(t)
+	g, _ := start(t, cfg(first))
+	c, err := net.Dial("tcp", first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(100 * time.Millisecond) // in flight, waiting on the backend
+	if err := g.Reload(parse(t, cfg(second))); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.SetReadDeadline(start.Add(5 * time.Second))
+	_, err = io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the retired listener's connection was still open %v after the reload (drain timeout 300ms)", time.Since(start))
+	}
+	t.Logf("closed %v after the reload (%v)", time.Since(start).Round(time.Millisecond), err)
+}

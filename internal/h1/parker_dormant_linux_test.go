@@ -275,3 +275,107 @@ func TestDormantConnectionsKeepTheirClients(t *testing.T) {
 		t.Error("no connection was ever parked as its socket")
 	}
 }
+
+// TestDeadlinesAfterTheHandlerReachNothing: a goroutine the handler left
+// behind that sets the connection's deadlines after the handler returned
+// gets an error, and neither the connection's next request nor its
+// parking (which swaps the wrapper's connection) is touched.
+func TestDeadlinesAfterTheHandlerReachNothing(t *testing.T) {
+	parkSoon(t)
+	late := make(chan *http.ResponseController, 1)
+	srv, addr, _ := startSlotServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/leave" {
+			late <- http.NewResponseController(w)
+		}
+		w.Write([]byte("hello " + r.URL.Path))
+	}), func(s *Server) { s.IdleTimeout = time.Minute })
+	c := dial(t, addr)
+	c.write("GET /leave HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /leave" {
+		t.Fatalf("first: %d %q", resp.StatusCode, body)
+	}
+	rc := <-late
+	// Calls racing with the parking, then after it.
+	for i := range 200 {
+		past := time.Now().Add(-time.Second)
+		if err := rc.SetReadDeadline(past); err == nil {
+			t.Fatalf("call %d: SetReadDeadline after the handler returned succeeded", i)
+		}
+		if err := rc.SetWriteDeadline(past); err == nil {
+			t.Fatalf("call %d: SetWriteDeadline after the handler returned succeeded", i)
+		}
+		if i == 100 {
+			waitUntil(t, "the connection was not parked", 5*time.Second, func() bool { return srv.park.dormantCount() == 1 })
+		}
+	}
+	c.write("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /next" {
+		t.Fatalf("next: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestDormantRevivedOutOfDescriptors: making a parked connection again
+// takes a spare descriptor for a moment; when the process has none, the
+// server tries again, as accept does, and the request is answered once
+// one is free, instead of the connection being closed with it unread.
+func TestDormantRevivedOutOfDescriptors(t *testing.T) {
+	parkSoon(t)
+	srv, addr, _ := startSlotServer(t, echoPeer, func(s *Server) { s.IdleTimeout = time.Minute })
+	c := dial(t, addr)
+	c.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitUntil(t, "the connection was not parked as its socket", 5*time.Second, func() bool { return srv.park.dormantCount() == 1 })
+
+	// Take every descriptor number below a lowered limit.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	release := func() {
+		for _, fd := range fillers {
+			syscall.Close(fd)
+		}
+		fillers = nil
+	}
+	defer release()
+	restore := func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			t.Errorf("restoring the open-files limit: %v", err)
+		}
+	}
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EMFILE && len(fillers) > 0 {
+			break // the last numbers were taken already
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fillers = append(fillers, fd)
+		if len(fillers) == 1 {
+			// The limit sits just above the first free number: every
+			// number below it is taken once the holes are filled.
+			low := lim
+			low.Cur = uint64(fd) + 64
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+				t.Skipf("cannot lower the open-files limit: %v", err)
+			}
+			defer restore()
+		}
+		if uint64(fd) >= uint64(fillers[0])+63 {
+			break
+		}
+	}
+	if _, err := syscall.Dup(0); err != syscall.EMFILE {
+		t.Fatalf("a descriptor is still free under the lowered limit (%v)", err)
+	}
+	c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(150 * time.Millisecond) // the first tries fail
+	release()
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "/second from "+c.LocalAddr().String() {
+		t.Fatalf("after descriptors came free: %d %q", resp.StatusCode, body)
+	}
+}

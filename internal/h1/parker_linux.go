@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -115,6 +116,7 @@ func (p *parker) park(s *Server, c *conn, until time.Time) bool {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) == nil {
 			c.parkedFD, c.parkedUntil = int(fd), until
+			c.parkedAt = time.Now().UnixNano()
 			p.conns[int(fd)] = c
 			ok = true
 		}
@@ -133,20 +135,8 @@ func (p *parker) park(s *Server, c *conn, until time.Time) bool {
 // (stateActive), with no read in flight and no buffer. c itself is then
 // forgotten: a new conn serves the connection's next request.
 func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
-	base := c.nc
-	wrap, _ := c.nc.(ConnWrapper)
-	if wrap != nil {
-		base = wrap.NetConn()
-	}
-	switch base.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
-		return false // it could not be made again from its descriptor
-	}
-	if !parkAsSocket {
-		return false
-	}
-	if c.rc == nil || p.start(s) != nil {
+	wrap, base, ok := socketOnly(c)
+	if !ok || p.start(s) != nil {
 		return false
 	}
 	fd := -1
@@ -176,10 +166,10 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 	}
 	stopped := p.stop
 	p.mu.Unlock()
-	if stopped {
+	if stopped && s.inShutdown.Load() {
 		s.closeDormant(d) // Shutdown or Close
 	} else {
-		go s.revive(d) // the set refused it: it waits in a goroutine
+		go s.revive(d) // the set refused it, or failed: wait in a goroutine
 	}
 	return true
 }
@@ -197,6 +187,46 @@ func (closedConn) SetDeadline(time.Time) error      { return net.ErrClosed }
 func (closedConn) SetReadDeadline(time.Time) error  { return net.ErrClosed }
 func (closedConn) SetWriteDeadline(time.Time) error { return net.ErrClosed }
 
+// socketOnly reports whether c can be parked as its socket alone, with its
+// wrapper (nil: none) and the connection that holds the socket.
+func socketOnly(c *conn) (wrap ConnWrapper, base net.Conn, ok bool) {
+	if !parkAsSocket || c.rc == nil {
+		return nil, nil, false
+	}
+	base = c.nc
+	wrap, _ = c.nc.(ConnWrapper)
+	if wrap != nil {
+		base = wrap.NetConn()
+	}
+	switch base.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return wrap, base, true
+	}
+	return nil, nil, false // it could not be made again from its descriptor
+}
+
+// deepen parks as its socket alone a connection parked whole that has
+// been idle for parkAfter since; the loop has taken it out of the set. It
+// runs on a goroutine of its own.
+func (c *conn) deepen() {
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		c.close() // Shutdown or Close took it: it is this goroutine's to end
+		return
+	}
+	if c.srv.park.parkDormant(c.srv, c, c.parkedUntil) {
+		return
+	}
+	c.state.Store(stateIdle)
+	if c.srv.park.park(c.srv, c, c.parkedUntil) {
+		return
+	}
+	if c.state.Load() == stateClosed {
+		c.close()
+		return
+	}
+	go c.resumeParked() // the set refused it: wait in a goroutine
+}
+
 // dormantCount reports how many connections are parked as their socket.
 func (p *parker) dormantCount() int {
 	p.mu.Lock()
@@ -206,15 +236,21 @@ func (p *parker) dormantCount() int {
 
 // dupCloexec returns a duplicate of fd, close-on-exec, or -1.
 func dupCloexec(fd int) int {
+	fd, _ = dupCloexecErr(fd)
+	return fd
+}
+
+// dupCloexecErr returns a duplicate of fd, close-on-exec, or -1 and why.
+func dupCloexecErr(fd int) (int, error) {
 	for {
 		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
 		if e == syscall.EINTR {
 			continue
 		}
 		if e != 0 {
-			return -1
+			return -1, e
 		}
-		return int(r)
+		return int(r), nil
 	}
 }
 
@@ -260,17 +296,24 @@ func (s *Server) closeDormant(d *dormant) {
 }
 
 // revive serves a dormant connection taken out of the set: it makes a
-// connection from the socket again and reads its next request.
+// connection from the socket again and reads its next request. Out of
+// descriptors (making one takes two for a moment), it tries again for a
+// while, as accept does, before it gives up and closes the connection.
 func (s *Server) revive(d *dormant) {
-	nc, err := connFromFD(d.fd)
+	var nc net.Conn
+	var err error
+	for wait := 5 * time.Millisecond; ; wait *= 2 {
+		if nc, err = connFromFD(d.fd); err == nil || !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) || wait > time.Second || s.inShutdown.Load() {
+			break
+		}
+		time.Sleep(wait)
+	}
 	if err != nil {
 		s.debug("a parked connection could not be made again", "remote", d.remote, "err", err)
-		if d.wrap != nil {
-			d.wrap.Close()
-		}
-		s.nconns.Add(-1)
+		s.closeDormant(d)
 		return
 	}
+	syscall.Close(d.fd) // the new connection holds a duplicate
 	if d.wrap != nil {
 		d.wrap.SetNetConn(nc)
 		nc = d.wrap
@@ -288,18 +331,24 @@ func (s *Server) revive(d *dormant) {
 	c.resumeParked()
 }
 
-// connFromFD makes a net.Conn from a socket's descriptor, which it
-// consumes: the net.Conn holds a duplicate, and fd is closed.
+// connFromFD makes a net.Conn from a socket's descriptor, which stays the
+// caller's: the net.Conn holds a duplicate of its own.
 func connFromFD(fd int) (net.Conn, error) {
+	// An os.File closes its descriptor when it is closed or collected,
+	// so it gets a duplicate, and fd is never at its mercy.
+	dup, err := dupCloexecErr(fd)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
 	// Blocking for the moment, so that os.NewFile does not register the
 	// descriptor with the runtime's poller only for it to be closed;
 	// net.FileConn makes its own duplicate non-blocking again (the flag
 	// belongs to the socket, which all duplicates share).
-	if err := syscall.SetNonblock(fd, false); err != nil {
-		syscall.Close(fd)
+	if err := syscall.SetNonblock(dup, false); err != nil {
+		syscall.Close(dup)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	f := os.NewFile(uintptr(fd), "")
+	f := os.NewFile(uintptr(dup), "")
 	nc, err := net.FileConn(f)
 	f.Close()
 	return nc, err
@@ -390,16 +439,23 @@ func (p *parker) loop(s *Server) {
 				woken = append(woken, c)
 			}
 		}
-		var expired []*conn
+		var expired, deep []*conn
 		var expiredDorm []*dormant
 		if now := time.Now(); now.After(nextSweep) {
 			nextSweep = now.Add(time.Second)
 			for _, c := range p.conns {
 				if !c.parkedUntil.IsZero() && now.After(c.parkedUntil) {
 					expired = append(expired, c)
+				} else if now.UnixNano()-c.parkedAt >= int64(parkAfter) {
+					if _, _, ok := socketOnly(c); ok {
+						deep = append(deep, c)
+					}
 				}
 			}
 			for _, c := range expired {
+				p.unparkLocked(c)
+			}
+			for _, c := range deep {
 				p.unparkLocked(c)
 			}
 			for _, d := range p.dorm {
@@ -420,6 +476,15 @@ func (p *parker) loop(s *Server) {
 		}
 		for _, d := range expiredDorm {
 			s.closeDormant(d)
+		}
+		if len(deep) > 0 {
+			// Out of the set, their bytes wait in their sockets until
+			// they are parked again, as sockets.
+			go func() {
+				for _, c := range deep {
+					c.deepen()
+				}
+			}()
 		}
 		for _, c := range expired {
 			// Unparked above, it has no goroutine: close it whatever its

@@ -194,10 +194,75 @@ func TestManyWaitingParkAtOnce(t *testing.T) {
 				t.Fatalf("round %d, conn %d: %d %q", round, i, resp.StatusCode, body)
 			}
 		}
-		// parkAfter is an hour: only parking at once gets them there.
-		waitUntil(t, "the connections did not park at once", 5*time.Second, func() bool { return parkedCount(srv) == n })
+		// parkAfter is an hour: only parking soon gets them there.
+		waitUntil(t, "the connections did not park soon", 5*time.Second, func() bool { return parkedCount(srv) == n })
+		// Parked whole, which is cheaper than as sockets: a busy
+		// connection may be parked so after every request.
+		if d := srv.park.dormantCount(); d != 0 {
+			t.Errorf("round %d: %d connections parked soon were parked as their sockets", round, d)
+		}
 	}
 	if w := srv.waiting.Load(); w != 0 {
 		t.Errorf("%d connections counted as waiting in a goroutine, all are parked", w)
+	}
+}
+
+// TestParkedSoonThenAsSockets: connections parked whole because many
+// waited are reduced to their sockets by the parker's sweep once they have
+// been idle for parkAfter, and still serve their next request.
+func TestParkedSoonThenAsSockets(t *testing.T) {
+	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
+	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, 100*time.Millisecond
+	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
+	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	}), func(s *Server) { s.IdleTimeout = time.Minute })
+	const n = 10
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		conns[i].write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := conns[i].response("GET"); resp.StatusCode != 200 || body != "hello /first" {
+			t.Fatalf("conn %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	waitUntil(t, "the connections parked soon were not reduced to their sockets", 5*time.Second, func() bool {
+		return srv.park.dormantCount() == n
+	})
+	for i, c := range conns {
+		c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /second" {
+			t.Fatalf("conn %d, after: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestSilentConnectionsDoNotCountAsWaiting: connections that have not sent
+// a request yet do not count among those waiting for their next one, so
+// that a client holding silent connections cannot make every other
+// connection park after each request.
+func TestSilentConnectionsDoNotCountAsWaiting(t *testing.T) {
+	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
+	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 3, time.Hour
+	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
+	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		func(s *Server) { s.IdleTimeout = time.Minute })
+	for range 6 {
+		dial(t, addr) // silent
+	}
+	waitUntil(t, "the silent connections were not accepted", 5*time.Second, func() bool { return connCount(srv) == 6 })
+	c := dial(t, addr)
+	for i := range 3 {
+		c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // ten times parkSoonAfter
+	if p := parkedCount(srv); p != 0 {
+		t.Errorf("%d connections parked: the silent ones made the busy one park soon", p)
+	}
+	if w := srv.waiting.Load(); w != 1 {
+		t.Errorf("%d connections counted as waiting for their next request, want 1", w)
 	}
 }

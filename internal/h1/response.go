@@ -39,6 +39,12 @@ type response struct {
 	http10      bool // the client speaks HTTP/1.0
 	keepAlive10 bool // ... and asked to keep the connection
 	trailers    bool // the handler announced trailers
+	// over: the response is done, under c.wmu. A goroutine the handler
+	// left behind (net/http's Transport reading a body) may still call
+	// the deadline methods; from then on they no longer reach the
+	// connection, which may be serving the next request, or parked
+	// with its wrapper's connection being swapped (see parkDormant).
+	over bool
 }
 
 func (c *conn) newResponse(req *http.Request, h *head) *response {
@@ -276,7 +282,12 @@ func (w *response) FlushError() error {
 // the connection may serve another request.
 func (w *response) finish() bool {
 	c := w.c
-	defer func() { c.resp = nil }()
+	defer func() {
+		c.wmu.Lock()
+		w.over = true
+		c.wmu.Unlock()
+		c.resp = nil
+	}()
 	if w.broken && !w.headSent {
 		// A panic before anything was sent: say so, as net/http would
 		// have closed without a word only after sending nothing either.
@@ -398,13 +409,26 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c.nc, bufio.NewReadWriter(br, bw), nil
 }
 
-// SetReadDeadline bounds reads of the connection (the request body).
-func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
+// SetReadDeadline bounds reads of the connection (the request body). Once
+// the handler has returned it fails and does nothing (see over).
+func (w *response) SetReadDeadline(t time.Time) error { return w.setDeadline(t, false) }
 
-// SetWriteDeadline bounds writes to the connection.
-func (w *response) SetWriteDeadline(t time.Time) error {
-	w.c.writeDeadline = true // cleared once the response is done
-	return w.c.nc.SetWriteDeadline(t)
+// SetWriteDeadline bounds writes to the connection. Once the handler has
+// returned it fails and does nothing (see over).
+func (w *response) SetWriteDeadline(t time.Time) error { return w.setDeadline(t, true) }
+
+func (w *response) setDeadline(t time.Time, write bool) error {
+	c := w.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if w.over {
+		return errAfterHandler
+	}
+	if !write {
+		return c.nc.SetReadDeadline(t)
+	}
+	c.writeDeadline = true // cleared once the response is done
+	return c.nc.SetWriteDeadline(t)
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {

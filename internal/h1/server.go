@@ -109,11 +109,22 @@ var keepGoroutineUpTo int64 = 512
 
 // maxWaiting bounds the connections beyond keepGoroutineUpTo that wait for
 // their next request in a goroutine of their own: past it, a connection
-// that has answered a request is parked at once instead of after
-// parkAfter. A burst of new connections then leaves few goroutines behind,
-// whose descriptors the runtime keeps for good and whose stacks it gives
-// back to the system only slowly. (A variable, for tests.)
+// that has answered a request is parked after parkSoonAfter instead of
+// parkAfter, and parked whole (which costs two system calls, where parking
+// as its socket alone costs about fifteen with the wake-up): a parked
+// connection that stays idle for parkAfter is reduced to its socket later,
+// by the parker's sweep. A burst of new connections then leaves few
+// goroutines behind, whose descriptors the runtime keeps for good and
+// whose stacks it gives back to the system only slowly, and many busy
+// connections do not pay for parking as sockets with every request.
+// (A variable, for tests.)
 var maxWaiting int64 = 512
+
+// parkSoonAfter is how long a connection waits for its next request in a
+// goroutine when maxWaiting others do: long enough for a client in steady
+// use, short enough that a burst of connections leaves few goroutines.
+// (A variable, for tests.)
+var parkSoonAfter = 10 * time.Millisecond
 
 // bufSize is the size of a connection's read buffer and response writer.
 // A head longer than the read buffer grows it, up to the head limit, for
@@ -376,6 +387,7 @@ type conn struct {
 	bgN     int
 	bgErr   error
 	handoff bool        // nobody waits for it: its goroutine serves on
+	counted bool        // counted in srv.waiting (see handOff)
 	waiting bool        // someone waits on cond for it
 	reqCtx  *reqContext // the request in flight's, canceled if the client goes
 	gone    bool        // the client closed while a request was in flight
@@ -392,6 +404,8 @@ type conn struct {
 	// the end of its idle timeout (zero: none).
 	parkedFD    int
 	parkedUntil time.Time
+	parkedAt    int64     // when it was parked whole, in Unix nanoseconds
+	parkSoon    bool      // the wait in progress ends after parkSoonAfter (see maxWaiting)
 	idleUntil   time.Time // the end of the idle timeout of the wait in progress
 
 	req      *http.Request // in flight
@@ -412,8 +426,7 @@ func (c *conn) start() {
 		c.nc.SetReadDeadline(time.Now().Add(d))
 	}
 	c.bg = bgReading
-	c.handoff = true
-	c.srv.waiting.Add(1)
+	c.handoff = true // not counted in waiting: no request served yet
 	go c.bgRead()
 }
 
@@ -485,7 +498,8 @@ func (c *conn) bgFinish(b []byte, n int, err error) {
 	c.bg = bgDone
 	handoff := c.handoff
 	c.handoff = false
-	if handoff {
+	if c.counted {
+		c.counted = false
 		c.srv.waiting.Add(-1)
 	}
 	reqCtx := c.reqCtx
@@ -644,8 +658,9 @@ func (c *conn) serve() {
 			// parkAfter, and the connection is parked (see parkLater);
 			// at once when many already wait in goroutines.
 			p := now.Add(parkAfter)
-			if many && c.srv.waiting.Load() >= maxWaiting {
-				p = aLongTimeAgo
+			c.parkSoon = many && c.srv.waiting.Load() >= maxWaiting
+			if c.parkSoon {
+				p = now.Add(parkSoonAfter)
 			}
 			if dl.IsZero() || p.Before(dl) {
 				dl = p
@@ -685,8 +700,7 @@ func (c *conn) serve() {
 				}
 				continue
 			}
-			c.handoff = true
-			c.srv.waiting.Add(1)
+			c.handOff(true)
 			c.mu.Unlock()
 			if c.srv.inShutdown.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
 				c.nc.Close()
@@ -728,7 +742,9 @@ func (c *conn) parkLater() bool {
 		return false // the idle timeout itself
 	}
 	c.releaseBuf()
-	if c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
+	soon := c.parkSoon
+	c.parkSoon = false
+	if !soon && c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
 		return true
 	}
 	c.state.Store(stateIdle)
@@ -752,10 +768,21 @@ func (c *conn) resumeParked() {
 	}
 	c.mu.Lock()
 	c.bg = bgReading
-	c.handoff = true
-	c.srv.waiting.Add(1)
+	c.handOff(false) // bytes are there: not waiting
 	c.mu.Unlock()
 	c.bgRead()
+}
+
+// handOff makes the background read in flight serve what it reads; c.mu is
+// held. count: the connection waits for its next request, and counts among
+// those waiting in a goroutine of their own until the read ends (see
+// maxWaiting).
+func (c *conn) handOff(count bool) {
+	c.handoff = true
+	if count && !c.counted {
+		c.counted = true
+		c.srv.waiting.Add(1)
+	}
 }
 
 // startBGHandoff starts the wait for the next request when no background
@@ -764,8 +791,7 @@ func (c *conn) startBGHandoff() {
 	c.releaseBuf()
 	c.mu.Lock()
 	c.bg = bgReading
-	c.handoff = true
-	c.srv.waiting.Add(1)
+	c.handOff(true)
 	c.mu.Unlock()
 	c.state.Store(stateIdle)
 	if c.srv.inShutdown.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
