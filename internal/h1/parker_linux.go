@@ -48,6 +48,7 @@ type dormant struct {
 	remote string
 	served int
 	until  time.Time // the end of its idle timeout; zero: none
+	at     int64     // when it was parked, in Unix nanoseconds
 }
 
 // parkSupported reports whether this build can park connections.
@@ -147,7 +148,7 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 	// duplicate; c is forgotten (under s.mu, which Close holds while it
 	// closes every connection it tracks, the wrapper included), and its
 	// own descriptor closed.
-	d := &dormant{fd: fd, wrap: wrap, remote: c.remote, served: c.served, until: until}
+	d := &dormant{fd: fd, wrap: wrap, remote: c.remote, served: c.served, until: until, at: time.Now().UnixNano()}
 	s.mu.Lock()
 	delete(s.conns, c) // nconns counts it on, as a dormant connection
 	if wrap != nil {
@@ -319,7 +320,10 @@ func (s *Server) revive(d *dormant) {
 		nc = d.wrap
 	}
 	s.nconns.Add(-1) // counted again as the conn it becomes
-	c := &conn{srv: s, nc: nc, remote: d.remote, served: d.served}
+	// A connection whose next request came within parkAfter is in
+	// steady use: when it is parked soon again, it is parked whole.
+	quick := time.Now().UnixNano()-d.at < int64(s.tune.parkAfter)
+	c := &conn{srv: s, nc: nc, remote: d.remote, served: d.served, quick: quick}
 	c.cond.L = &c.mu
 	c.useSocket()
 	if c.rc == nil || !s.trackConn(c, true) {
@@ -439,33 +443,10 @@ func (p *parker) loop(s *Server) {
 				woken = append(woken, c)
 			}
 		}
-		var expired, deep []*conn
-		var expiredDorm []*dormant
+		var sw sweepResult
 		if now := time.Now(); now.After(nextSweep) {
 			nextSweep = now.Add(time.Second)
-			for _, c := range p.conns {
-				if !c.parkedUntil.IsZero() && now.After(c.parkedUntil) {
-					expired = append(expired, c)
-				} else if now.UnixNano()-c.parkedAt >= int64(parkAfter) {
-					if _, _, ok := socketOnly(c); ok {
-						deep = append(deep, c)
-					}
-				}
-			}
-			for _, c := range expired {
-				p.unparkLocked(c)
-			}
-			for _, c := range deep {
-				p.unparkLocked(c)
-			}
-			for _, d := range p.dorm {
-				if !d.until.IsZero() && now.After(d.until) {
-					expiredDorm = append(expiredDorm, d)
-				}
-			}
-			for _, d := range expiredDorm {
-				p.takeDormantLocked(d)
-			}
+			sw = p.sweepLocked(now, s.tune.parkAfter)
 		}
 		p.mu.Unlock()
 		for _, c := range woken {
@@ -474,23 +455,67 @@ func (p *parker) loop(s *Server) {
 		for _, d := range wokenDorm {
 			go s.revive(d)
 		}
-		for _, d := range expiredDorm {
-			s.closeDormant(d)
+		sw.finish(s)
+	}
+}
+
+// sweepResult is what a sweep took out of the set, to be acted on once
+// p.mu is released.
+type sweepResult struct {
+	expired, deep []*conn
+	expiredDorm   []*dormant
+}
+
+// sweepLocked takes out of the set the parked connections whose idle
+// timeout has passed at now, and those parked whole that have been idle
+// for idle (parkAfter) and can be parked as sockets; p.mu is held.
+func (p *parker) sweepLocked(now time.Time, idle time.Duration) sweepResult {
+	var r sweepResult
+	for _, c := range p.conns {
+		if !c.parkedUntil.IsZero() && now.After(c.parkedUntil) {
+			r.expired = append(r.expired, c)
+		} else if now.UnixNano()-c.parkedAt >= int64(idle) {
+			if _, _, ok := socketOnly(c); ok {
+				r.deep = append(r.deep, c)
+			}
 		}
-		if len(deep) > 0 {
-			// Out of the set, their bytes wait in their sockets until
-			// they are parked again, as sockets.
-			go func() {
-				for _, c := range deep {
-					c.deepen()
-				}
-			}()
+	}
+	for _, c := range r.expired {
+		p.unparkLocked(c)
+	}
+	for _, c := range r.deep {
+		p.unparkLocked(c)
+	}
+	for _, d := range p.dorm {
+		if !d.until.IsZero() && now.After(d.until) {
+			r.expiredDorm = append(r.expiredDorm, d)
 		}
-		for _, c := range expired {
-			// Unparked above, it has no goroutine: close it whatever its
-			// state (Shutdown may have marked it closed meanwhile, and
-			// then left the untracking to its owner, this loop).
-			c.close()
-		}
+	}
+	for _, d := range r.expiredDorm {
+		p.takeDormantLocked(d)
+	}
+	return r
+}
+
+// finish closes what the sweep found expired and parks as sockets what it
+// found idle long enough.
+func (r sweepResult) finish(s *Server) {
+	for _, d := range r.expiredDorm {
+		s.closeDormant(d)
+	}
+	if len(r.deep) > 0 {
+		// Out of the set, their bytes wait in their sockets until
+		// they are parked again, as sockets.
+		go func() {
+			for _, c := range r.deep {
+				c.deepen()
+			}
+		}()
+	}
+	for _, c := range r.expired {
+		// Unparked above, it has no goroutine: close it whatever its
+		// state (Shutdown may have marked it closed meanwhile, and
+		// then left the untracking to its owner, this loop).
+		c.close()
 	}
 }

@@ -196,45 +196,58 @@ func TestManyWaitingParkAtOnce(t *testing.T) {
 		}
 		// parkAfter is an hour: only parking soon gets them there.
 		waitUntil(t, "the connections did not park soon", 5*time.Second, func() bool { return parkedCount(srv) == n })
-		// Parked whole, which is cheaper than as sockets: a busy
-		// connection may be parked so after every request.
-		if d := srv.park.dormantCount(); d != 0 {
-			t.Errorf("round %d: %d connections parked soon were parked as their sockets", round, d)
-		}
 	}
 	if w := srv.waiting.Load(); w != 0 {
 		t.Errorf("%d connections counted as waiting in a goroutine, all are parked", w)
 	}
 }
 
-// TestParkedSoonThenAsSockets: connections parked whole because many
-// waited are reduced to their sockets by the parker's sweep once they have
-// been idle for parkAfter, and still serve their next request.
-func TestParkedSoonThenAsSockets(t *testing.T) {
+// TestQuickConnectionsParkedWhole: parked soon because many wait, a
+// connection is parked as its socket; one that then came back quickly (a
+// busy one) is parked whole the next times, which costs fewer system
+// calls, until the sweep finds it idle for parkAfter and reduces it to its
+// socket. Each step serves the next request.
+func TestQuickConnectionsParkedWhole(t *testing.T) {
 	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
-	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, 100*time.Millisecond
+	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, time.Hour
 	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
 	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("hello " + r.URL.Path))
-	}), func(s *Server) { s.IdleTimeout = time.Minute })
+	})) // no idle timeout: the sweep below closes nothing
 	const n = 10
 	conns := make([]*rawConn, n)
 	for i := range conns {
 		conns[i] = dial(t, addr)
-		conns[i].write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, body := conns[i].response("GET"); resp.StatusCode != 200 || body != "hello /first" {
-			t.Fatalf("conn %d: %d %q", i, resp.StatusCode, body)
+	}
+	request := func(path string) {
+		t.Helper()
+		for i, c := range conns {
+			c.write("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello "+path {
+				t.Fatalf("%s, conn %d: %d %q", path, i, resp.StatusCode, body)
+			}
 		}
 	}
-	waitUntil(t, "the connections parked soon were not reduced to their sockets", 5*time.Second, func() bool {
+	request("/first")
+	waitUntil(t, "new connections parked soon were not parked as their sockets", 5*time.Second, func() bool {
 		return srv.park.dormantCount() == n
 	})
-	for i, c := range conns {
-		c.write("GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /second" {
-			t.Fatalf("conn %d, after: %d %q", i, resp.StatusCode, body)
-		}
+	request("/second") // back well within parkAfter: quick
+	waitUntil(t, "quick connections were not parked whole", 5*time.Second, func() bool {
+		return parkedCount(srv) == n && srv.park.dormantCount() == 0
+	})
+	// The sweep, as it would run once they have been idle for parkAfter.
+	srv.park.mu.Lock()
+	sw := srv.park.sweepLocked(time.Now().Add(2*parkAfter), parkAfter)
+	srv.park.mu.Unlock()
+	if len(sw.deep) != n || len(sw.expired) != 0 {
+		t.Fatalf("the sweep took %d to park as sockets and %d expired, want %d and 0", len(sw.deep), len(sw.expired), n)
 	}
+	sw.finish(srv)
+	waitUntil(t, "the sweep did not park them as their sockets", 5*time.Second, func() bool {
+		return srv.park.dormantCount() == n
+	})
+	request("/third")
 }
 
 // TestSilentConnectionsDoNotCountAsWaiting: connections that have not sent

@@ -39,7 +39,7 @@ type response struct {
 	http10      bool // the client speaks HTTP/1.0
 	keepAlive10 bool // ... and asked to keep the connection
 	trailers    bool // the handler announced trailers
-	// over: the response is done, under c.wmu. A goroutine the handler
+	// over: the handler has returned, under c.wmu. A goroutine the handler
 	// left behind (net/http's Transport reading a body) may still call
 	// the deadline methods; from then on they no longer reach the
 	// connection, which may be serving the next request, or parked
@@ -282,12 +282,10 @@ func (w *response) FlushError() error {
 // the connection may serve another request.
 func (w *response) finish() bool {
 	c := w.c
-	defer func() {
-		c.wmu.Lock()
-		w.over = true
-		c.wmu.Unlock()
-		c.resp = nil
-	}()
+	c.wmu.Lock()
+	w.over = true // before the client can see the end of the response
+	c.wmu.Unlock()
+	defer func() { c.resp = nil }()
 	if w.broken && !w.headSent {
 		// A panic before anything was sent: say so, as net/http would
 		// have closed without a word only after sending nothing either.

@@ -75,6 +75,16 @@ type Server struct {
 	// goroutine of its own (the background read with handoff set).
 	waiting    atomic.Int64
 	inShutdown atomic.Bool
+	tune       tuning // set once, when Serve first runs
+}
+
+// tuning is the package's parking variables as they were when the server
+// began to serve: each server keeps its own, so that tests may change them
+// between servers while goroutines of earlier ones end.
+type tuning struct {
+	set                           bool
+	keepGoroutineUpTo, maxWaiting int64
+	parkAfter, parkSoonAfter      time.Duration
 }
 
 // ConnWrapper is implemented by a net.Conn that wraps another one, such as
@@ -110,13 +120,17 @@ var keepGoroutineUpTo int64 = 512
 // maxWaiting bounds the connections beyond keepGoroutineUpTo that wait for
 // their next request in a goroutine of their own: past it, a connection
 // that has answered a request is parked after parkSoonAfter instead of
-// parkAfter, and parked whole (which costs two system calls, where parking
-// as its socket alone costs about fifteen with the wake-up): a parked
-// connection that stays idle for parkAfter is reduced to its socket later,
-// by the parker's sweep. A burst of new connections then leaves few
-// goroutines behind, whose descriptors the runtime keeps for good and
-// whose stacks it gives back to the system only slowly, and many busy
-// connections do not pay for parking as sockets with every request.
+// parkAfter. A burst of new connections then leaves few goroutines behind,
+// whose descriptors the runtime keeps for good and whose stacks it gives
+// back to the system only slowly.
+//
+// Parked so, a connection is reduced to its socket, unless it once came
+// back within parkAfter of such a park (quick): then it is parked whole,
+// which costs two system calls where parking as its socket costs about
+// fifteen with the wake-up, and the parker's sweep reduces it to its
+// socket once it has been idle for parkAfter. Many busy connections then
+// do not pay for parking as sockets with every request, and connections
+// that each made a request and went quiet cost little from the start.
 // (A variable, for tests.)
 var maxWaiting int64 = 512
 
@@ -232,6 +246,9 @@ func (s *Server) track(ln *net.Listener, add bool) bool {
 	if add {
 		if s.inShutdown.Load() {
 			return false
+		}
+		if !s.tune.set {
+			s.tune = tuning{true, keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter}
 		}
 		if s.listeners == nil {
 			s.listeners = make(map[*net.Listener]struct{})
@@ -406,6 +423,7 @@ type conn struct {
 	parkedUntil time.Time
 	parkedAt    int64     // when it was parked whole, in Unix nanoseconds
 	parkSoon    bool      // the wait in progress ends after parkSoonAfter (see maxWaiting)
+	quick       bool      // parked as its socket, its next request came within parkAfter
 	idleUntil   time.Time // the end of the idle timeout of the wait in progress
 
 	req      *http.Request // in flight
@@ -651,16 +669,17 @@ func (c *conn) serve() {
 		if d := c.idleTimeout(); d > 0 {
 			c.idleUntil = now.Add(d)
 		}
-		many := c.srv.nconns.Load() > keepGoroutineUpTo
+		tune := &c.srv.tune
+		many := c.srv.nconns.Load() > tune.keepGoroutineUpTo
 		dl := c.idleUntil
 		if parkSupported && c.rc != nil {
 			// The read that waits for the next request gives up after
 			// parkAfter, and the connection is parked (see parkLater);
 			// at once when many already wait in goroutines.
-			p := now.Add(parkAfter)
-			c.parkSoon = many && c.srv.waiting.Load() >= maxWaiting
+			p := now.Add(tune.parkAfter)
+			c.parkSoon = many && c.srv.waiting.Load() >= tune.maxWaiting
 			if c.parkSoon {
-				p = now.Add(parkSoonAfter)
+				p = now.Add(tune.parkSoonAfter)
 			}
 			if dl.IsZero() || p.Before(dl) {
 				dl = p
@@ -742,9 +761,11 @@ func (c *conn) parkLater() bool {
 		return false // the idle timeout itself
 	}
 	c.releaseBuf()
-	soon := c.parkSoon
+	// Parked soon, a connection known to come back quickly is parked
+	// whole (see maxWaiting); any other, as its socket.
+	whole := c.parkSoon && c.quick
 	c.parkSoon = false
-	if !soon && c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
+	if !whole && c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
 		return true
 	}
 	c.state.Store(stateIdle)
