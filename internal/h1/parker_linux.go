@@ -48,7 +48,6 @@ type dormant struct {
 	remote string
 	served int
 	until  time.Time // the end of its idle timeout; zero: none
-	at     int64     // when it was parked, in Unix nanoseconds
 }
 
 // parkSupported reports whether this build can park connections.
@@ -117,7 +116,6 @@ func (p *parker) park(s *Server, c *conn, until time.Time) bool {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(fd)}
 		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) == nil {
 			c.parkedFD, c.parkedUntil = int(fd), until
-			c.parkedAt = time.Now().UnixNano()
 			p.conns[int(fd)] = c
 			ok = true
 		}
@@ -148,7 +146,7 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 	// duplicate; c is forgotten (under s.mu, which Close holds while it
 	// closes every connection it tracks, the wrapper included), and its
 	// own descriptor closed.
-	d := &dormant{fd: fd, wrap: wrap, remote: c.remote, served: c.served, until: until, at: time.Now().UnixNano()}
+	d := &dormant{fd: fd, wrap: wrap, remote: c.remote, served: c.served, until: until}
 	s.mu.Lock()
 	delete(s.conns, c) // nconns counts it on, as a dormant connection
 	if wrap != nil {
@@ -204,28 +202,6 @@ func socketOnly(c *conn) (wrap ConnWrapper, base net.Conn, ok bool) {
 		return wrap, base, true
 	}
 	return nil, nil, false // it could not be made again from its descriptor
-}
-
-// deepen parks as its socket alone a connection parked whole that has
-// been idle for parkAfter since; the loop has taken it out of the set. It
-// runs on a goroutine of its own.
-func (c *conn) deepen() {
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		c.close() // Shutdown or Close took it: it is this goroutine's to end
-		return
-	}
-	if c.srv.park.parkDormant(c.srv, c, c.parkedUntil) {
-		return
-	}
-	c.state.Store(stateIdle)
-	if c.srv.park.park(c.srv, c, c.parkedUntil) {
-		return
-	}
-	if c.state.Load() == stateClosed {
-		c.close()
-		return
-	}
-	go c.resumeParked() // the set refused it: wait in a goroutine
 }
 
 // dormantCount reports how many connections are parked as their socket.
@@ -320,10 +296,7 @@ func (s *Server) revive(d *dormant) {
 		nc = d.wrap
 	}
 	s.nconns.Add(-1) // counted again as the conn it becomes
-	// A connection whose next request came within parkAfter is in
-	// steady use: when it is parked soon again, it is parked whole.
-	quick := time.Now().UnixNano()-d.at < int64(s.tune.parkAfter)
-	c := &conn{srv: s, nc: nc, remote: d.remote, served: d.served, quick: quick}
+	c := &conn{srv: s, nc: nc, remote: d.remote, served: d.served}
 	c.cond.L = &c.mu
 	c.useSocket()
 	if c.rc == nil || !s.trackConn(c, true) {
@@ -446,7 +419,7 @@ func (p *parker) loop(s *Server) {
 		var sw sweepResult
 		if now := time.Now(); now.After(nextSweep) {
 			nextSweep = now.Add(time.Second)
-			sw = p.sweepLocked(now, s.tune.parkAfter)
+			sw = p.sweepLocked(now)
 		}
 		p.mu.Unlock()
 		for _, c := range woken {
@@ -462,28 +435,20 @@ func (p *parker) loop(s *Server) {
 // sweepResult is what a sweep took out of the set, to be acted on once
 // p.mu is released.
 type sweepResult struct {
-	expired, deep []*conn
-	expiredDorm   []*dormant
+	expired     []*conn
+	expiredDorm []*dormant
 }
 
 // sweepLocked takes out of the set the parked connections whose idle
-// timeout has passed at now, and those parked whole that have been idle
-// for idle (parkAfter) and can be parked as sockets; p.mu is held.
-func (p *parker) sweepLocked(now time.Time, idle time.Duration) sweepResult {
+// timeout has passed at now; p.mu is held.
+func (p *parker) sweepLocked(now time.Time) sweepResult {
 	var r sweepResult
 	for _, c := range p.conns {
 		if !c.parkedUntil.IsZero() && now.After(c.parkedUntil) {
 			r.expired = append(r.expired, c)
-		} else if now.UnixNano()-c.parkedAt >= int64(idle) {
-			if _, _, ok := socketOnly(c); ok {
-				r.deep = append(r.deep, c)
-			}
 		}
 	}
 	for _, c := range r.expired {
-		p.unparkLocked(c)
-	}
-	for _, c := range r.deep {
 		p.unparkLocked(c)
 	}
 	for _, d := range p.dorm {
@@ -497,20 +462,10 @@ func (p *parker) sweepLocked(now time.Time, idle time.Duration) sweepResult {
 	return r
 }
 
-// finish closes what the sweep found expired and parks as sockets what it
-// found idle long enough.
+// finish closes what the sweep found expired.
 func (r sweepResult) finish(s *Server) {
 	for _, d := range r.expiredDorm {
 		s.closeDormant(d)
-	}
-	if len(r.deep) > 0 {
-		// Out of the set, their bytes wait in their sockets until
-		// they are parked again, as sockets.
-		go func() {
-			for _, c := range r.deep {
-				c.deepen()
-			}
-		}()
 	}
 	for _, c := range r.expired {
 		// Unparked above, it has no goroutine: close it whatever its

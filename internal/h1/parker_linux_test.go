@@ -172,8 +172,11 @@ func TestFewIdleConnectionsParked(t *testing.T) {
 
 // TestManyWaitingParkAtOnce: once maxWaiting connections wait for their
 // next request in goroutines of their own, a connection that has answered
-// a request is parked at once rather than after parkAfter, so that a burst
-// of connections does not leave a goroutine per connection behind.
+// its first request is parked (as its socket) after parkSoonAfter rather
+// than parkAfter, so that a burst of connections does not leave a
+// goroutine per connection behind. A connection that has served more
+// waits parkAfter as before: parking after every request would cost a
+// busy one about fifteen system calls each time.
 func TestManyWaitingParkAtOnce(t *testing.T) {
 	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
 	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, time.Hour
@@ -183,38 +186,6 @@ func TestManyWaitingParkAtOnce(t *testing.T) {
 	})
 	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
 	const n = 20
-	conns := make([]*rawConn, n)
-	for i := range conns {
-		conns[i] = dial(t, addr)
-	}
-	for round, path := range []string{"/first", "/second", "/third"} {
-		for i, c := range conns {
-			c.write("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
-			if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello "+path {
-				t.Fatalf("round %d, conn %d: %d %q", round, i, resp.StatusCode, body)
-			}
-		}
-		// parkAfter is an hour: only parking soon gets them there.
-		waitUntil(t, "the connections did not park soon", 5*time.Second, func() bool { return parkedCount(srv) == n })
-	}
-	if w := srv.waiting.Load(); w != 0 {
-		t.Errorf("%d connections counted as waiting in a goroutine, all are parked", w)
-	}
-}
-
-// TestQuickConnectionsParkedWhole: parked soon because many wait, a
-// connection is parked as its socket; one that then came back quickly (a
-// busy one) is parked whole the next times, which costs fewer system
-// calls, until the sweep finds it idle for parkAfter and reduces it to its
-// socket. Each step serves the next request.
-func TestQuickConnectionsParkedWhole(t *testing.T) {
-	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
-	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, time.Hour
-	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
-	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello " + r.URL.Path))
-	})) // no idle timeout: the sweep below closes nothing
-	const n = 10
 	conns := make([]*rawConn, n)
 	for i := range conns {
 		conns[i] = dial(t, addr)
@@ -229,24 +200,21 @@ func TestQuickConnectionsParkedWhole(t *testing.T) {
 		}
 	}
 	request("/first")
-	waitUntil(t, "new connections parked soon were not parked as their sockets", 5*time.Second, func() bool {
+	// parkAfter is an hour: only parking soon gets them there.
+	waitUntil(t, "the connections did not park soon after their first request", 5*time.Second, func() bool {
 		return srv.park.dormantCount() == n
 	})
-	request("/second") // back well within parkAfter: quick
-	waitUntil(t, "quick connections were not parked whole", 5*time.Second, func() bool {
-		return parkedCount(srv) == n && srv.park.dormantCount() == 0
-	})
-	// The sweep, as it would run once they have been idle for parkAfter.
-	srv.park.mu.Lock()
-	sw := srv.park.sweepLocked(time.Now().Add(2*parkAfter), parkAfter)
-	srv.park.mu.Unlock()
-	if len(sw.deep) != n || len(sw.expired) != 0 {
-		t.Fatalf("the sweep took %d to park as sockets and %d expired, want %d and 0", len(sw.deep), len(sw.expired), n)
+	if w := srv.waiting.Load(); w != 0 {
+		t.Errorf("%d connections counted as waiting in a goroutine, all are parked", w)
 	}
-	sw.finish(srv)
-	waitUntil(t, "the sweep did not park them as their sockets", 5*time.Second, func() bool {
-		return srv.park.dormantCount() == n
-	})
+	request("/second")
+	time.Sleep(20 * parkSoonAfter)
+	if p := parkedCount(srv); p != 0 {
+		t.Errorf("%d connections parked soon after their second request", p)
+	}
+	if w := srv.waiting.Load(); w != n {
+		t.Errorf("%d connections counted as waiting in a goroutine, want %d", w, n)
+	}
 	request("/third")
 }
 
@@ -265,13 +233,11 @@ func TestSilentConnectionsDoNotCountAsWaiting(t *testing.T) {
 	}
 	waitUntil(t, "the silent connections were not accepted", 5*time.Second, func() bool { return connCount(srv) == 6 })
 	c := dial(t, addr)
-	for i := range 3 {
-		c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
-			t.Fatalf("request %d: status %d", i, resp.StatusCode)
-		}
+	c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
-	time.Sleep(100 * time.Millisecond) // ten times parkSoonAfter
+	time.Sleep(10 * parkSoonAfter)
 	if p := parkedCount(srv); p != 0 {
 		t.Errorf("%d connections parked: the silent ones made the busy one park soon", p)
 	}

@@ -119,18 +119,14 @@ var keepGoroutineUpTo int64 = 512
 
 // maxWaiting bounds the connections beyond keepGoroutineUpTo that wait for
 // their next request in a goroutine of their own: past it, a connection
-// that has answered a request is parked after parkSoonAfter instead of
-// parkAfter. A burst of new connections then leaves few goroutines behind,
-// whose descriptors the runtime keeps for good and whose stacks it gives
-// back to the system only slowly.
-//
-// Parked so, a connection is reduced to its socket, unless it once came
-// back within parkAfter of such a park (quick): then it is parked whole,
-// which costs two system calls where parking as its socket costs about
-// fifteen with the wake-up, and the parker's sweep reduces it to its
-// socket once it has been idle for parkAfter. Many busy connections then
-// do not pay for parking as sockets with every request, and connections
-// that each made a request and went quiet cost little from the start.
+// that has answered its first request is parked after parkSoonAfter
+// instead of parkAfter. A burst of new connections that each make a
+// request and go quiet then leaves few goroutines behind, whose
+// descriptors the runtime keeps for good and whose stacks it gives back to
+// the system only slowly. Only the first request counts: parking as a
+// socket costs about fifteen system calls with the wake-up, which a
+// connection in steady use must not pay with every request, and pays at
+// most once this way.
 // (A variable, for tests.)
 var maxWaiting int64 = 512
 
@@ -421,9 +417,7 @@ type conn struct {
 	// the end of its idle timeout (zero: none).
 	parkedFD    int
 	parkedUntil time.Time
-	parkedAt    int64     // when it was parked whole, in Unix nanoseconds
 	parkSoon    bool      // the wait in progress ends after parkSoonAfter (see maxWaiting)
-	quick       bool      // parked as its socket, its next request came within parkAfter
 	idleUntil   time.Time // the end of the idle timeout of the wait in progress
 
 	req      *http.Request // in flight
@@ -677,7 +671,7 @@ func (c *conn) serve() {
 			// parkAfter, and the connection is parked (see parkLater);
 			// at once when many already wait in goroutines.
 			p := now.Add(tune.parkAfter)
-			c.parkSoon = many && c.srv.waiting.Load() >= tune.maxWaiting
+			c.parkSoon = many && c.served == 1 && c.srv.waiting.Load() >= tune.maxWaiting
 			if c.parkSoon {
 				p = now.Add(tune.parkSoonAfter)
 			}
@@ -761,11 +755,8 @@ func (c *conn) parkLater() bool {
 		return false // the idle timeout itself
 	}
 	c.releaseBuf()
-	// Parked soon, a connection known to come back quickly is parked
-	// whole (see maxWaiting); any other, as its socket.
-	whole := c.parkSoon && c.quick
 	c.parkSoon = false
-	if !whole && c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
+	if c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
 		return true
 	}
 	c.state.Store(stateIdle)
