@@ -178,9 +178,9 @@ func TestFewIdleConnectionsParked(t *testing.T) {
 // waits parkAfter as before: parking after every request would cost a
 // busy one about fifteen system calls each time.
 func TestManyWaitingParkAtOnce(t *testing.T) {
-	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
-	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 0, time.Hour
-	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
+	oldUpTo, oldMax, oldAfter, oldSoon := keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter
+	keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = -1, 0, time.Hour, 10*time.Millisecond
+	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = oldUpTo, oldMax, oldAfter, oldSoon })
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("hello " + r.URL.Path))
 	})
@@ -223,9 +223,9 @@ func TestManyWaitingParkAtOnce(t *testing.T) {
 // that a client holding silent connections cannot make every other
 // connection park after each request.
 func TestSilentConnectionsDoNotCountAsWaiting(t *testing.T) {
-	oldUpTo, oldMax, oldAfter := keepGoroutineUpTo, maxWaiting, parkAfter
-	keepGoroutineUpTo, maxWaiting, parkAfter = -1, 3, time.Hour
-	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter = oldUpTo, oldMax, oldAfter })
+	oldUpTo, oldMax, oldAfter, oldSoon := keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter
+	keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = -1, 3, time.Hour, 10*time.Millisecond
+	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = oldUpTo, oldMax, oldAfter, oldSoon })
 	srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		func(s *Server) { s.IdleTimeout = time.Minute })
 	for range 6 {
