@@ -379,3 +379,36 @@ func TestDormantRevivedOutOfDescriptors(t *testing.T) {
 		t.Fatalf("after descriptors came free: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestDeadlinesNotBehindContinue: the deadline methods do not wait for
+// the lock a 100 Continue holds while it writes, so that a write deadline
+// can still cut such a write that a client stalls.
+func TestDeadlinesNotBehindContinue(t *testing.T) {
+	errs := make(chan string, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := w.(*response).c
+		c.wmu.Lock() // as writeContinue holds it, blocked in its write
+		done := make(chan error, 1)
+		go func() { done <- http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Second)) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				errs <- err.Error()
+			}
+		case <-time.After(2 * time.Second):
+			errs <- "SetWriteDeadline waited for the 100 Continue's lock"
+		}
+		c.wmu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	c := dial(t, addr)
+	c.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	select {
+	case e := <-errs:
+		t.Error(e)
+	default:
+	}
+}

@@ -53,10 +53,6 @@ type dormant struct {
 // parkSupported reports whether this build can park connections.
 const parkSupported = true
 
-// parkAsSocket: park connections reduced to their socket when they can be
-// (see parkDormant). A variable, so that tests can park them whole.
-var parkAsSocket = true
-
 func (p *parker) start(s *Server) error {
 	p.once.Do(func() {
 		p.mu.Lock()
@@ -138,6 +134,12 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 	if !ok || p.start(s) != nil {
 		return false
 	}
+	p.mu.Lock()
+	stopped := p.stop
+	p.mu.Unlock()
+	if stopped {
+		return false
+	}
 	fd := -1
 	if err := c.rc.Control(func(sfd uintptr) { fd = dupCloexec(int(sfd)) }); err != nil || fd < 0 {
 		return false
@@ -163,7 +165,7 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 			return true
 		}
 	}
-	stopped := p.stop
+	stopped = p.stop
 	p.mu.Unlock()
 	if stopped && s.inShutdown.Load() {
 		s.closeDormant(d) // Shutdown or Close
@@ -189,7 +191,7 @@ func (closedConn) SetWriteDeadline(time.Time) error { return net.ErrClosed }
 // socketOnly reports whether c can be parked as its socket alone, with its
 // wrapper (nil: none) and the connection that holds the socket.
 func socketOnly(c *conn) (wrap ConnWrapper, base net.Conn, ok bool) {
-	if !parkAsSocket || c.rc == nil {
+	if !c.srv.tune.parkAsSocket || c.rc == nil {
 		return nil, nil, false
 	}
 	base = c.nc
@@ -393,6 +395,10 @@ func (p *parker) loop(s *Server) {
 				p.unparkLocked(c)
 			}
 			dorm := p.takeAllDormantLocked()
+			// close will find the parker stopped and release nothing.
+			syscall.Close(p.epfd)
+			syscall.Close(p.wake[0])
+			syscall.Close(p.wake[1])
 			p.mu.Unlock()
 			for _, c := range all {
 				go c.resumeParked()

@@ -39,7 +39,7 @@ type response struct {
 	http10      bool // the client speaks HTTP/1.0
 	keepAlive10 bool // ... and asked to keep the connection
 	trailers    bool // the handler announced trailers
-	// over: the handler has returned, under c.wmu. A goroutine the handler
+	// over: the handler has returned, under c.dmu. A goroutine the handler
 	// left behind (net/http's Transport reading a body) may still call
 	// the deadline methods; from then on they no longer reach the
 	// connection, which may be serving the next request, or parked
@@ -282,9 +282,9 @@ func (w *response) FlushError() error {
 // the connection may serve another request.
 func (w *response) finish() bool {
 	c := w.c
-	c.wmu.Lock()
+	c.dmu.Lock()
 	w.over = true // before the client can see the end of the response
-	c.wmu.Unlock()
+	c.dmu.Unlock()
 	defer func() { c.resp = nil }()
 	if w.broken && !w.headSent {
 		// A panic before anything was sent: say so, as net/http would
@@ -417,8 +417,8 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.setDeadline(t,
 
 func (w *response) setDeadline(t time.Time, write bool) error {
 	c := w.c
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
 	if w.over {
 		return errAfterHandler
 	}

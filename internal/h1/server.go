@@ -85,7 +85,12 @@ type tuning struct {
 	set                           bool
 	keepGoroutineUpTo, maxWaiting int64
 	parkAfter, parkSoonAfter      time.Duration
+	parkAsSocket                  bool
 }
+
+// parkAsSocket: park connections reduced to their socket when they can be
+// (see parker.parkDormant). A variable, so that tests can park them whole.
+var parkAsSocket = true
 
 // ConnWrapper is implemented by a net.Conn that wraps another one, such as
 // a listener's wrapper that counts open connections. On Linux, an idle
@@ -246,7 +251,7 @@ func (s *Server) track(ln *net.Listener, add bool) bool {
 			return false
 		}
 		if !s.tune.set {
-			s.tune = tuning{true, keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter}
+			s.tune = tuning{true, keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter, parkAsSocket}
 		}
 		if s.listeners == nil {
 			s.listeners = make(map[*net.Listener]struct{})
@@ -410,7 +415,10 @@ type conn struct {
 	head head // the request in flight's, parsed; zero while the connection is idle
 	// wmu orders a 100 Continue, written by whoever reads the body, with
 	// the response; headGone: the final head has begun.
-	wmu      sync.Mutex
+	wmu sync.Mutex
+	// dmu orders the response's deadline methods with its end (see
+	// response.over); it is never held across a write.
+	dmu      sync.Mutex
 	headGone bool
 	// writeDeadline: the handler set a write deadline, which must not
 	// outlive its response.
@@ -419,7 +427,6 @@ type conn struct {
 	// the end of its idle timeout (zero: none).
 	parkedFD    int
 	parkedUntil time.Time
-	parkSoon    bool      // the wait in progress ends after parkSoonAfter (see maxWaiting)
 	idleUntil   time.Time // the end of the idle timeout of the wait in progress
 
 	req      *http.Request // in flight
@@ -673,8 +680,7 @@ func (c *conn) serve() {
 			// parkAfter, and the connection is parked (see parkLater);
 			// at once when many already wait in goroutines.
 			p := now.Add(tune.parkAfter)
-			c.parkSoon = many && c.served == 1 && c.srv.waiting.Load() >= tune.maxWaiting
-			if c.parkSoon {
+			if many && c.served == 1 && c.srv.waiting.Load() >= tune.maxWaiting {
 				p = now.Add(tune.parkSoonAfter)
 			}
 			if dl.IsZero() || p.Before(dl) {
@@ -757,7 +763,6 @@ func (c *conn) parkLater() bool {
 		return false // the idle timeout itself
 	}
 	c.releaseBuf()
-	c.parkSoon = false
 	if c.srv.park.parkDormant(c.srv, c, c.idleUntil) {
 		return true
 	}
