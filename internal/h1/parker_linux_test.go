@@ -176,7 +176,7 @@ func TestFewIdleConnectionsParked(t *testing.T) {
 // than parkAfter, so that a burst of connections does not leave a
 // goroutine per connection behind. A connection that has served more
 // waits parkAfter as before: parking after every request would cost a
-// busy one about fifteen system calls each time.
+// busy one about twenty system calls each time.
 func TestManyWaitingParkAtOnce(t *testing.T) {
 	oldUpTo, oldMax, oldAfter, oldSoon := keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter
 	keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = -1, 0, time.Hour, 10*time.Millisecond

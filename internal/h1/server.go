@@ -129,7 +129,7 @@ var keepGoroutineUpTo int64 = 512
 // request and go quiet then leaves few goroutines behind, whose
 // descriptors the runtime keeps for good and whose stacks it gives back to
 // the system only slowly. Only the first request counts: parking as a
-// socket costs about fifteen system calls with the wake-up, which a
+// socket costs about twenty system calls with the wake-up, which a
 // connection in steady use must not pay with every request, and pays at
 // most once this way.
 // (A variable, for tests.)
