@@ -71,8 +71,9 @@ type Server struct {
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
 	nconns    atomic.Int64 // len(conns), read without the lock
-	// waiting counts the connections whose wait for a request runs in a
-	// goroutine of its own (the background read with handoff set).
+	// waiting counts the connections that have served a request and
+	// whose wait for the next one runs in a goroutine of its own (see
+	// handOff).
 	waiting    atomic.Int64
 	inShutdown atomic.Bool
 	tune       tuning // set once, when Serve first runs
@@ -415,11 +416,11 @@ type conn struct {
 	head head // the request in flight's, parsed; zero while the connection is idle
 	// wmu orders a 100 Continue, written by whoever reads the body, with
 	// the response; headGone: the final head has begun.
-	wmu sync.Mutex
+	wmu      sync.Mutex
+	headGone bool
 	// dmu orders the response's deadline methods with its end (see
 	// response.over); it is never held across a write.
-	dmu      sync.Mutex
-	headGone bool
+	dmu sync.Mutex
 	// writeDeadline: the handler set a write deadline, which must not
 	// outlive its response.
 	writeDeadline bool
@@ -678,7 +679,8 @@ func (c *conn) serve() {
 		if parkSupported && c.rc != nil {
 			// The read that waits for the next request gives up after
 			// parkAfter, and the connection is parked (see parkLater);
-			// at once when many already wait in goroutines.
+			// after parkSoonAfter when it has answered its first
+			// request and many already wait in goroutines (maxWaiting).
 			p := now.Add(tune.parkAfter)
 			if many && c.served == 1 && c.srv.waiting.Load() >= tune.maxWaiting {
 				p = now.Add(tune.parkSoonAfter)
