@@ -448,16 +448,9 @@ func TestReloadSwitchesAddressBetweenPlainAndTLS(t *testing.T) {
 // shutdown.drain_timeout has passed has its connection closed, rather than
 // holding it (and the retired server) open until the upstream answers.
 func TestReloadClosesRetiredListenerAfterDrain(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
+	hang := testutil.Hang(t) // reads the request, never answers
 	cfg := func(addr string) string {
-		return oneRoute(addr, "shutdown: {drain_timeout: 300ms}\n", b.URL)
+		return oneRoute(addr, "shutdown: {drain_timeout: 300ms}\n", "http://"+hang.Addr)
 	}
 	first, second := testutil.DeadAddr(t), testutil.DeadAddr(t)
 	g, _ := start(t, cfg(first))
@@ -467,7 +460,10 @@ func TestReloadClosesRetiredListenerAfterDrain(t *testing.T) {
 	}
 	defer c.Close()
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // in flight, waiting on the backend
+	deadline := time.Now().Add(5 * time.Second)
+	for hang.Requests.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // until it is in flight, upstream
+	}
 	if err := g.Reload(parse(t, cfg(second))); err != nil {
 		t.Fatal(err)
 	}

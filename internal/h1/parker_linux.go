@@ -141,7 +141,7 @@ func (p *parker) parkDormant(s *Server, c *conn, until time.Time) bool {
 		return false
 	}
 	fd := -1
-	if err := c.rc.Control(func(sfd uintptr) { fd = dupCloexec(int(sfd)) }); err != nil || fd < 0 {
+	if err := c.rc.Control(func(sfd uintptr) { fd, _ = dupCloexec(int(sfd)) }); err != nil || fd < 0 {
 		return false
 	}
 	// From here the socket is the dormant connection's, on the
@@ -213,14 +213,8 @@ func (p *parker) dormantCount() int {
 	return len(p.dorm)
 }
 
-// dupCloexec returns a duplicate of fd, close-on-exec, or -1.
-func dupCloexec(fd int) int {
-	fd, _ = dupCloexecErr(fd)
-	return fd
-}
-
-// dupCloexecErr returns a duplicate of fd, close-on-exec, or -1 and why.
-func dupCloexecErr(fd int) (int, error) {
+// dupCloexec returns a duplicate of fd, close-on-exec, or -1 and why.
+func dupCloexec(fd int) (int, error) {
 	for {
 		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
 		if e == syscall.EINTR {
@@ -315,7 +309,7 @@ func (s *Server) revive(d *dormant) {
 func connFromFD(fd int) (net.Conn, error) {
 	// An os.File closes its descriptor when it is closed or collected,
 	// so it gets a duplicate, and fd is never at its mercy.
-	dup, err := dupCloexecErr(fd)
+	dup, err := dupCloexec(fd)
 	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
