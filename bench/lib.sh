@@ -22,6 +22,7 @@ PIDS=()       # every process started; each is the leader of its own session
 NAMES=()      # names for messages, same index
 STOP_WAITS=() # seconds to wait after SIGTERM before SIGKILL, same index
 LOAD_PID=""   # the load generator running now, if any (wrk, h2load, idleconns)
+WAKER_PID=""  # bench/run.sh's WAKERS (idleconns -every), while they run
 NAP_PID=""    # the sleep of nap, while it runs
 WORK=""
 CLEANED=0
@@ -74,13 +75,17 @@ forget_proc() {
 	STOP_WAITS=("${keep_w[@]}")
 }
 
-# stop_load: stops the load generator in LOAD_PID, if any.
+# stop_load: stops the load generators in LOAD_PID and WAKER_PID, if any.
 stop_load() {
-	if [[ -n $LOAD_PID ]]; then
-		kill -TERM "$LOAD_PID" 2>/dev/null
-		wait "$LOAD_PID" 2>/dev/null
-		LOAD_PID=""
-	fi
+	local p
+	for p in "$LOAD_PID" "$WAKER_PID"; do
+		if [[ -n $p ]]; then
+			kill -TERM "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
+	LOAD_PID=""
+	WAKER_PID=""
 	return 0
 }
 

@@ -58,6 +58,14 @@
 #                     connection (nginx keepalive_timeout, haproxy
 #                     pool-purge-delay, caddy keepalive, holdfast
 #                     timeouts.idle); "default" = each proxy's own default
+#   WAKERS    [0]     client connections besides wrk's during every measured
+#                     run, each making a request again every WAKE_EVERY
+#                     (bench/idleconns -every): clients that come back after
+#                     a pause, so that a proxy which parks idle connections
+#                     (holdfast after 1 s) parks and wakes them all along;
+#                     their requests are not in req/s, their CPU is in CPU
+#                     µs/req, their failures are in errors
+#   WAKE_EVERY [1.2s] the pause of WAKERS, ±25% at random
 #   PROFILE_DIR []    when set, each holdfast target runs with
 #                     HOLDFAST_CPUPROFILE=$PROFILE_DIR/TARGET.pprof
 #                     (holdfast.pprof for holdfast) and is stopped with
@@ -97,6 +105,8 @@ ACCESS_LOG=${ACCESS_LOG:-0}
 ACCESS_LOG_BUFFER=${ACCESS_LOG_BUFFER:-0}
 UPSTREAM_IDLE=${UPSTREAM_IDLE:-60s}
 PROFILE_DIR=${PROFILE_DIR:-}
+WAKERS=${WAKERS:-0}
+WAKE_EVERY=${WAKE_EVERY:-1.2s}
 PAUSE=${PAUSE:-1}
 OTHER_LIMIT=${OTHER_LIMIT:-10}
 BUSY_RETRIES=${BUSY_RETRIES:-2}
@@ -130,6 +140,8 @@ if [[ -n $PROFILE_DIR && $PROFILE_DIR != /* ]]; then PROFILE_DIR="$PWD/$PROFILE_
 [[ $UPSTREAM_IDLE == default || $UPSTREAM_IDLE =~ ^[1-9][0-9]*s$ ]] ||
 	die "UPSTREAM_IDLE must be whole seconds like 60s, or default, got '$UPSTREAM_IDLE'"
 case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split or proxy, got '$PIN'" ;; esac
+[[ $WAKERS =~ ^[0-9]+$ ]] || die "WAKERS must be a number of connections, got '$WAKERS'"
+[[ $WAKE_EVERY =~ ^[0-9]+(\.[0-9]+)?(ms|s)$ ]] || die "WAKE_EVERY must look like 1.2s or 800ms, got '$WAKE_EVERY'"
 
 KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
 PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
@@ -229,6 +241,11 @@ log "work dir $WORK"
 
 log "building backend"
 build_go "$WORK/backend" ./bench/backend || die "building bench/backend failed"
+if ((WAKERS > 0)); then
+	log "building idleconns (WAKERS)"
+	build_go "$WORK/idleconns" ./bench/idleconns || die "building bench/idleconns failed"
+	mkfifo "$WORK/wakers-hold"
+fi
 if (wants holdfast || wants holdfast-log) && [[ -n $HOLDFAST_BIN ]]; then
 	[[ -x $HOLDFAST_BIN ]] || die "HOLDFAST_BIN=$HOLDFAST_BIN is not an executable file"
 	log "using holdfast binary $HOLDFAST_BIN (not building)"
@@ -587,6 +604,49 @@ if [[ $WARMUP != 0 ]]; then
 	done
 fi
 
+# start_wakers TARGET OUTFILE: WAKERS connections to TARGET from
+# bench/idleconns, each making its request again every WAKE_EVERY, in the
+# background (WAKER_PID) once every one is open and answered; returns 1
+# if they could not all be opened.
+start_wakers() {
+	local deadline
+	"${WRK_PIN[@]}" "$WORK/idleconns" -addr "127.0.0.1:${PORT_OF[$1]}" -n "$WAKERS" -every "$WAKE_EVERY" \
+		<"$WORK/wakers-hold" >"$2" 2>"$2.err" &
+	WAKER_PID=$!
+	exec 4>"$WORK/wakers-hold" # idleconns goes on until this closes
+	deadline=$((SECONDS + 60))
+	until grep -q '^ready ' "$2"; do
+		if ! proc_alive "$WAKER_PID" || ((SECONDS >= deadline)); then
+			log "idleconns could not open $WAKERS connections (WAKERS) to $1:"
+			show_log "$2.err"
+			exec 4>&-
+			stop_load
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# stop_wakers OUTFILE: ends the WAKERS connections and sets WAKE_FAILED to
+# how many of their requests failed, or returns 1 if idleconns did not say.
+WAKE_FAILED=0
+stop_wakers() {
+	local deadline
+	exec 4>&- # end of input: idleconns stops, checks, closes all and exits
+	deadline=$((SECONDS + 30))
+	while proc_alive "$WAKER_PID" && ((SECONDS < deadline)); do sleep 0.1; done
+	stop_load
+	WAKE_FAILED=$(awk '/^again / {print $4}' "$1")
+	if [[ -z $WAKE_FAILED ]]; then
+		log "idleconns (WAKERS) did not report its requests:"
+		show_log "$1.err"
+		return 1
+	fi
+	if ((WAKE_FAILED > 0)); then
+		log "$WAKE_FAILED of the WAKERS connections failed: $(grep -m1 'first failure' "$1.err" | sed 's/^idleconns: //')"
+	fi
+}
+
 # measure TARGET ROUND ATTEMPT: one wrk run. Sets MEASURED to the result
 # line "round req/s p50 p99 rss_kib errors requests other% cpu_us conns" or
 # returns 1: cpu_us is the CPU time (user + system) the target's processes
@@ -597,9 +657,13 @@ fi
 # it ends); cleanup stops it.
 MEASURED=""
 measure() {
-	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 c0 c1 n0 n1 rss other line cpu
+	local t=$1 r=$2 a=$3 f rc=0 m0 m1 o0 o1 c0 c1 n0 n1 rss other line cpu wakef wfailed=0
 	f="$WORK/logs/wrk-$t-$r-$a.txt"
+	wakef="$WORK/logs/wakers-$t-$r-$a.txt"
 	MEASURED=""
+	if ((WAKERS > 0)); then
+		start_wakers "$t" "$wakef" || return 1
+	fi
 	n0=$(backend_conns "${STATS_PORTS[@]}")
 	m0=$(machine_ticks)
 	o0=$(our_ticks "$$")
@@ -613,13 +677,17 @@ measure() {
 	n1=$(backend_conns "${STATS_PORTS[@]}")
 	rss=$(rss_kib_of "${PID_OF[$t]}")
 	other=$(other_pct "$m0" "$m1" "$o0" "$o1")
+	if ((WAKERS > 0)); then
+		stop_wakers "$wakef" || return 1
+		wfailed=$WAKE_FAILED
+	fi
 	if ((rc != 0)) || ! line=$(parse_wrk "$f"); then
 		log "wrk against $t failed (exit $rc):"
 		show_log "$f"
 		return 1
 	fi
 	cpu=$(us_per $((c1 - c0)) "$(awk '{print $5}' <<<"$line")")
-	MEASURED=$(echo "$r $line $rss $other ${cpu:-0} $((n1 - n0))" | awk '{print $1, $2, $3, $4, $7, $5, $6, $8, $9, $10}')
+	MEASURED=$(echo "$r $line $rss $other ${cpu:-0} $((n1 - n0)) $wfailed" | awk '{print $1, $2, $3, $4, $7, $5 + $11, $6, $8, $9, $10}')
 }
 
 FAILED_RUNS=()
@@ -729,7 +797,7 @@ report() {
 		"body $SIZE bytes from 2 backends (round robin); PIN=$PIN ($PIN_DESC);" \
 		"proxies see $SERVER_NPROC CPU(s): nginx worker_processes and haproxy nbthread $SERVER_NPROC;" \
 		"access logs $( ((ACCESS_LOG == 1)) && echo "on, to files (ACCESS_LOG=1)" || echo "off (ACCESS_LOG=0)");" \
-		"upstream idle timeout $UPSTREAM_IDLE (UPSTREAM_IDLE)."
+		"upstream idle timeout $UPSTREAM_IDLE (UPSTREAM_IDLE)$( ((WAKERS > 0)) && echo "; beside wrk, $WAKERS connections (WAKERS) each making a request every $WAKE_EVERY ±25% (WAKE_EVERY), not counted in req/s, their failures counted in errors")."
 	echo "Medians over rounds; RSS is the max over rounds of VmRSS summed over the target's processes, sampled after each run;" \
 		"CPU µs/req is the user + system CPU time of the target's processes (of the backend for direct) during a run, divided by the requests wrk completed;" \
 		"upstream conns is the max over rounds of the TCP connections the backends accepted during a measured run (for direct: wrk's own);" \

@@ -2,7 +2,7 @@
 // and holds them idle, for bench/idle.sh, which measures what idle client
 // connections cost a proxy in memory.
 //
-//	idleconns -addr 127.0.0.1:PORT [-n 10000] [-sources 0] [-concurrency 64]
+//	idleconns -addr 127.0.0.1:PORT [-n 10000] [-sources 0] [-concurrency 64] [-every 0]
 //
 // It raises its own RLIMIT_NOFILE as far as it needs and may, then opens -n
 // connections, -concurrency at a time. On each it sends one
@@ -23,6 +23,18 @@
 //	open M of N      when told to stop: how many the server had kept open
 //	closed N         all connections closed; the program then exits
 //
+// With -every D, the connections do not stay idle: each makes its request
+// again every D, give or take a quarter of it (at random, so that they do
+// not come back together), on the same connection, until told to stop. A
+// server that parks a connection idle for less than D then parks and wakes
+// each of them again and again; bench/run.sh uses it (WAKERS) to measure a
+// proxy with such clients beside its busy ones. Each request must be
+// answered as the first was; a connection whose request fails is closed
+// and makes no more. When told to stop, it prints one line more, before
+// "open":
+//
+//	again R failed F  requests made again and answered, connections failed
+//
 // It holds the connections until its standard input reaches end of file or
 // it gets SIGINT or SIGTERM. It then checks each connection without
 // blocking (a connection the server closed reads end of file at once), and
@@ -35,6 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -52,8 +65,9 @@ func main() {
 	concurrency := flag.Int("concurrency", 64, "connections being opened at once")
 	path := flag.String("path", "/", "request path")
 	timeout := flag.Duration("timeout", 10*time.Second, "bound on connecting and on each request")
+	every := flag.Duration("every", 0, "make each connection's request again this often, ±25% (0: hold them idle)")
 	flag.Parse()
-	if *addr == "" || *n < 1 || *concurrency < 1 || *sources < 0 || *sources > 254 {
+	if *addr == "" || *n < 1 || *concurrency < 1 || *sources < 0 || *sources > 254 || *every < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -118,6 +132,11 @@ func main() {
 		*n, time.Since(start).Seconds(), *sources)
 	fmt.Printf("ready %d\n", *n)
 
+	var again *repeater
+	if *every > 0 {
+		again = repeat(conns, req, *every, *timeout)
+	}
+
 	// Hold until stdin closes or a signal comes.
 	stop := make(chan string, 2)
 	go func() {
@@ -130,6 +149,13 @@ func main() {
 	why := <-stop
 	fmt.Fprintf(os.Stderr, "idleconns: %s: checking and closing the connections\n", why)
 
+	if again != nil {
+		again.stop()
+		fmt.Printf("again %d failed %d\n", again.done.Load(), again.failed.Load())
+		if err := again.firstErr(); err != nil {
+			fmt.Fprintf(os.Stderr, "idleconns: first failure: %v\n", err)
+		}
+	}
 	fmt.Printf("open %d of %d\n", countOpen(conns), *n)
 	closeAll(conns)
 	fmt.Printf("closed %d\n", *n)
@@ -140,6 +166,69 @@ func main() {
 // ephemeral range (32768-60999), some of which other sockets may hold.
 const perSource = 20000
 
+// repeater makes each connection's request again and again (-every).
+type repeater struct {
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	done   atomic.Int64 // requests answered
+	failed atomic.Int64 // connections whose request failed (closed)
+	mu     sync.Mutex
+	first  error
+}
+
+// repeat starts a goroutine per connection that, every d ±25%, sends req
+// and reads the whole response, which must be what openOne requires. A
+// connection that fails is closed, its slot set to nil, and counted.
+func repeat(conns []net.Conn, req []byte, d, timeout time.Duration) *repeater {
+	r := &repeater{quit: make(chan struct{})}
+	for i := range conns {
+		c := conns[i]
+		r.wg.Go(func() {
+			br := bufio.NewReaderSize(c, 4096)
+			t := time.NewTimer(jitter(d))
+			defer t.Stop()
+			for {
+				select {
+				case <-r.quit:
+					return
+				case <-t.C:
+				}
+				if err := exchange(c, br, req, timeout); err != nil {
+					r.failed.Add(1)
+					r.mu.Lock()
+					if r.first == nil {
+						r.first = fmt.Errorf("connection %d: %w", i+1, err)
+					}
+					r.mu.Unlock()
+					c.Close()
+					conns[i] = nil
+					return
+				}
+				r.done.Add(1)
+				t.Reset(jitter(d))
+			}
+		})
+	}
+	return r
+}
+
+// stop ends the repetitions and waits for requests in flight.
+func (r *repeater) stop() {
+	close(r.quit)
+	r.wg.Wait()
+}
+
+func (r *repeater) firstErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
+}
+
+// jitter returns d ±25%, at random.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + rand.N(d/2+1)
+}
+
 // openOne connects, sends req and reads the whole response. The connection
 // is returned open, with no deadline, once the response has been read.
 func openOne(d *net.Dialer, addr string, req []byte, timeout time.Duration) (net.Conn, error) {
@@ -147,37 +236,41 @@ func openOne(d *net.Dialer, addr string, req []byte, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
+	if err := exchange(c, bufio.NewReaderSize(c, 4096), req, timeout); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// exchange sends req on c and reads the whole response from br (c's
+// reader), within timeout. The response must be a 2xx that keeps the
+// connection open, with nothing after it. c is left with no deadline.
+func exchange(c net.Conn, br *bufio.Reader, req []byte, timeout time.Duration) error {
 	c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(req); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("writing the request: %w", err)
+		return fmt.Errorf("writing the request: %w", err)
 	}
-	br := bufio.NewReaderSize(c, 4096)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("reading the response: %w", err)
+		return fmt.Errorf("reading the response: %w", err)
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("reading the response body: %w", err)
+		return fmt.Errorf("reading the response body: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		c.Close()
-		return nil, fmt.Errorf("status %s", resp.Status)
+		return fmt.Errorf("status %s", resp.Status)
 	}
 	if resp.Close {
-		c.Close()
-		return nil, errors.New("the server closes the connection after the response (Connection: close)")
+		return errors.New("the server closes the connection after the response (Connection: close)")
 	}
 	if br.Buffered() > 0 {
-		c.Close()
-		return nil, fmt.Errorf("%d unexpected bytes after the response", br.Buffered())
+		return fmt.Errorf("%d unexpected bytes after the response", br.Buffered())
 	}
 	c.SetDeadline(time.Time{})
-	return c, nil
+	return nil
 }
 
 // countOpen reports how many connections are still open. Each is read

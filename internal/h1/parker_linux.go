@@ -28,15 +28,23 @@ import (
 // one) before anything else touches it: on its event, on the idle
 // timeout, on Shutdown.
 type parker struct {
-	once  sync.Once
-	err   error
-	epfd  int
-	wake  [2]int // a pipe whose read end is in the set: Close writes to it
-	mu    sync.Mutex
-	conns map[int]*conn    // parked whole, by descriptor
-	dorm  map[int]*dormant // parked as a socket, by the parker's descriptor
-	done  chan struct{}
-	stop  bool
+	once sync.Once
+	err  error
+	epfd int
+	wake [2]int // a pipe whose read end is in the set: Close writes to it
+	// The set as a file of Go's own poller (a duplicate of epfd; an epoll
+	// set is readable while it has events), so that the loop waits for
+	// events parked in the runtime's poller, as a socket read does: a
+	// goroutine blocked in epoll_wait would hold its thread and, until
+	// the runtime takes it back, its P, which with GOMAXPROCS=1 stalls
+	// every other goroutine.
+	waitFile *os.File
+	waitRC   syscall.RawConn
+	mu       sync.Mutex
+	conns    map[int]*conn    // parked whole, by descriptor
+	dorm     map[int]*dormant // parked as a socket, by the parker's descriptor
+	done     chan struct{}
+	stop     bool
 }
 
 // dormant is a connection parked as its socket: a duplicate of the
@@ -72,18 +80,18 @@ func (p *parker) start(s *Server) error {
 		}
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
 		if p.err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); p.err != nil {
-			syscall.Close(p.epfd)
-			syscall.Close(p.wake[0])
-			syscall.Close(p.wake[1])
+			p.release()
+			return
+		}
+		if p.err = p.openWaitFile(); p.err != nil {
+			p.release()
 			return
 		}
 		p.mu.Lock()
 		if p.stop {
 			// close ran meanwhile: release what was made, start nothing.
 			p.mu.Unlock()
-			syscall.Close(p.epfd)
-			syscall.Close(p.wake[0])
-			syscall.Close(p.wake[1])
+			p.release()
 			p.err = ErrServerClosed
 			return
 		}
@@ -94,6 +102,42 @@ func (p *parker) start(s *Server) error {
 		go p.loop(s)
 	})
 	return p.err
+}
+
+// openWaitFile registers the set with Go's poller (see waitFile).
+func (p *parker) openWaitFile() error {
+	fd, err := dupCloexec(p.epfd)
+	if err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return os.NewSyscallError("fcntl", err)
+	}
+	// Non-blocking, the descriptor is registered with the runtime's
+	// poller; SetReadDeadline fails on one that is not.
+	f := os.NewFile(uintptr(fd), "parker")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = f.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	p.waitFile, p.waitRC = f, rc
+	return nil
+}
+
+// release closes the set, its wake-up pipe and its file in the poller,
+// those of them that were made.
+func (p *parker) release() {
+	if p.waitFile != nil {
+		p.waitFile.Close()
+	}
+	syscall.Close(p.epfd)
+	syscall.Close(p.wake[0])
+	syscall.Close(p.wake[1])
 }
 
 // park adds c, idle until until (zero: no limit), to the set. It reports
@@ -361,9 +405,7 @@ func (p *parker) close(s *Server) {
 	syscall.Write(p.wake[1], []byte{0})
 	<-p.done
 	p.closeDormant(s)
-	syscall.Close(p.epfd)
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
+	p.release()
 }
 
 // loop waits for events on the set, and once a second closes the parked
@@ -373,10 +415,29 @@ func (p *parker) loop(s *Server) {
 	events := make([]syscall.EpollEvent, 128)
 	var woken []*conn
 	var wokenDorm []*dormant
+	// The wait: a look at the set that does not block, and when it finds
+	// nothing, the runtime's poller until the set is readable or the
+	// deadline (the next sweep) passes. The poller is armed before the
+	// look, so events that come after it are not missed.
+	var n int
+	var err error
+	look := func(uintptr) bool {
+		for {
+			n, err = syscall.EpollWait(p.epfd, events, 0)
+			if err != syscall.EINTR {
+				return err != nil || n > 0
+			}
+		}
+	}
 	nextSweep := time.Now().Add(time.Second)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, 1000)
-		if err != nil && err != syscall.EINTR {
+		n, err = 0, nil
+		if derr := p.waitFile.SetReadDeadline(nextSweep); derr != nil {
+			err = derr
+		} else if rerr := p.waitRC.Read(look); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			err = rerr
+		}
+		if err != nil {
 			// The set is unusable: park no more, and hand every parked
 			// connection back to a goroutine of its own.
 			p.mu.Lock()
@@ -390,9 +451,7 @@ func (p *parker) loop(s *Server) {
 			}
 			dorm := p.takeAllDormantLocked()
 			// close will find the parker stopped and release nothing.
-			syscall.Close(p.epfd)
-			syscall.Close(p.wake[0])
-			syscall.Close(p.wake[1])
+			p.release()
 			p.mu.Unlock()
 			for _, c := range all {
 				go c.resumeParked()

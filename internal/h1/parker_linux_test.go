@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -244,4 +245,51 @@ func TestSilentConnectionsDoNotCountAsWaiting(t *testing.T) {
 	if w := srv.waiting.Load(); w != 1 {
 		t.Errorf("%d connections counted as waiting for their next request, want 1", w)
 	}
+}
+
+// TestParkerWaitsInThePoller: the parker's goroutine waits for events in
+// the runtime's poller ("IO wait"), not in a blocking epoll_wait
+// ("syscall"), which would hold a thread and, until the runtime took it
+// back, a P: with GOMAXPROCS=1 every other goroutine would stall behind
+// it each time the parker began to wait.
+func TestParkerWaitsInThePoller(t *testing.T) {
+	oldAfter := parkAfter
+	parkAfter = 50 * time.Millisecond
+	t.Cleanup(func() { parkAfter = oldAfter })
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	})
+	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	c := dial(t, addr)
+	for round := range 2 {
+		c.write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "hello /x" {
+			t.Fatalf("round %d: %d %q", round, resp.StatusCode, body)
+		}
+		waitUntil(t, "the idle connection did not park", 5*time.Second, func() bool { return parkedCount(srv) == 1 })
+		// The loop looks at the set for a moment after each event; a
+		// blocking wait is in the system call all the time.
+		waitUntil(t, "the parker's goroutine waits in a system call", 2*time.Second, func() bool {
+			return goroutineState("(*parker).loop") == "IO wait"
+		})
+	}
+}
+
+// goroutineState returns the state of the first goroutine whose stack
+// names fn, as a goroutine dump gives it ("IO wait", "syscall", ...), or
+// "" if none does.
+func goroutineState(fn string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, fn) {
+			continue
+		}
+		// "goroutine 7 [IO wait, 2 minutes]:"
+		_, rest, _ := strings.Cut(g, "[")
+		state, _, _ := strings.Cut(rest, "]")
+		state, _, _ = strings.Cut(state, ",")
+		return state
+	}
+	return ""
 }
