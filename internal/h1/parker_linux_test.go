@@ -280,7 +280,14 @@ func TestParkerWaitsInThePoller(t *testing.T) {
 // "" if none does.
 func goroutineState(fn string) string {
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		if !strings.Contains(g, fn) {
 			continue
