@@ -35,6 +35,9 @@
 #                     holdfast-log = the holdfast target's configuration
 #                       and binary with its access log written to a file,
 #                       to compare with holdfast
+#                     loopfloor = bench/loopfloor, not a proxy: the
+#                       smallest forwarder an event loop in Go can be,
+#                       one thread (compare it under PIN=proxy)
 #   PIN       [split] CPU pinning with taskset:
 #                       split = wrk on the last CPU, backends and proxies on
 #                               the other CPUs (nginx worker_processes and
@@ -143,8 +146,8 @@ case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split
 [[ $WAKERS =~ ^[0-9]+$ ]] || die "WAKERS must be a number of connections, got '$WAKERS'"
 [[ $WAKE_EVERY =~ ^[0-9]+(\.[0-9]+)?(ms|s)$ ]] || die "WAKE_EVERY must look like 1.2s or 800ms, got '$WAKE_EVERY'"
 
-KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
-PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base"
+KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base loopfloor"
+PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base loopfloor"
 WANT=()
 for t in $TARGETS; do
 	[[ " $KNOWN " == *" $t "* ]] || die "unknown target '$t' in TARGETS (known: $KNOWN)"
@@ -267,6 +270,10 @@ elif wants holdfast-nometrics; then
 	if ! build_go "$WORK/holdfast-nometrics" ./cmd/holdfast -tags nometrics; then
 		skip_target holdfast-nometrics "go build -tags nometrics ./cmd/holdfast failed (build log shown on stderr)"
 	fi
+fi
+if wants loopfloor; then
+	log "building loopfloor"
+	build_go "$WORK/loopfloor" ./bench/loopfloor || skip_target loopfloor "go build ./bench/loopfloor failed (build log shown on stderr)"
 fi
 if wants holdfast-base; then
 	[[ -x $HOLDFAST_BASE_BIN ]] || die "TARGETS has holdfast-base: HOLDFAST_BASE_BIN must name an executable holdfast binary (got '$HOLDFAST_BASE_BIN')"
@@ -499,6 +506,11 @@ start_holdfast_nometrics() { run_holdfast holdfast-nometrics "$WORK/holdfast-nom
 start_holdfast_log() { run_holdfast holdfast-log "$WORK/holdfast" "$(holdfast_log_path holdfast-log)"; }
 start_holdfast_base() { run_holdfast holdfast-base "$WORK/holdfast-base" "$(holdfast_log_path holdfast-base)"; }
 
+start_loopfloor() {
+	start_proc loopfloor "$WORK/logs/loopfloor.log" "$WORK/loopfloor" \
+		-listen "127.0.0.1:${PORT_OF[loopfloor]}" -upstreams "127.0.0.1:$B1,127.0.0.1:$B2"
+}
+
 # check_balance NAME PORT: both backends answer through the proxy (each
 # backend names itself in X-Backend). A warning only: the numbers of a proxy
 # that sends everything to one backend are still shown.
@@ -546,6 +558,7 @@ version_of() {
 	holdfast-nometrics) echo "holdfast (metrics off, -tags nometrics; ${HOLDFAST_NOMETRICS_BIN:-built from this tree})" ;;
 	holdfast-log) echo "holdfast (access log to a file; ${HOLDFAST_BIN:-built from this tree})" ;;
 	holdfast-base) echo "holdfast, earlier build ($HOLDFAST_BASE_BIN)" ;;
+	loopfloor) echo "bench/loopfloor (not a proxy; $(go version | awk '{print $3}'))" ;;
 	esac
 }
 
