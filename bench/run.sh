@@ -144,7 +144,7 @@ if [[ -n $PROFILE_DIR && $PROFILE_DIR != /* ]]; then PROFILE_DIR="$PWD/$PROFILE_
 	die "UPSTREAM_IDLE must be whole seconds like 60s, or default, got '$UPSTREAM_IDLE'"
 case $PIN in none | wrk | split | proxy) ;; *) die "PIN must be none, wrk, split or proxy, got '$PIN'" ;; esac
 [[ $WAKERS =~ ^[0-9]+$ ]] || die "WAKERS must be a number of connections, got '$WAKERS'"
-[[ $WAKE_EVERY =~ ^[0-9]+(\.[0-9]+)?(ms|s)$ ]] || die "WAKE_EVERY must look like 1.2s or 800ms, got '$WAKE_EVERY'"
+[[ $WAKE_EVERY =~ ^[0-9]+(\.[0-9]+)?(ms|s)$ && $WAKE_EVERY =~ [1-9] ]] || die "WAKE_EVERY must look like 1.2s or 800ms (not 0), got '$WAKE_EVERY'"
 
 KNOWN="direct nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base loopfloor"
 PROXIES="nginx haproxy caddy holdfast holdfast-nometrics holdfast-log holdfast-base loopfloor"
@@ -628,7 +628,7 @@ start_wakers() {
 	WAKER_PID=$!
 	exec 4>"$WORK/wakers-hold" # idleconns goes on until this closes
 	deadline=$((SECONDS + 60))
-	until grep -q '^ready ' "$2"; do
+	until grep -qs '^ready ' "$2"; do
 		if ! proc_alive "$WAKER_PID" || ((SECONDS >= deadline)); then
 			log "idleconns could not open $WAKERS connections (WAKERS) to $1:"
 			show_log "$2.err"
@@ -638,6 +638,14 @@ start_wakers() {
 		fi
 		sleep 0.1
 	done
+}
+
+# waker_ticks: the CPU ticks the WAKERS' idleconns has used so far (0 when
+# none runs): ours, not other processes', though it is not yet reaped.
+waker_ticks() {
+	local t=""
+	[[ -n $WAKER_PID ]] && t=$(sed 's/.*) //' "/proc/$WAKER_PID/stat" 2>/dev/null | awk '{print $12 + $13}')
+	echo "${t:-0}"
 }
 
 # stop_wakers OUTFILE: ends the WAKERS connections and sets WAKE_FAILED to
@@ -679,13 +687,13 @@ measure() {
 	fi
 	n0=$(backend_conns "${STATS_PORTS[@]}")
 	m0=$(machine_ticks)
-	o0=$(our_ticks "$$")
+	o0=$(($(our_ticks "$$") + $(waker_ticks)))
 	c0=$(ticks_of "${PID_OF[$t]}")
 	start_wrk "$t" "$DURATION" "$f"
 	wait "$LOAD_PID" || rc=$?
 	LOAD_PID=""
 	c1=$(ticks_of "${PID_OF[$t]}")
-	o1=$(our_ticks "$$")
+	o1=$(($(our_ticks "$$") + $(waker_ticks)))
 	m1=$(machine_ticks)
 	n1=$(backend_conns "${STATS_PORTS[@]}")
 	rss=$(rss_kib_of "${PID_OF[$t]}")

@@ -430,17 +430,28 @@ func (p *parker) loop(s *Server) {
 		}
 	}
 	nextSweep := time.Now().Add(time.Second)
+	var armed time.Time // the deadline set on waitFile
 	for {
 		n, err = 0, nil
-		if derr := p.waitFile.SetReadDeadline(nextSweep); derr != nil {
-			err = derr
-		} else if rerr := p.waitRC.Read(look); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-			err = rerr
+		if !armed.Equal(nextSweep) {
+			err = p.waitFile.SetReadDeadline(nextSweep)
+			armed = nextSweep
+		}
+		if err == nil {
+			if rerr := p.waitRC.Read(look); rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+				err = rerr
+			}
 		}
 		if err != nil {
 			// The set is unusable: park no more, and hand every parked
 			// connection back to a goroutine of its own.
 			p.mu.Lock()
+			if p.stop {
+				// close is waiting for the loop to end, and releases
+				// the set itself.
+				p.mu.Unlock()
+				return
+			}
 			p.stop = true
 			var all []*conn
 			for _, c := range p.conns {

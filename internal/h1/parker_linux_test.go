@@ -270,14 +270,15 @@ func TestParkerWaitsInThePoller(t *testing.T) {
 		// The loop looks at the set for a moment after each event; a
 		// blocking wait is in the system call all the time.
 		waitUntil(t, "the parker's goroutine waits in a system call", 2*time.Second, func() bool {
-			return goroutineState("(*parker).loop") == "IO wait"
+			return goroutineState("(*parker).loop(") == "IO wait"
 		})
 	}
 }
 
 // goroutineState returns the state of the first goroutine whose stack
-// names fn, as a goroutine dump gives it ("IO wait", "syscall", ...), or
-// "" if none does.
+// holds fn (a function name with its opening parenthesis, so that "created
+// by" lines do not match), as a goroutine dump gives it ("IO wait",
+// "syscall", ...), or "" if none does.
 func goroutineState(fn string) string {
 	buf := make([]byte, 1<<20)
 	for {
