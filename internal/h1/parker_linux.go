@@ -487,7 +487,7 @@ func (p *parker) loop(s *Server) {
 			}
 		}
 		var sw sweepResult
-		if now := time.Now(); now.After(nextSweep) {
+		if now := time.Now(); !now.Before(nextSweep) {
 			nextSweep = now.Add(time.Second)
 			sw = p.sweepLocked(now)
 		}
