@@ -88,7 +88,9 @@ func run(listen string, upstreams []string) error {
 		}
 		for _, ev := range events[:n] {
 			if fd := int(ev.Fd); fd == lfd {
-				l.accept()
+				if err := l.accept(); err != nil {
+					return err
+				}
 			} else if p := l.pairs[fd]; p != nil {
 				l.readable(p, fd)
 			}
@@ -139,11 +141,16 @@ func (l *loop) watch(fd int) error {
 }
 
 // accept takes every waiting client connection and dials its upstream.
-func (l *loop) accept() {
+// An error other than "none left" stops the measurement: the listener
+// would stay readable and the loop spin.
+func (l *loop) accept() error {
 	for {
 		cfd, _, err := syscall.Accept4(l.ln, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err == syscall.EAGAIN || err == syscall.EINTR || err == syscall.ECONNABORTED {
+			return nil
+		}
 		if err != nil {
-			return // EAGAIN: none left; anything else: try at the next event
+			return fmt.Errorf("accept: %w", err)
 		}
 		syscall.SetsockoptInt(cfd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		ufd, err := l.dial()

@@ -17,6 +17,21 @@ func parkedCount(s *Server) int {
 	return len(s.park.conns) + len(s.park.dorm)
 }
 
+// startHelloServer serves "hello PATH" with an idle timeout of a minute.
+func startHelloServer(t *testing.T) (*Server, string) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello " + r.URL.Path))
+	})
+	return startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+}
+
+// setParkAfter sets parkAfter for the test.
+func setParkAfter(t *testing.T, d time.Duration) {
+	old := parkAfter
+	parkAfter = d
+	t.Cleanup(func() { parkAfter = old })
+}
+
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -38,10 +53,7 @@ func TestParkedConnections(t *testing.T) {
 	keepGoroutineUpTo = -1 // park every idle connection
 	t.Cleanup(func() { keepGoroutineUpTo = old })
 
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello " + r.URL.Path))
-	})
-	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	srv, addr := startHelloServer(t)
 	const n = 40
 	conns := make([]*rawConn, n)
 	before := runtime.NumGoroutine()
@@ -142,13 +154,8 @@ func TestParkedIdleTimeout(t *testing.T) {
 // a connection idle longer is parked like the others, and the goroutines
 // that waited for it end. Its next request is served as before.
 func TestFewIdleConnectionsParked(t *testing.T) {
-	oldAfter := parkAfter
-	parkAfter = 100 * time.Millisecond
-	t.Cleanup(func() { parkAfter = oldAfter })
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello " + r.URL.Path))
-	})
-	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	setParkAfter(t, 100*time.Millisecond)
+	srv, addr := startHelloServer(t)
 	const n = 3
 	before := runtime.NumGoroutine()
 	conns := make([]*rawConn, n)
@@ -182,10 +189,7 @@ func TestManyWaitingParkAtOnce(t *testing.T) {
 	oldUpTo, oldMax, oldAfter, oldSoon := keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter
 	keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = -1, 0, time.Hour, 10*time.Millisecond
 	t.Cleanup(func() { keepGoroutineUpTo, maxWaiting, parkAfter, parkSoonAfter = oldUpTo, oldMax, oldAfter, oldSoon })
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello " + r.URL.Path))
-	})
-	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	srv, addr := startHelloServer(t)
 	const n = 20
 	conns := make([]*rawConn, n)
 	for i := range conns {
@@ -253,13 +257,8 @@ func TestSilentConnectionsDoNotCountAsWaiting(t *testing.T) {
 // back, a P: with GOMAXPROCS=1 every other goroutine would stall behind
 // it each time the parker began to wait.
 func TestParkerWaitsInThePoller(t *testing.T) {
-	oldAfter := parkAfter
-	parkAfter = 50 * time.Millisecond
-	t.Cleanup(func() { parkAfter = oldAfter })
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("hello " + r.URL.Path))
-	})
-	srv, addr := startServer(t, h, func(s *Server) { s.IdleTimeout = time.Minute })
+	setParkAfter(t, 50*time.Millisecond)
+	srv, addr := startHelloServer(t)
 	c := dial(t, addr)
 	for round := range 2 {
 		c.write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -272,6 +271,16 @@ func TestParkerWaitsInThePoller(t *testing.T) {
 		waitUntil(t, "the parker's goroutine waits in a system call", 2*time.Second, func() bool {
 			return goroutineState("(*parker).loop(") == "IO wait"
 		})
+	}
+	// Past a sweep (once a second, at the wait's deadline), it waits in
+	// the poller again: the deadline was moved on, or every later wait
+	// would end at once and the loop would spin.
+	time.Sleep(1200 * time.Millisecond)
+	waitUntil(t, "after a sweep, the parker's goroutine does not wait in the poller", 2*time.Second, func() bool {
+		return goroutineState("(*parker).loop(") == "IO wait"
+	})
+	if parkedCount(srv) != 1 {
+		t.Fatalf("after a sweep, %d connections parked, want 1 (the idle timeout is a minute)", parkedCount(srv))
 	}
 }
 
