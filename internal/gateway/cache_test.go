@@ -274,3 +274,37 @@ func TestCacheInvalidation(t *testing.T) {
 		t.Errorf("after the POST: origin got %d requests, want 4 (the stored response was removed)", n)
 	}
 }
+
+// TestCacheHitHasItsOwnRequestID: the response a cache hit serves carries
+// the hit's own X-Request-Id, not the one the stored response's first
+// client got, and no Via element added for that client: the header of a response being stored is
+// copied to the client, never handed over.
+func TestCacheHitHasItsOwnRequestID(t *testing.T) {
+	t.Parallel()
+	origin := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "v1")
+	}))
+	_, addr := start(t, cacheConfig(t, origin.URL, ""))
+	first, _ := getWith(t, "http://"+addr+"/id", map[string]string{"X-Request-Id": "first-client"})
+	if got := first.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "first-client" {
+		t.Fatalf("miss: X-Request-Id %q, want [first-client]", got)
+	}
+	for _, id := range []string{"second-client", ""} {
+		resp, body := getWith(t, "http://"+addr+"/id", map[string]string{"X-Request-Id": id})
+		if body != "v1" || !strings.HasPrefix(resp.Header.Get("Cache-Status"), "holdfast; hit") {
+			t.Fatalf("client %q: %q, Cache-Status %q: want a hit", id, body, resp.Header.Get("Cache-Status"))
+		}
+		got := resp.Header.Values("X-Request-Id")
+		if len(got) != 1 || got[0] == "first-client" || id != "" && got[0] != id {
+			t.Errorf("hit for client %q: X-Request-Id %q", id, got)
+		}
+		if via := resp.Header.Values("Via"); strings.Count(strings.Join(via, ","), "holdfast") > 1 {
+			t.Errorf("hit for client %q: Via %q, want at most one holdfast element", id, via)
+		}
+	}
+	if n := origin.Requests.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+}

@@ -121,11 +121,13 @@ type head struct {
 // after any error.
 func parseHead(s string) (*head, *parseError) {
 	h := new(head)
-	return h, h.parse(s)
+	return h, h.parse(s, nil)
 }
 
-// parse is parseHead into h, which it resets first.
-func (h *head) parse(s string) *parseError {
+// parse is parseHead into h, which it resets first. The header's values
+// go into spare when it has room for all of them, and into storage of
+// their own otherwise.
+func (h *head) parse(s string, spare []string) *parseError {
 	*h = head{contentLength: -1}
 	line, rest, err := cutLine(s)
 	if err != nil {
@@ -139,7 +141,10 @@ func (h *head) parse(s string) *parseError {
 		n = 0
 	}
 	h.header = make(http.Header, n)
-	vals := make([]string, n)
+	vals := spare
+	if n > len(spare) {
+		vals = make([]string, n)
+	}
 	used := 0
 	var cls []string
 	var te string

@@ -48,10 +48,16 @@ type response struct {
 }
 
 func (c *conn) newResponse(req *http.Request, h *head) *response {
-	w := &response{
+	w := new(response)
+	c.initResponse(w, req, h)
+	return w
+}
+
+// initResponse makes w the response writer of req, the request in flight.
+func (c *conn) initResponse(w *response, req *http.Request, h *head) {
+	*w = response{
 		c:           c,
 		req:         req,
-		hdr:         make(http.Header, 8),
 		cl:          -1,
 		headReq:     req.Method == http.MethodHead,
 		http10:      h.minor == 0,
@@ -63,7 +69,6 @@ func (c *conn) newResponse(req *http.Request, h *head) *response {
 	c.wmu.Lock()
 	c.headGone = false
 	c.wmu.Unlock()
-	return w
 }
 
 // Errors of a response writer used out of turn.
@@ -72,7 +77,36 @@ var (
 	errHijacked     = http.ErrHijacked
 )
 
-func (w *response) Header() http.Header { return w.hdr }
+// Header returns the response's header map, made on the first call
+// unless AdoptHeader gave it one.
+func (w *response) Header() http.Header {
+	if w.hdr == nil {
+		w.hdr = make(http.Header, 8)
+	}
+	return w.hdr
+}
+
+// HeaderAdopter is implemented by the server's response writers. A
+// handler that has built the header it answers with in a map of its own
+// can hand that map over instead of copying it field by field.
+type HeaderAdopter interface {
+	// AdoptHeader makes h the response's header map and reports whether
+	// it did. The response then owns h: the handler must change it
+	// only through Header, like any response header, and must not keep
+	// another reference to it. It does nothing and reports false once
+	// Header has been called (the handler may hold the map it
+	// returned) or the header has been written.
+	AdoptHeader(h http.Header) bool
+}
+
+// AdoptHeader implements HeaderAdopter.
+func (w *response) AdoptHeader(h http.Header) bool {
+	if w.hdr != nil || h == nil || w.wroteHeader || w.finished || w.c.hijacked {
+		return false
+	}
+	w.hdr = h
+	return true
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.finished || w.c.hijacked || w.wroteHeader {

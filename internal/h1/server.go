@@ -956,11 +956,27 @@ func (c *conn) readLine(max int) (string, error) {
 	}
 }
 
+// exchange is what serving one request allocates, in one piece: the
+// request, its context, the response writer, and room for the values of
+// a header of up to inlineFields fields. Nothing in it is reused: it
+// lives as long as anything still refers to any part of it.
+type exchange struct {
+	req  http.Request
+	ctx  reqContext
+	resp response
+	vals [inlineFields]string
+}
+
+// inlineFields is how many header field values an exchange holds without
+// a slice of their own: most requests carry fewer.
+const inlineFields = 8
+
 // serveOne builds the request from its head, runs the handler and
 // finishes the response. It reports whether the connection stays open.
 func (c *conn) serveOne(raw string) bool {
+	x := new(exchange)
 	h := &c.head
-	if perr := h.parse(raw); perr != nil {
+	if perr := h.parse(raw, x.vals[:]); perr != nil {
 		c.refuse(h, perr)
 		return false
 	}
@@ -973,8 +989,8 @@ func (c *conn) serveOne(raw string) bool {
 	if u.Host != "" {
 		host = u.Host
 	}
-	ctx := new(reqContext)
-	tmpl := http.Request{
+	ctx := &x.ctx
+	x.req = http.Request{
 		Method:        h.method,
 		URL:           u,
 		Proto:         h.proto,
@@ -988,10 +1004,13 @@ func (c *conn) serveOne(raw string) bool {
 		Close:         h.closeConn || h.minor == 0 && !h.keepAlive,
 	}
 	if h.trailerDeclared {
-		tmpl.Trailer = make(http.Header)
+		x.req.Trailer = make(http.Header)
 	}
-	req := tmpl.WithContext(ctx)
-	w := c.newResponse(req, h)
+	// The context can only be set through WithContext, whose copy, inlined
+	// here, stays on the stack.
+	x.req = *x.req.WithContext(ctx)
+	req, w := &x.req, &x.resp
+	c.initResponse(w, req, h)
 	switch {
 	case h.chunked:
 		req.TransferEncoding = []string{"chunked"}

@@ -25,6 +25,7 @@ import (
 // exchange is the state of one client request while it is proxied.
 type exchange struct {
 	reqID        string
+	reqIDVal     []string // a header value holding reqID when holdfast made it, owned by whoever takes it
 	start        time.Time
 	route        *route
 	attempts     []attemptRecord

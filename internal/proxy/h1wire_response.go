@@ -360,7 +360,10 @@ func framingField(k string) fieldSet {
 // the dozen fields of a usual head costs less than a map lookup per field
 // before each insertion.
 func fieldsOf(block string, n int, vals []string) (http.Header, fieldSet) {
-	h := make(http.Header, n)
+	// With room for the fields the proxy adds when the map becomes the
+	// client's response header (finishResponseHeader, respond): Via,
+	// X-Request-Id and an empty Content-Type, so that it does not grow.
+	h := make(http.Header, n+3)
 	if n > len(vals) {
 		vals = make([]string, n)
 	}

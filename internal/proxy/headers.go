@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"unsafe"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 and the
@@ -223,13 +224,17 @@ func quoteForwarded(s string) string {
 	return s
 }
 
-// requestID returns the client's X-Request-Id when it is sane (at most 128
-// characters of letters, digits and -_.:), or a new random one.
-func requestID(h http.Header) string {
+// setRequestID sets x's request ID: the client's X-Request-Id when it is
+// sane (at most 128 characters of letters, digits and -_.:), or a new
+// random one, whose header value it keeps too (made in the same
+// allocation as its text).
+func (x *exchange) setRequestID(h http.Header) {
 	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && validID(v) {
-		return v
+		x.reqID = v
+		return
 	}
-	return newID()
+	id := newID()
+	x.reqID, x.reqIDVal = id.val[0], id.val[:]
 }
 
 func validID(s string) bool {
@@ -244,14 +249,22 @@ func validID(s string) bool {
 
 const hexDigits = "0123456789abcdef"
 
-func newID() string {
-	var b [16]byte
+// idText is a new request ID: its text, and a header value holding it.
+// Neither is ever written to once made, so a header may own val.
+type idText struct {
+	val [1]string
+	b   [16]byte
+}
+
+func newID() *idText {
+	id := new(idText)
 	v := rand.Uint64()
-	for i := range b {
-		b[i] = hexDigits[v&0xf]
+	for i := range id.b {
+		id.b[i] = hexDigits[v&0xf]
 		v >>= 4
 	}
-	return string(b[:])
+	id.val[0] = unsafe.String(&id.b[0], len(id.b))
+	return id
 }
 
 // viaResponse is the Via element holdfast adds to the responses it
@@ -274,6 +287,12 @@ func copyResponseHeader(dst, src http.Header) {
 	for k, v := range src {
 		dst[k] = v
 	}
+	finishResponseHeader(dst, src)
+}
+
+// finishResponseHeader adds to dst, a copy of the upstream's header src or
+// src itself, what copyResponseHeader adds beyond the copy.
+func finishResponseHeader(dst, src http.Header) {
 	if _, ok := src["Content-Type"]; !ok {
 		dst["Content-Type"] = nil
 	}

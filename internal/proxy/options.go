@@ -22,7 +22,7 @@ func (h *Handler) ServeOptionsStar(w http.ResponseWriter, r *http.Request) {
 	x := exchangePool.Get().(*exchange)
 	x.reset()
 	x.start = h.now()
-	x.reqID = requestID(r.Header)
+	x.setRequestID(r.Header)
 	defer exchangePool.Put(x)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		// Left alone, net/http would discard up to 256 KiB of it to keep

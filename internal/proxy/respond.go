@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/holdfast/holdfast/internal/h1"
 	"io"
 	"net/http"
 	"strconv"
@@ -32,8 +33,18 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 
 	announced := announceTrailers(resp)
 	removeHopHeaders(resp.Header)
-	dst := w.Header()
-	copyResponseHeader(dst, resp.Header)
+	var dst http.Header
+	if a, ok := w.(h1.HeaderAdopter); ok && !x.cache.store && a.AdoptHeader(resp.Header) {
+		// The upstream's header becomes the client's, as it is, without
+		// a copy: it was made for this response alone (h1wire_response.go),
+		// and only a response being stored in the cache is read again
+		// after this.
+		dst = resp.Header
+		finishResponseHeader(dst, dst)
+	} else {
+		dst = w.Header()
+		copyResponseHeader(dst, resp.Header)
+	}
 	if len(announced) > 0 {
 		dst["Trailer"] = announced
 	}
@@ -41,7 +52,12 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		// A slice of its own: the outgoing header's storage serves the
 		// next exchange, and the response's head may be written after
 		// this one is over.
-		dst["X-Request-Id"] = []string{x.reqID}
+		if v := x.reqIDVal; v != nil {
+			x.reqIDVal = nil // one owner
+			dst["X-Request-Id"] = v
+		} else {
+			dst["X-Request-Id"] = []string{x.reqID}
+		}
 	}
 	if p.retryOn.status(resp.StatusCode) {
 		// Retries ran out on an upstream error status: say so (RFC 9209),

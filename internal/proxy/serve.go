@@ -22,7 +22,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := exchangePool.Get().(*exchange)
 	x.reset()
 	x.start = h.now()
-	x.reqID = requestID(r.Header)
+	x.setRequestID(r.Header)
 	defer exchangePool.Put(x)
 	if h.bodyTO > 0 || h.sendTO > 0 {
 		if x.dl = deadlinesOf(w); x.dl != nil {
@@ -657,7 +657,7 @@ func (h *Handler) Reject(w http.ResponseWriter, r *http.Request, status int, det
 	x := exchangePool.Get().(*exchange)
 	x.reset()
 	x.start = h.now()
-	x.reqID = requestID(r.Header)
+	x.setRequestID(r.Header)
 	defer exchangePool.Put(x)
 	x.cause, x.status, x.detail = cause.HTTPRequestError, status, detail
 	h.answerError(w, r, x, 0, nil)
