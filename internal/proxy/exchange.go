@@ -139,7 +139,7 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 		TLSHandshakeStart: func() { t.set(cause.PhaseTLS) },
 		GotConn: func(info httptrace.GotConnInfo) {
 			if uc := unwrapUpConn(info.Conn); uc != nil {
-				t.gotConn(uc, info.Reused, info.IdleTime)
+				t.gotConn(uc, info.Reused, info.IdleTime, uc.now())
 			}
 		},
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
@@ -151,13 +151,14 @@ func (t *attemptTrace) clientTrace() *httptrace.ClientTrace {
 	}
 }
 
-// gotConn notes the connection an attempt is about to write on.
-func (t *attemptTrace) gotConn(uc *upConn, reused bool, idle time.Duration) {
+// gotConn notes the connection an attempt is about to write on, taken at
+// now.
+func (t *attemptTrace) gotConn(uc *upConn, reused bool, idle time.Duration, now time.Time) {
 	t.set(cause.PhaseWrite)
 	t.reused.Store(reused)
 	t.idle.Store(int64(idle))
 	t.startWrit.Store(uc.Written())
-	t.since.Store(uc.now().UnixNano())
+	t.since.Store(now.UnixNano())
 	t.conn.Store(uc)
 }
 

@@ -474,8 +474,11 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			if pc, err = p.dial(ctx, tr); err != nil {
 				return nil, err
 			}
+			now = p.now() // the dial took its time
 		}
-		tr.gotConn(pc.uc, reused, idle)
+		// now stands for the present until the request's first write:
+		// only its encoding into a buffer comes before (see until below).
+		tr.gotConn(pc.uc, reused, idle, now)
 		pc.uc.until = tr.until
 		stop := watchCtx(ctx, pc.kill)
 		start := pc.uc.Written()
@@ -497,7 +500,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 			// the look are then found only by what the write provokes
 			// (a reset), or at the read deadline.
 			if pc.lend && reused && pc.uc.Written() == start {
-				until = pc.uc.bound(p.now(), p.t.Read)
+				until = pc.uc.bound(now, p.t.Read)
 			}
 			pc.out.last = !until.IsZero()
 			err = bw.Flush()
@@ -639,14 +642,19 @@ type h1Body struct {
 	resp *http.Response
 	req  *http.Request
 	done bool
+	dl   bool // Read set a read deadline on the connection
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	if b.pool.t.Read > 0 {
+	// The read timeout runs between reads of the socket: a read that the
+	// buffer answers (as it answers all of a small body that came with
+	// the head) needs no deadline. roundTrip left none set.
+	if b.pool.t.Read > 0 && !b.wb.buffered() {
 		b.pc.uc.setReadDeadline(b.pool.now().Add(b.pool.t.Read))
+		b.dl = true
 	}
 	n, err := b.wb.Read(p)
 	if err == io.EOF {
@@ -679,7 +687,9 @@ func (b *h1Body) finish(complete bool) {
 			b.pool.server.State.Desynced(now)
 		case peekOpen:
 			if !b.pool.server.State.ReuseSuspended(now) {
-				b.pc.uc.setReadDeadline(time.Time{})
+				if b.dl {
+					b.pc.uc.setReadDeadline(time.Time{})
+				}
 				b.wb.br, b.wb.cr = nil, nil // the buffer may serve another connection now
 				b.pc.giveBack()
 				b.pool.put(b.pc, now)

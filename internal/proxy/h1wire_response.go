@@ -625,6 +625,19 @@ func (b *wireBody) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
+// buffered reports whether the next Read is answered without reading the
+// socket: the body is over, or its length is known and the buffer holds
+// some of it (bufio.Reader.Read then copies from the buffer alone).
+func (b *wireBody) buffered() bool {
+	switch b.kind {
+	case bodyNone, bodyFailed:
+		return true
+	case bodyLength:
+		return b.br.Buffered() > 0
+	}
+	return false
+}
+
 // Close does nothing: what is left of the body stays unread, and the
 // connection's owner decides what becomes of it (h1Body closes it).
 func (b *wireBody) Close() error { return nil }
