@@ -519,9 +519,20 @@ func writeTrailerField(bw *bufio.Writer, vs []string) {
 // writeField writes one field; a CR, LF or NUL in its value becomes a space,
 // so no value can end the head early or add a field (response splitting).
 func writeField(bw *bufio.Writer, k, v string) {
+	bad := strings.ContainsAny(v, "\r\n\x00")
+	if !bad && len(k)+len(v)+4 <= bw.Available() {
+		// The whole line in one write.
+		b := bw.AvailableBuffer()
+		b = append(b, k...)
+		b = append(b, ':', ' ')
+		b = append(b, v...)
+		b = append(b, '\r', '\n')
+		bw.Write(b)
+		return
+	}
 	bw.WriteString(k)
 	bw.WriteString(": ")
-	if strings.ContainsAny(v, "\r\n\x00") {
+	if bad {
 		b := []byte(v)
 		for i, c := range b {
 			if c == '\r' || c == '\n' || c == 0 {

@@ -634,7 +634,7 @@ func (h *Handler) attempt(r *http.Request, x *exchange, p *pool, s *upstream.Ser
 	// goroutine has counted the last bytes: a response proves the request
 	// went out.
 	rec.Written = true
-	if ka := resp.Header.Get("Keep-Alive"); ka != "" {
+	if ka := field(resp.Header, "Keep-Alive"); ka != "" {
 		learnKeepAlive(s, ka, h.now())
 	}
 	return resp, rec, actx, cancel

@@ -343,10 +343,21 @@ func (h *reqHead) write(bw *bufio.Writer, req *http.Request) (err error) {
 func writeFields(bw *bufio.Writer, hdr http.Header, keys []string) {
 	for _, k := range keys {
 		for _, v := range hdr[k] {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(trimOWS(v))
-			bw.WriteString("\r\n")
+			v = trimOWS(v)
+			if len(k)+len(v)+4 > bw.Available() {
+				bw.WriteString(k)
+				bw.WriteString(": ")
+				bw.WriteString(v)
+				bw.WriteString("\r\n")
+				continue
+			}
+			// The whole line in one write.
+			b := bw.AvailableBuffer()
+			b = append(b, k...)
+			b = append(b, ':', ' ')
+			b = append(b, v...)
+			b = append(b, '\r', '\n')
+			bw.Write(b)
 		}
 	}
 }

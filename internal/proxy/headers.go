@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -34,12 +35,42 @@ func removeHopHeaders(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	if len(h) > len(hopHeaders) {
+		for _, k := range hopHeaders {
+			delete(h, k)
+		}
+		return
+	}
+	// A small header is cheaper to look through than to probe once for
+	// every hop-by-hop name (a hash each).
+	for k := range h {
+		if isHopHeader(k) {
+			delete(h, k)
+		}
 	}
 }
 
+// isHopHeader reports whether k is one of hopHeaders.
+func isHopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
 func textproto(s string) string { return http.CanonicalHeaderKey(s) }
+
+// field is h.Get(key) for a key written in canonical form, as the keys of
+// every header holdfast reads are: it skips Get's canonicalization of the
+// key, the larger part of its cost.
+func field(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // upgradeType returns the protocol a request or response asks to upgrade
 // to, or "".
@@ -75,7 +106,8 @@ func (t trustedSet) contains(a netip.Addr) bool {
 }
 
 // setForwarded sets X-Forwarded-For, -Proto, -Host, X-Real-IP, Forwarded
-// and Via on the outgoing header from the client request r, and
+// and Via on the outgoing header (made by outgoingHeader, so without their
+// lookalikes) from the client request r, and
 // X-Request-Id to reqID. Headers sent by a client are extended only when
 // the client's address is trusted; otherwise they are replaced, so that
 // nobody can forge the client address upstreams see.
@@ -94,7 +126,6 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 	if r.TLS != nil {
 		proto = "https"
 	}
-	dropLookalikes(out)
 	// Every field set here gets a one-value slice of one shared array:
 	// one allocation for all of them, where Header.Set makes one each.
 	// The keys are written in canonical form.
@@ -107,7 +138,7 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 		out[k] = vals[n : n+1 : n+1]
 		n++
 	}
-	if !trust || out.Get("X-Real-Ip") == "" {
+	if !trust || field(out, "X-Real-Ip") == "" {
 		// Backends commonly take X-Real-IP as the client's address: only a
 		// trusted proxy may say what it is.
 		set("X-Real-Ip", clientIP)
@@ -118,10 +149,10 @@ func setForwarded(out http.Header, r *http.Request, trusted trustedSet, reqID st
 		} else {
 			set("X-Forwarded-For", clientIP)
 		}
-		if out.Get("X-Forwarded-Proto") == "" {
+		if field(out, "X-Forwarded-Proto") == "" {
 			set("X-Forwarded-Proto", proto)
 		}
-		if out.Get("X-Forwarded-Host") == "" {
+		if field(out, "X-Forwarded-Host") == "" {
 			set("X-Forwarded-Host", r.Host)
 		}
 	} else {
@@ -159,6 +190,12 @@ const forwardingFields = 7
 // it is emptied and filled instead of a new map, and the values go in vals
 // when it is large enough; the map and the values' array are returned.
 func cloneHeader(dst, h http.Header, vals []string, extra int) (http.Header, []string) {
+	return copyHeader(dst, h, vals, extra, false, nil)
+}
+
+// copyHeader is cloneHeader, and with forward set outgoingHeader, which
+// also leaves out the fields named.
+func copyHeader(dst, h http.Header, vals []string, extra int, forward bool, named []string) (http.Header, []string) {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
@@ -174,6 +211,9 @@ func cloneHeader(dst, h http.Header, vals []string, extra int) (http.Header, []s
 	}
 	sv := vals
 	for k, vv := range h {
+		if forward && (isHopHeader(k) || isLookalike(k) || slices.Contains(named, k)) {
+			continue
+		}
 		if vv == nil {
 			// Kept as nil, as Clone keeps it: a field that is set but
 			// must not be sent.
@@ -229,7 +269,7 @@ func quoteForwarded(s string) string {
 // random one, whose header value it keeps too (made in the same
 // allocation as its text).
 func (x *exchange) setRequestID(h http.Header) {
-	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && validID(v) {
+	if v := field(h, "X-Request-Id"); v != "" && len(v) <= 128 && validID(v) {
 		x.reqID = v
 		return
 	}
@@ -303,20 +343,37 @@ func finishResponseHeader(dst, src http.Header) {
 	}
 }
 
-// dropLookalikes removes header fields that spell a forwarding header with
+// isLookalike reports whether k spells a forwarding header with
 // underscores (X_Real_IP, X_Forwarded_For): CGI-style backends (PHP-FPM,
 // WSGI) read both spellings as the same variable, so a client could set
 // through one what holdfast controls in the other.
-func dropLookalikes(h http.Header) {
-	for k := range h {
-		if strings.IndexByte(k, '_') < 0 {
-			continue
-		}
-		switch http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) {
-		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded", "Via":
-			delete(h, k)
+func isLookalike(k string) bool {
+	if strings.IndexByte(k, '_') < 0 {
+		return false
+	}
+	switch http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) {
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded", "Via":
+		return true
+	}
+	return false
+}
+
+// outgoingHeader copies the client's header h for the upstream, as
+// cloneHeader does, less what is never forwarded: the hop-by-hop fields and
+// those the Connection field names (removeHopHeaders), and lookalikes of
+// the forwarding fields (isLookalike). One pass does what a clone and two
+// more passes over the copy would.
+func outgoingHeader(dst, h http.Header, vals []string, extra int) (http.Header, []string) {
+	var namedBuf [4]string
+	named := namedBuf[:0]
+	for _, f := range h["Connection"] {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = textproto(strings.TrimSpace(name)); name != "" {
+				named = append(named, name)
+			}
 		}
 	}
+	return copyHeader(dst, h, vals, extra, true, named)
 }
 
 // clientIP returns the address of the client that sent r: the peer's,

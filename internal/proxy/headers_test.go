@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,6 +41,24 @@ func TestRemoveHopHeaders(t *testing.T) {
 	removeHopHeaders(h)
 	if len(h) != 1 || h.Get("X-Kept") != "yes" {
 		t.Errorf("after removal: %v, want only X-Kept", h)
+	}
+	// A header larger than the list is probed name by name instead of
+	// looked through: every hop-by-hop name goes either way.
+	for _, extra := range []int{0, 20} {
+		h := http.Header{}
+		for _, k := range hopHeaders {
+			if !isHopHeader(k) {
+				t.Errorf("isHopHeader(%q) = false", k)
+			}
+			h[k] = []string{"x"}
+		}
+		for i := range extra {
+			h[fmt.Sprintf("X-Kept-%d", i)] = []string{"y"}
+		}
+		removeHopHeaders(h)
+		if len(h) != extra {
+			t.Errorf("%d other fields: %d left after removal: %v", extra, len(h), h)
+		}
 	}
 }
 
@@ -200,6 +219,62 @@ func TestPooledExchangeKeepsNoValues(t *testing.T) {
 	for i, v := range x.hdrVals[:cap(x.hdrVals)] {
 		if v != "" {
 			t.Errorf("kept values array holds %q at %d", v, i)
+		}
+	}
+}
+
+// TestFieldIsGet: field answers as Header.Get for the canonical keys it is
+// called with, and for a header whose keys are not all canonical.
+func TestFieldIsGet(t *testing.T) {
+	h := http.Header{
+		"X-Request-Id": {"a", "b"},
+		"Content-Type": {},
+		"x-real-ip":    {"not canonical"},
+		"Keep-Alive":   {""},
+	}
+	for _, k := range []string{"X-Request-Id", "Content-Type", "X-Real-Ip", "Keep-Alive", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if http.CanonicalHeaderKey(k) != k {
+			t.Errorf("%q is not canonical", k)
+		}
+		if got, want := field(h, k), h.Get(k); got != want {
+			t.Errorf("field(%q) = %q, Get = %q", k, got, want)
+		}
+	}
+}
+
+// TestOutgoingHeader: the one-pass copy of a client's header for the
+// upstream equals a full copy with the hop-by-hop fields, the fields the
+// Connection field names and the forwarding lookalikes then deleted, and
+// the client's header is left as it was.
+func TestOutgoingHeader(t *testing.T) {
+	for i, in := range []http.Header{
+		{},
+		{"Accept": {"*/*"}, "X-Kept": {"a", "b"}},
+		{"Connection": {"keep-alive, x-private ,Upgrade", "close"}, "X-Private": {"1"}, "Keep-Alive": {"timeout=5"}, "Upgrade": {"h2c"}, "Accept": {"*/*"}},
+		{"Te": {"trailers"}, "Trailer": {"X-T"}, "Transfer-Encoding": {"chunked"}, "Proxy-Authorization": {"Basic x"}, "Proxy-Connection": {"keep-alive"}, "X-Nil": nil},
+		{"X_Real_IP": {"203.0.113.9"}, "X_Forwarded_For": {"203.0.113.9"}, "x_forwarded_proto": {"https"}, "X_Custom": {"kept"}, "Via": {"1.0 a"}},
+		{"Connection": {"X_Custom, , Accept"}, "X_Custom": {"1"}, "Accept": {"*/*"}, "X-Other": {"2"}},
+	} {
+		before := in.Clone()
+		want := in.Clone()
+		removeHopHeaders(want)
+		for k := range want {
+			if isLookalike(k) {
+				delete(want, k)
+			}
+		}
+		got, _ := outgoingHeader(nil, in, nil, forwardingFields)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("header %d: outgoingHeader = %v, want %v", i, got, want)
+		}
+		// Into kept storage too, with a stale field in it.
+		kept := http.Header{"X-Stale": {"old"}}
+		got, _ = outgoingHeader(kept, in, make([]string, 1), forwardingFields)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("header %d into kept storage: %v, want %v", i, got, want)
+		}
+		if !reflect.DeepEqual(in, before) {
+			t.Errorf("header %d: the client's header changed: %v, was %v", i, in, before)
 		}
 	}
 }

@@ -66,7 +66,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	}
 	w.WriteHeader(resp.StatusCode)
 
-	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
+	flush := resp.ContentLength == -1 || isEventStream(field(resp.Header, "Content-Type"))
 	rc := http.NewResponseController(w)
 	if flush {
 		x.send.start()

@@ -156,15 +156,14 @@ func (h *Handler) prepare(r *http.Request, x *exchange, t *trip, body *requestBo
 	if body.viaStd {
 		// net/http's Transport may still read the request after the
 		// exchange is over: its header must be its own.
-		hdr, _ = cloneHeader(nil, r.Header, nil, forwardingFields)
+		hdr, _ = outgoingHeader(nil, r.Header, nil, forwardingFields)
 		fwd = nil
 	} else {
 		// holdfast's own client is done with it when the exchange is:
 		// the exchange's storage serves again for the next one.
-		hdr, x.hdrVals = cloneHeader(x.hdrMap, r.Header, x.hdrVals, forwardingFields)
+		hdr, x.hdrVals = outgoingHeader(x.hdrMap, r.Header, x.hdrVals, forwardingFields)
 		x.hdrMap = hdr
 	}
-	removeHopHeaders(hdr)
 	if t.up != "" {
 		hdr.Set("Connection", "Upgrade")
 		hdr.Set("Upgrade", t.up)
