@@ -651,7 +651,9 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	}
 	// The read timeout runs between reads of the socket: a read that the
 	// buffer answers (as it answers all of a small body that came with
-	// the head) needs no deadline. roundTrip left none set.
+	// the head) needs no deadline, and one that reads the socket sets
+	// its own. roundTrip cleared the head's (or left an early
+	// response's grace, on a connection closed after it).
 	if b.pool.t.Read > 0 && !b.wb.buffered() {
 		b.pc.uc.setReadDeadline(b.pool.now().Add(b.pool.t.Read))
 		b.dl = true

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/holdfast/holdfast/internal/h1"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/h1"
 )
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -36,9 +36,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 	var dst http.Header
 	if a, ok := w.(h1.HeaderAdopter); ok && !x.cache.store && a.AdoptHeader(resp.Header) {
 		// The upstream's header becomes the client's, as it is, without
-		// a copy: it was made for this response alone (h1wire_response.go),
-		// and only a response being stored in the cache is read again
-		// after this.
+		// a copy: it was made for this response alone (by holdfast's
+		// own client or net/http's Transport), and only a response
+		// being stored in the cache is read again after this.
 		dst = resp.Header
 		finishResponseHeader(dst, dst)
 	} else {
