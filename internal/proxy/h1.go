@@ -478,7 +478,14 @@ func (p *h1Pool) roundTrip(ctx context.Context, req *http.Request, tr *attemptTr
 		}
 		// now stands for the present until the request's first write:
 		// only its encoding into a buffer comes before (see until below).
-		tr.gotConn(pc.uc, reused, idle, now)
+		// The attempt took the connection at now, or, if another
+		// goroutine pooled it after now was read, when it did: a byte
+		// read before that was the last response's (gotResponseByte).
+		since := now
+		if reused && pc.idleFrom.After(since) {
+			since = pc.idleFrom
+		}
+		tr.gotConn(pc.uc, reused, idle, since)
 		pc.uc.until = tr.until
 		stop := watchCtx(ctx, pc.kill)
 		start := pc.uc.Written()

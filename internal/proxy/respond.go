@@ -38,7 +38,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, x *exchange, p
 		// The upstream's header becomes the client's, as it is, without
 		// a copy: it was made for this response alone (by holdfast's
 		// own client or net/http's Transport), and only a response
-		// being stored in the cache is read again after this.
+		// being stored in the cache is read again after this. Whatever
+		// reads resp.Header after this point sees the fields added
+		// here (Via, X-Request-Id, an empty Content-Type).
 		dst = resp.Header
 		finishResponseHeader(dst, dst)
 	} else {
