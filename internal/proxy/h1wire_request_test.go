@@ -537,3 +537,39 @@ func TestRequestTrailersReachUpstream(t *testing.T) {
 		t.Errorf("upstream got %d bytes (want %d), trailer X-Sum %q, Transfer-Encoding %q", len(s.body), len(payload), s.sum, s.te)
 	}
 }
+
+// TestValidFieldValue: the word-at-a-time check answers as
+// httpguts.ValidHeaderFieldValue for every byte value at every position
+// of values of every length up to three words, among bytes that pass and
+// bytes just beside the limits.
+func TestValidFieldValue(t *testing.T) {
+	for _, fill := range []byte{'a', ' ', '\t', 0x20, 0x7e, 0x80, 0xff} {
+		for n := 0; n <= 24; n++ {
+			for pos := 0; pos < max(n, 1); pos++ {
+				for c := 0; c < 256; c++ {
+					b := bytes.Repeat([]byte{fill}, n)
+					if n > 0 {
+						b[pos] = byte(c)
+					}
+					v := string(b)
+					if got, want := validFieldValue(v), httpguts.ValidHeaderFieldValue(v); got != want {
+						t.Fatalf("validFieldValue(%q) = %v, httpguts says %v", v, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzValidFieldValue: the word-at-a-time check and httpguts agree on
+// any value.
+func FuzzValidFieldValue(f *testing.F) {
+	for _, s := range []string{"", "text/html; q=0.9", "a\tb", "a\x7fb", "0123456789abcdef\x1f", "\x80\xff\x00", "12345678\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := validFieldValue(v), httpguts.ValidHeaderFieldValue(v); got != want {
+			t.Fatalf("validFieldValue(%q) = %v, httpguts says %v", v, got, want)
+		}
+	})
+}
