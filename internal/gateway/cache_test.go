@@ -277,8 +277,9 @@ func TestCacheInvalidation(t *testing.T) {
 
 // TestCacheHitHasItsOwnRequestID: the response a cache hit serves carries
 // the hit's own X-Request-Id, not the one the stored response's first
-// client got, and no Via element added for that client: the header of a response being stored is
-// copied to the client, never handed over.
+// client got, and no Via element added for that client (what is stored
+// is checked directly by TestStoredHeaderIsTheUpstreams in
+// internal/proxy).
 func TestCacheHitHasItsOwnRequestID(t *testing.T) {
 	t.Parallel()
 	origin := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

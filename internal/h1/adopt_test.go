@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"bufio"
+	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -74,5 +76,22 @@ func TestAdoptHeader(t *testing.T) {
 		if strings.HasPrefix(k, "X-") {
 			t.Errorf("plain request: field %s from an earlier response", k)
 		}
+	}
+}
+
+// TestWriteFieldLine: a header line comes out the same whether it fits the
+// buffer's free room (one write) or not (written in parts), and
+// writeField still turns a CR, LF or NUL in a value into a space.
+func TestWriteFieldLine(t *testing.T) {
+	var out bytes.Buffer
+	bw := bufio.NewWriterSize(&out, 16)
+	WriteFieldLine(bw, "A", "1")                          // fits
+	WriteFieldLine(bw, "X-Long", strings.Repeat("v", 40)) // does not
+	WriteFieldLine(bw, "B", "2")
+	writeField(bw, "X-Split", "a\r\nInjected: 1\x00")
+	bw.Flush()
+	want := "A: 1\r\nX-Long: " + strings.Repeat("v", 40) + "\r\nB: 2\r\nX-Split: a  Injected: 1 \r\n"
+	if out.String() != want {
+		t.Errorf("wrote %q, want %q", out.String(), want)
 	}
 }

@@ -519,31 +519,40 @@ func writeTrailerField(bw *bufio.Writer, vs []string) {
 // writeField writes one field; a CR, LF or NUL in its value becomes a space,
 // so no value can end the head early or add a field (response splitting).
 func writeField(bw *bufio.Writer, k, v string) {
-	bad := strings.ContainsAny(v, "\r\n\x00")
-	if !bad && len(k)+len(v)+4 <= bw.Available() {
-		// The whole line in one write.
-		b := bw.AvailableBuffer()
-		b = append(b, k...)
-		b = append(b, ':', ' ')
-		b = append(b, v...)
-		b = append(b, '\r', '\n')
-		bw.Write(b)
+	if !strings.ContainsAny(v, "\r\n\x00") {
+		WriteFieldLine(bw, k, v)
 		return
+	}
+	b := []byte(v)
+	for i, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			b[i] = ' '
+		}
 	}
 	bw.WriteString(k)
 	bw.WriteString(": ")
-	if bad {
-		b := []byte(v)
-		for i, c := range b {
-			if c == '\r' || c == '\n' || c == 0 {
-				b[i] = ' '
-			}
-		}
-		bw.Write(b)
-	} else {
-		bw.WriteString(v)
-	}
+	bw.Write(b)
 	bw.WriteString("\r\n")
+}
+
+// WriteFieldLine writes the header line "k: v" and its CRLF to bw, in one
+// write when the buffer has room for all of it. It writes k and v as they
+// are: the caller has made sure that neither can end the line early (no
+// CR, LF or NUL).
+func WriteFieldLine(bw *bufio.Writer, k, v string) {
+	if len(k)+len(v)+4 > bw.Available() {
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+		return
+	}
+	b := bw.AvailableBuffer()
+	b = append(b, k...)
+	b = append(b, ':', ' ')
+	b = append(b, v...)
+	b = append(b, '\r', '\n')
+	bw.Write(b)
 }
 
 // hasToken reports whether a comma-separated list holds tok.

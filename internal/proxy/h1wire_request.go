@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/holdfast/holdfast/cause"
+	"github.com/holdfast/holdfast/internal/h1"
 )
 
 // Writing requests to upstreams.
@@ -345,21 +346,7 @@ func (h *reqHead) write(bw *bufio.Writer, req *http.Request) (err error) {
 func writeFields(bw *bufio.Writer, hdr http.Header, keys []string) {
 	for _, k := range keys {
 		for _, v := range hdr[k] {
-			v = trimOWS(v)
-			if len(k)+len(v)+4 > bw.Available() {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				bw.WriteString(v)
-				bw.WriteString("\r\n")
-				continue
-			}
-			// The whole line in one write.
-			b := bw.AvailableBuffer()
-			b = append(b, k...)
-			b = append(b, ':', ' ')
-			b = append(b, v...)
-			b = append(b, '\r', '\n')
-			bw.Write(b)
+			h1.WriteFieldLine(bw, k, trimOWS(v)) // checked by prepare
 		}
 	}
 }

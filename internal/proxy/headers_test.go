@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"github.com/holdfast/holdfast/internal/cache"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -276,5 +278,43 @@ func TestOutgoingHeader(t *testing.T) {
 		if !reflect.DeepEqual(in, before) {
 			t.Errorf("header %d: the client's header changed: %v, was %v", i, in, before)
 		}
+	}
+}
+
+// TestStoredHeaderIsTheUpstreams: a response stored in the cache keeps the
+// upstream's header as it came, without the fields holdfast adds for the
+// client that caused the store (its X-Request-Id, holdfast's Via element,
+// an empty Content-Type): the client's header is a copy, never the
+// upstream's map handed over.
+func TestStoredHeaderIsTheUpstreams(t *testing.T) {
+	b := testutil.Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Via", "1.0 origin")
+		w.Header()["Content-Type"] = nil // no Content-Type, and none sniffed
+		io.WriteString(w, "stored")
+	}))
+	cfg := "routes:\n  - match: {path_prefix: /}\n    upstream: p\n    cache: {enabled: true}\nupstreams:\n  p:\n    servers:\n      - {url: \"" + b.URL + "\"}\n"
+	e := newEnv(t, cfg)
+	r := e.do("GET", "/c", "", "X-Request-Id", "first-client")
+	if r.status != http.StatusOK || r.header.Get("X-Request-Id") != "first-client" {
+		t.Fatalf("miss: status %d, X-Request-Id %q", r.status, r.header.Get("X-Request-Id"))
+	}
+	req := httptest.NewRequest("GET", e.URL+"/c", nil)
+	rc := e.h.routeCacheOf(req)
+	if rc == nil {
+		t.Fatal("the route has no cache")
+	}
+	entry := rc.c.Lookup(req, cache.KeyOf(req, "http"))
+	if entry == nil {
+		t.Fatal("the response was not stored")
+	}
+	if v, ok := entry.Header["X-Request-Id"]; ok {
+		t.Errorf("stored X-Request-Id %q: the first client's", v)
+	}
+	if v := entry.Header.Values("Via"); len(v) != 1 || v[0] != "1.0 origin" {
+		t.Errorf("stored Via %q, want the upstream's [1.0 origin]", v)
+	}
+	if v, ok := entry.Header["Content-Type"]; ok {
+		t.Errorf("stored Content-Type %q, want none", v)
 	}
 }
