@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"unsafe"
 )
@@ -190,12 +189,12 @@ const forwardingFields = 7
 // it is emptied and filled instead of a new map, and the values go in vals
 // when it is large enough; the map and the values' array are returned.
 func cloneHeader(dst, h http.Header, vals []string, extra int) (http.Header, []string) {
-	return copyHeader(dst, h, vals, extra, false, nil)
+	return copyHeader(dst, h, vals, extra, false)
 }
 
-// copyHeader is cloneHeader, and with forward set outgoingHeader, which
-// also leaves out the fields named.
-func copyHeader(dst, h http.Header, vals []string, extra int, forward bool, named []string) (http.Header, []string) {
+// copyHeader is cloneHeader, and with forward set it leaves out the
+// hop-by-hop fields and the forwarding lookalikes (outgoingHeader).
+func copyHeader(dst, h http.Header, vals []string, extra int, forward bool) (http.Header, []string) {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
@@ -211,7 +210,7 @@ func copyHeader(dst, h http.Header, vals []string, extra int, forward bool, name
 	}
 	sv := vals
 	for k, vv := range h {
-		if forward && (isHopHeader(k) || isLookalike(k) || slices.Contains(named, k)) {
+		if forward && (isHopHeader(k) || isLookalike(k)) {
 			continue
 		}
 		if vv == nil {
@@ -359,21 +358,22 @@ func isLookalike(k string) bool {
 }
 
 // outgoingHeader copies the client's header h for the upstream, as
-// cloneHeader does, less what is never forwarded: the hop-by-hop fields and
-// those the Connection field names (removeHopHeaders), and lookalikes of
-// the forwarding fields (isLookalike). One pass does what a clone and two
-// more passes over the copy would.
+// cloneHeader does, less what is never forwarded: the hop-by-hop fields
+// and lookalikes of the forwarding fields (isLookalike) are left out as
+// the copy is made, and the fields the Connection field names are then
+// deleted from the copy, as removeHopHeaders does: the work grows with
+// the header's size alone, however many fields and names a client sends
+// (matching every field against every name would not).
 func outgoingHeader(dst, h http.Header, vals []string, extra int) (http.Header, []string) {
-	var namedBuf [4]string
-	named := namedBuf[:0]
+	dst, vals = copyHeader(dst, h, vals, extra, true)
 	for _, f := range h["Connection"] {
 		for name := range strings.SplitSeq(f, ",") {
 			if name = textproto(strings.TrimSpace(name)); name != "" {
-				named = append(named, name)
+				delete(dst, name)
 			}
 		}
 	}
-	return copyHeader(dst, h, vals, extra, true, named)
+	return dst, vals
 }
 
 // clientIP returns the address of the client that sent r: the peer's,
