@@ -154,7 +154,7 @@ func TestServeReloadAndShutdownUnderLoad(t *testing.T) {
 	}
 	a := testutil.Backend(t, slow("a"))
 	b := testutil.Backend(t, slow("b"))
-	addr := testutil.DeadAddr(t) // a free port for holdfast
+	addr := testutil.FreeAddr(t) // for holdfast
 	cfg := filepath.Join(t.TempDir(), "holdfast.yaml")
 	writeConfig(t, cfg, addr, a.URL)
 	p := startServe(t, cfg, addr)

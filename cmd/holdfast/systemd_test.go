@@ -70,7 +70,7 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	}
 
 	b := testutil.Backend(t, nil)
-	addr := testutil.DeadAddr(t)
+	addr := testutil.FreeAddr(t)
 	cfg := filepath.Join(dir, "holdfast.yaml")
 	writeConfig(t, cfg, addr, b.URL)
 	p := startProcess(t, []string{"NOTIFY_SOCKET=" + sock}, "serve", "-c", cfg)

@@ -127,8 +127,9 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 		// Accepted and closed, rather than left in the backlog: the client
 		// learns at once, and the kernel's queue does not fill with
 		// connections that would be stale by the time a slot frees.
-		c.Close()
+		// Counted first: whoever sees the close sees the count.
 		ln.lim.refuse()
+		c.Close()
 	}
 }
 

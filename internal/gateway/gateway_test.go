@@ -404,7 +404,7 @@ func TestBackendKilledUnderLoad(t *testing.T) {
 
 func TestReloadSwitchesAddressBetweenPlainAndTLS(t *testing.T) {
 	b := testutil.Backend(t, nil)
-	addr := testutil.DeadAddr(t) // a free port, kept across the reloads
+	addr := testutil.FreeAddr(t) // kept across the reloads
 	cert, key, pool := writeCert(t)
 	plain := oneRoute(addr, "", b.URL)
 	tlsCfg := fmt.Sprintf("listen:\n  - addr: %q\n    tls: {cert: %q, key: %q}\nroutes:\n  - match: {path_prefix: /}\n    upstream: p\nupstreams:\n  p:\n    servers:\n      - {url: %q}\n", addr, cert, key, b.URL)
@@ -452,7 +452,7 @@ func TestReloadClosesRetiredListenerAfterDrain(t *testing.T) {
 	cfg := func(addr string) string {
 		return oneRoute(addr, "shutdown: {drain_timeout: 300ms}\n", "http://"+hang.Addr)
 	}
-	first, second := testutil.DeadAddr(t), testutil.DeadAddr(t)
+	first, second := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	g, _ := start(t, cfg(first))
 	c, err := net.Dial("tcp", first)
 	if err != nil {

@@ -191,7 +191,7 @@ func TestKeptResponseWhenLaterAttemptFails(t *testing.T) {
 }
 
 func TestAllDownThenBack(t *testing.T) {
-	addr1, addr2 := testutil.DeadAddr(t), testutil.DeadAddr(t)
+	addr1, addr2 := testutil.FreeAddr(t), testutil.DeadAddr(t) // addr1 comes back
 	cfg := fmt.Sprintf(`routes:
   - match: {path_prefix: /}
     upstream: p

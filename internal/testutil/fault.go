@@ -13,11 +13,12 @@ import (
 	"testing"
 )
 
-// DeadAddr returns a loopback address on which nothing listens, so that a
-// dial is refused (RST in answer to SYN): the upstream that is down. The port
-// was bound and released; on a busy machine another process could take it
-// in between, which is as unlikely as it is harmless for a test.
-func DeadAddr(t testing.TB) string {
+// FreeAddr returns a loopback address whose port is free now, for a
+// server the test starts on it later (a listener it reloads, an upstream
+// that comes back). The port was bound and released: on a busy machine
+// another process could take it in between. For an address that must
+// refuse connections, use DeadAddr.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

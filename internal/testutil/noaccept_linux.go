@@ -97,3 +97,26 @@ func acceptQueue(fd int) (n, limit uint32, err error) {
 	}
 	return info.Unacked, info.Sacked, nil
 }
+
+// DeadAddr returns a loopback address on which nothing listens, so that a
+// dial is refused (RST in answer to SYN): the upstream that is down. Its
+// port stays bound, by a socket that never listens, until the test ends,
+// so that no other listener on a busy machine (a test running in
+// parallel) can be given it in the meantime.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("testutil: socket: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "deadaddr")
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("testutil: bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("testutil: getsockname: %v", err)
+	}
+	return (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+}

@@ -48,10 +48,10 @@ func Redis(t testing.TB) *RedisServer {
 	}
 	r := &RedisServer{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(r.Stop)
-	// The port is free when DeadAddr returns, but another process may take
+	// The port is free when FreeAddr returns, but another process may take
 	// it before redis-server binds it: try another then.
 	for attempt := 1; ; attempt++ {
-		_, port, _ := net.SplitHostPort(DeadAddr(t))
+		_, port, _ := net.SplitHostPort(FreeAddr(t))
 		r.port, _ = strconv.Atoi(port)
 		err := r.start()
 		if err == nil {

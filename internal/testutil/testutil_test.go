@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -47,9 +48,18 @@ func wantCounts(t *testing.T, f *Fault, conns, requests int64) {
 
 func TestDeadAddr(t *testing.T) {
 	t.Parallel()
-	_, err := net.DialTimeout("tcp", DeadAddr(t), time.Second)
+	addr := DeadAddr(t)
+	_, err := net.DialTimeout("tcp", addr, time.Second)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial DeadAddr: %v, want connection refused", err)
+	}
+	if runtime.GOOS == "linux" {
+		// The port stays taken until the test ends: no listener started
+		// meanwhile (by a test running in parallel) can be given it.
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			t.Errorf("a listener could bind DeadAddr's %s while it was held", addr)
+		}
 	}
 }
 
