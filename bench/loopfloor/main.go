@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command loopfloor is not a proxy: it is the smallest HTTP/1.1 forwarder
 // that an event loop in Go can be, for bench/run.sh (TARGETS=loopfloor), to
 // measure how much CPU per request is left to a proxy's own work once the

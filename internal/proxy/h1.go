@@ -249,8 +249,12 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 			// Closed by the upstream while idle (a 408 notice is a close
 			// announced; TLS records, a close_notify or a session ticket,
 			// cannot be read here): its keep-alive timeout is at most this
-			// idle time. Learn it before a request races it.
+			// idle time, or the idle time at which the FIN came when the
+			// kernel can tell. Learn it before a request races it.
 			p.server.State.StaleRetired()
+			if ago, ok := pc.probe.closedAgo(); ok {
+				idle -= min(ago, idle)
+			}
 			if idle >= minLearnIdle {
 				p.server.State.LearnIdle(idle, now)
 			}

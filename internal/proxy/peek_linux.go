@@ -4,7 +4,10 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // idleProbe looks at an idle pooled connection without consuming anything
@@ -157,3 +160,33 @@ func (p *idleProbe) peek() (peekState, []byte) {
 	}
 	return p.st, p.buf[:p.n]
 }
+
+// closedAgo tells, for a connection that peek found closed, how long ago
+// the peer's FIN arrived, to the kernel's clock tick (1 to 10ms): the
+// kernel stamps every segment from the peer that acknowledges anything,
+// and once the peer has closed (CLOSE_WAIT) the FIN is the last segment it
+// sent unless TCP keep-alive probes were answered since, which makes the
+// answer later than the FIN, never earlier. ok is false when the
+// connection is in any other state (a reset leaves it CLOSED, with the
+// stamp of the last response) or the kernel would not say.
+//
+// An idle connection is looked at only when it is taken for a request,
+// which can be long after the upstream closed it: this is what lets the
+// idle timeout learnt from it be the upstream's, not the gap between
+// requests.
+func (p *idleProbe) closedAgo() (ago time.Duration, ok bool) {
+	if p.rc == nil {
+		return 0, false
+	}
+	p.rc.Control(func(fd uintptr) {
+		ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil && ti.State == tcpCloseWait {
+			ago, ok = time.Duration(ti.Last_ack_recv)*time.Millisecond, true
+		}
+	})
+	return ago, ok
+}
+
+// tcpCloseWait is the kernel's TCP_CLOSE_WAIT state (include/net/tcp_states.h):
+// the peer sent its FIN and this side has not closed yet.
+const tcpCloseWait = 8

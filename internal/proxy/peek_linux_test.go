@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -147,4 +149,34 @@ func TestWriteWaitClosedOrKilled(t *testing.T) {
 	if n, waited, err := uc.writeWait(probe, []byte("x"), func() {}); n != 0 || waited || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("writeWait on a closed connection = %d, %v, %v; want 0, false, net.ErrClosed", n, waited, err)
 	}
+}
+
+// TestLearnedIdleLimitIsTheUpstreams: a pooled connection taken long after
+// the upstream closed it teaches the upstream's idle timeout (when the FIN
+// came), not the gap between the two requests.
+func TestLearnedIdleLimitIsTheUpstreams(t *testing.T) {
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	backend.Config.IdleTimeout = 30 * time.Millisecond
+	backend.Start()
+	t.Cleanup(backend.Close)
+	e := newEnv(t, poolConfig("", backend.URL))
+
+	wantStatus(t, e.do("GET", "/", ""), 200)
+	time.Sleep(500 * time.Millisecond) // the backend closes after 30ms
+	wantStatus(t, e.do("GET", "/", ""), 200)
+
+	s := e.h.pools["p"].Servers[0]
+	if n := s.State.StaleRetiredCount(); n != 1 {
+		t.Fatalf("%d pooled connections retired at reuse, want 1 (the one the backend closed)", n)
+	}
+	// Learnt from the 500ms gap, the limit would be 375ms. From the FIN,
+	// it is 30ms less the margin, plus however late the backend's timer
+	// fired on a loaded machine.
+	lim := s.State.IdleLimit(time.Now())
+	if lim <= 0 || lim > 200*time.Millisecond {
+		t.Errorf("learned idle limit %v, want the backend's 30ms less the margin (0 < limit <= 200ms)", lim)
+	}
+	t.Logf("learned idle limit: %v", lim)
 }

@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // idleProbe is not implemented off Linux: the idle limits and the check of
 // the read buffer at the end of each response still apply.
@@ -17,3 +20,5 @@ func (p *idleProbe) canWait() bool { return false }
 func (p *idleProbe) wait() {}
 
 func (p *idleProbe) writeWait([]byte, func()) (int, error, bool) { return 0, nil, false }
+
+func (p *idleProbe) closedAgo() (time.Duration, bool) { return 0, false }
