@@ -14,13 +14,13 @@ func raiseNoFile(need uint64) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return fmt.Errorf("getrlimit: %w", err)
 	}
-	if lim.Cur >= need {
+	if uint64(lim.Cur) >= need {
 		return nil
 	}
 	want := lim
-	want.Cur = need
-	if want.Max < need {
-		want.Max = need
+	setLimit(&want.Cur, need)
+	if uint64(want.Max) < need {
+		setLimit(&want.Max, need)
 	}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
 		return fmt.Errorf("the open-files limit is %d (hard %d) and cannot be raised to %d: %w (raise it with ulimit -n, or run as root)",
@@ -28,3 +28,7 @@ func raiseNoFile(need uint64) error {
 	}
 	return nil
 }
+
+// setLimit stores v in a field of syscall.Rlimit, which is uint64 on Linux
+// and int64 on the BSDs.
+func setLimit[T int64 | uint64](f *T, v uint64) { *f = T(v) }

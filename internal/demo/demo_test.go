@@ -375,7 +375,7 @@ func TestGatewayConfig(t *testing.T) {
 	if len(u.Servers) != 3 || *u.Servers[0].MaxFails != 1 || u.Servers[0].FailTimeout != 2*time.Second {
 		t.Errorf("servers = %+v", u.Servers)
 	}
-	if u.Retry.Tries != 3 || u.Timeouts.Connect != 500*time.Millisecond {
+	if u.Retry.Tries != 4 || u.Timeouts.Connect != 500*time.Millisecond {
 		t.Errorf("retry.tries = %d, timeouts.connect = %s", u.Retry.Tries, u.Timeouts.Connect)
 	}
 	if !u.Retry.SameServerOnTimeout {

@@ -16,7 +16,7 @@ import (
 	"github.com/holdfast/holdfast/cause"
 )
 
-// requestTimeout bounds one client request. Three tries at the demo's 800ms
+// requestTimeout bounds one client request. Four tries at the demo's 800ms
 // read timeout with backoff end well within it, so a client that gives up
 // has found a gateway that hangs.
 const requestTimeout = 10 * time.Second
