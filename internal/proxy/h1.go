@@ -253,6 +253,9 @@ func (p *h1Pool) get(now time.Time) (*h1Conn, time.Duration) {
 			// kernel can tell. Learn it before a request races it.
 			p.server.State.StaleRetired()
 			if ago, ok := pc.probe.closedAgo(); ok {
+				// ago is the kernel's real time: this holds for p.now as
+				// the real clock (a test's slow clock only loses the
+				// learning, as the clamp makes idle 0).
 				idle -= min(ago, idle)
 			}
 			if idle >= minLearnIdle {
