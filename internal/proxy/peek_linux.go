@@ -45,7 +45,7 @@ func (p *idleProbe) init(c net.Conn) {
 	p.rc = rc
 	p.fn = func(fd uintptr) {
 		// MSG_DONTWAIT: the call cannot block, so the raw form is safe.
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd,
+		n, _, errno := syscall.RawSyscall6(unix.SYS_RECVFROM, fd,
 			uintptr(unsafe.Pointer(&p.buf[0])), uintptr(len(p.buf)),
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		switch {
@@ -64,7 +64,7 @@ func (p *idleProbe) init(c net.Conn) {
 		}
 		p.looked = true
 		for {
-			_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd,
+			_, _, errno := syscall.RawSyscall6(unix.SYS_RECVFROM, fd,
 				uintptr(unsafe.Pointer(&p.buf[0])), 1,
 				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 			if errno == syscall.EINTR {

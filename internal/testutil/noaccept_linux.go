@@ -7,7 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // NoAccept returns a loopback address where a TCP connect never completes,
@@ -88,12 +89,9 @@ func NoAccept(t testing.TB) string {
 // its limit, which Linux reports in TCP_INFO as tcpi_unacked and
 // tcpi_sacked. The queue is full, and a SYN is dropped, when n > limit.
 func acceptQueue(fd int) (n, limit uint32, err error) {
-	var info syscall.TCPInfo
-	size := uint32(syscall.SizeofTCPInfo)
-	_, _, errno := syscall.Syscall6(syscall.SYS_GETSOCKOPT, uintptr(fd), syscall.IPPROTO_TCP, syscall.TCP_INFO,
-		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
-	if errno != 0 {
-		return 0, 0, fmt.Errorf("getsockopt TCP_INFO: %w", errno)
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, 0, fmt.Errorf("getsockopt TCP_INFO: %w", err)
 	}
 	return info.Unacked, info.Sacked, nil
 }
