@@ -24,30 +24,17 @@ import (
 // timeouts short (a few hundred milliseconds).
 func NoAccept(t testing.TB) string {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("testutil: socket: %v", err)
-	}
-	// A file owns fd from here on, so that closing it is idempotent.
-	lf := os.NewFile(uintptr(fd), "noaccept")
+	fd, addr := boundLoopback(t, "noaccept")
 	var filled []net.Conn
 	t.Cleanup(func() {
+		// Before the socket's own cleanup, registered earlier.
 		for _, c := range filled {
 			c.Close()
 		}
-		lf.Close()
 	})
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatalf("testutil: bind: %v", err)
-	}
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatalf("testutil: listen: %v", err)
 	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("testutil: getsockname: %v", err)
-	}
-	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
 
 	// Fill the queue one connection at a time, reading its length from the
 	// kernel rather than timing dials, so that a slow machine cannot
@@ -103,11 +90,21 @@ func acceptQueue(fd int) (n, limit uint32, err error) {
 // parallel) can be given it in the meantime.
 func DeadAddr(t testing.TB) string {
 	t.Helper()
+	_, addr := boundLoopback(t, "deadaddr")
+	return addr
+}
+
+// boundLoopback returns a TCP socket bound to a free port of 127.0.0.1,
+// not listening, and its address. The socket is closed when the test
+// ends.
+func boundLoopback(t testing.TB, name string) (fd int, addr string) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("testutil: socket: %v", err)
 	}
-	f := os.NewFile(uintptr(fd), "deadaddr")
+	// A file owns fd from here on, so that closing it is idempotent.
+	f := os.NewFile(uintptr(fd), name)
 	t.Cleanup(func() { f.Close() })
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatalf("testutil: bind: %v", err)
@@ -116,5 +113,5 @@ func DeadAddr(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testutil: getsockname: %v", err)
 	}
-	return (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+	return fd, (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
 }
